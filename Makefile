@@ -1,0 +1,40 @@
+# The two commands: `make demo` and `make test`. Both run `setup` first and are safe to run twice.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+TWIN  := $(BIN)/twin
+PORT  ?= 8000
+
+.PHONY: setup demo test lint format typecheck db-start db-stop clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(TWIN) db start
+	$(TWIN) db migrate
+	$(TWIN) serve --port $(PORT)
+
+test: setup
+	$(BIN)/ruff check twin tests
+	$(BIN)/ruff format --check twin tests
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check twin tests
+	$(BIN)/ruff format --check twin tests
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix twin tests
+	$(BIN)/ruff format twin tests
+
+db-start: setup
+	$(TWIN) db start
+
+db-stop:
+	-$(TWIN) db stop
+
+clean: db-stop
+	rm -rf .twin

@@ -1,0 +1,80 @@
+"""Fixtures: a real PostGIS database for the whole session, never a mock.
+
+The database is ``TWIN_DATABASE_URL`` when set, otherwise the checkout's private cluster
+(started here if it is not running, and stopped again at the end if we started it). Each session
+works in a fresh database created for it and dropped afterwards. If no database can be reached the
+tests fail: they do not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from twin.db.engine import libpq_url, local_cluster
+from twin.db.migrate import upgrade
+from twin.settings import Settings
+
+
+def _with_db(url: str, dbname: str) -> str:
+    base, _, query = url.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{dbname}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """URL of a PostGIS server's maintenance database (``postgres``) we may create DBs on."""
+    external = os.environ.get("TWIN_DATABASE_URL")
+    if external:
+        yield _with_db(libpq_url(external), "postgres")
+        return
+    cluster = local_cluster(Settings())
+    state, started = cluster.start()
+    yield _with_db(state.url, "postgres")
+    if started and not os.environ.get("TWIN_KEEP_DB"):
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database(server_url: str) -> Iterator[object]:
+    """Factory: a fresh empty database with PostGIS; all are dropped at session end."""
+    created: list[str] = []
+
+    def make(prefix: str = "twin_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        url = _with_db(server_url, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        return url
+
+    yield make
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def db_url(make_database) -> str:  # type: ignore[no-untyped-def]
+    """A database migrated to head, shared by the session (tests roll back what they write)."""
+    url: str = make_database()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection in a transaction that is rolled back after the test."""
+    with psycopg.connect(db_url) as c:
+        yield c
+        c.rollback()

@@ -1,0 +1,45 @@
+import pytest
+from pydantic import ValidationError
+
+from twin.settings import Settings
+
+
+def test_env_prefix_sets_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWIN_DATABASE_URL", "postgresql://u@h:5/d")
+    monkeypatch.setenv("TWIN_H3_RESOLUTIONS", "[9, 7, 8, 7]")
+    monkeypatch.setenv("TWIN_SUPPRESSION_K", "5")
+    s = Settings()
+    assert s.database_url == "postgresql://u@h:5/d"
+    assert s.h3_resolutions == [7, 8, 9]  # sorted, deduplicated
+    assert s.finest_resolution == 9
+    assert s.suppression_k == 5
+
+
+def test_defaults_follow_the_design() -> None:
+    s = Settings(_env_file=None)
+    assert s.h3_resolutions == [7, 8, 9, 10]
+    assert s.suppression_k == 10
+    assert s.city_center == (120.16, 30.27)
+
+
+@pytest.mark.parametrize(
+    ("center", "epsg"),
+    [
+        ((120.16, 30.27), "EPSG:32651"),
+        ((-0.13, 51.5), "EPSG:32630"),
+        ((151.2, -33.9), "EPSG:32756"),
+    ],
+)
+def test_metric_crs_is_the_utm_zone_of_the_centre(center: tuple[float, float], epsg: str) -> None:
+    # Zones from the UTM definition: zone = floor((lon + 180) / 6) + 1; 326xx north, 327xx south.
+    assert Settings(city_center=center).metric_crs == epsg
+    assert Settings(city_center=center, city_crs="EPSG:4547").metric_crs == "EPSG:4547"
+
+
+def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWIN_H3_RESOLUTIONS", "[7, 16]")
+    with pytest.raises(ValidationError, match="h3_resolutions"):
+        Settings()
+    monkeypatch.delenv("TWIN_H3_RESOLUTIONS")
+    with pytest.raises(ValidationError, match="pool_min_size"):
+        Settings(pool_min_size=5, pool_max_size=2)

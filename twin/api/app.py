@@ -1,0 +1,80 @@
+"""The app factory. ``create_app(settings)`` builds a fresh app; the lifespan opens the pool.
+
+The pool opens without waiting for the database, so the API starts (and answers 503 on
+``/healthz``) while the database is down, and recovers without a restart when it comes back:
+each connection is checked before it is handed out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+import twin
+from twin.api import errors
+from twin.api.routers import health
+from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
+    return AsyncConnectionPool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_s,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        # Keep retrying a lost server for as long as the API lives.
+        reconnect_timeout=365 * 24 * 3600,
+        kwargs={
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            "connect_timeout": max(1, int(settings.pool_timeout_s)),
+            "application_name": "twin-api",
+        },
+        name="twin-api",
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.pool = None
+    app.state.db_error = None
+    try:
+        url = database_url(settings)
+    except DatabaseNotConfiguredError as exc:
+        app.state.db_error = str(exc)
+        log.warning("starting without a database: %s", exc)
+        yield
+        return
+    pool = make_pool(url, settings)
+    await pool.open(wait=False)
+    app.state.pool = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (read from the environment when omitted)."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="City twin",
+        version=twin.__version__,
+        summary="A city information model on H3 cells: features, tiles, risk and simulations.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = None
+    app.state.db_error = "not started"
+    errors.install(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,88 @@
+"""Exceptions of the twin and the one table that maps them to HTTP statuses.
+
+Handlers raise domain exceptions; this table decides the status. Anything that is the client's
+fault is 4xx with a body naming the parameter or field; a database that cannot be reached is 503;
+nothing expected ever surfaces as 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import psycopg
+import psycopg_pool
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from twin.db.engine import DatabaseNotConfiguredError
+
+log = logging.getLogger(__name__)
+
+
+class TwinError(Exception):
+    """Base of the twin's own exceptions."""
+
+
+class NotFoundError(TwinError):
+    """The named resource does not exist (or is outside the caller's scope)."""
+
+
+class InvalidParameterError(TwinError, ValueError):
+    """A request parameter is malformed; the message names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+class ConflictError(TwinError):
+    """The request conflicts with the current state (an illegal task transition, say)."""
+
+
+class DatabaseUnavailableError(TwinError):
+    """The database cannot be reached now; the API keeps running and recovers by itself."""
+
+
+# Order matters only between a class and its subclasses: the most specific wins because
+# Starlette looks exception handlers up along the exception's MRO.
+EXCEPTION_STATUS: dict[type[Exception], int] = {
+    NotFoundError: 404,
+    InvalidParameterError: 400,
+    ConflictError: 409,
+    DatabaseUnavailableError: 503,
+    DatabaseNotConfiguredError: 503,
+    psycopg_pool.PoolTimeout: 503,
+    psycopg_pool.PoolClosed: 503,
+    psycopg.OperationalError: 503,
+    psycopg.errors.QueryCanceled: 504,
+    psycopg.errors.DataError: 400,
+}
+
+_PUBLIC_DETAIL: dict[int, str] = {
+    503: "database unavailable",
+    504: "query took too long and was cancelled",
+}
+
+
+def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, TwinError | DatabaseNotConfiguredError):
+            detail = str(exc)
+        else:
+            # Driver messages can carry hosts and SQL; log them, answer plainly.
+            log.warning("%s %s -> %d: %r", request.method, request.url.path, status, exc)
+            detail = _PUBLIC_DETAIL.get(status, "invalid value")
+        body: dict[str, object] = {"detail": detail, "error": type(exc).__name__}
+        if isinstance(exc, InvalidParameterError):
+            body["parameter"] = exc.parameter
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    return handle
+
+
+def install(app: FastAPI) -> None:
+    """Register a handler for every entry of :data:`EXCEPTION_STATUS`."""
+    for exc_type, status in EXCEPTION_STATUS.items():
+        app.add_exception_handler(exc_type, _handler(status))

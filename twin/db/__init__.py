@@ -1,0 +1,1 @@
+"""Database: the private cluster, engines, the schema and its migrations."""

@@ -1,0 +1,66 @@
+"""The twin's schema as GeoAlchemy2 models (schema ``twin``). Migrations follow these models;
+``tests/db/test_migrations.py`` proves the migrated schema and this metadata do not drift."""
+
+from twin.db.models.base import SCHEMA, Base
+from twin.db.models.cells import CellStats, LayerVersion
+from twin.db.models.city import (
+    Address,
+    AdminArea,
+    AdminAreaCell,
+    Building,
+    Enterprise,
+    HazardSite,
+    Parcel,
+    ParcelCell,
+    Person,
+    Poi,
+)
+from twin.db.models.network import RoadLink, RoadNode
+from twin.db.models.observe import Event, Observation, RasterAsset, Sensor
+from twin.db.models.ops import Alert, AppUser, AuditLog, RiskScore, Task, TaskTransition
+from twin.db.models.sim import (
+    FloodBuildingResult,
+    FloodCellResult,
+    FloodLinkResult,
+    SimRun,
+    TrafficCellResult,
+    TrafficLinkResult,
+)
+
+metadata = Base.metadata
+
+__all__ = [
+    "SCHEMA",
+    "Address",
+    "AdminArea",
+    "AdminAreaCell",
+    "Alert",
+    "AppUser",
+    "AuditLog",
+    "Base",
+    "Building",
+    "CellStats",
+    "Enterprise",
+    "Event",
+    "FloodBuildingResult",
+    "FloodCellResult",
+    "FloodLinkResult",
+    "HazardSite",
+    "LayerVersion",
+    "Observation",
+    "Parcel",
+    "ParcelCell",
+    "Person",
+    "Poi",
+    "RasterAsset",
+    "RiskScore",
+    "RoadLink",
+    "RoadNode",
+    "Sensor",
+    "SimRun",
+    "Task",
+    "TaskTransition",
+    "TrafficCellResult",
+    "TrafficLinkResult",
+    "metadata",
+]

@@ -1,0 +1,110 @@
+"""What happens and what is measured: events, sensors, observations and raster assets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from twin.db.models.base import Base, cell_column, check_in, geom, geom_3857, gist, now_default
+
+EVENT_SOURCES = ("hotline", "sensor", "patrol", "simulation", "import")
+EVENT_STATUSES = ("open", "in_progress", "closed")
+SENSOR_KINDS = ("rain_gauge", "water_level", "traffic_counter", "other")
+RASTER_KINDS = ("dem", "roughness", "drainage_capacity", "infiltration", "other")
+
+
+class Event(Base):
+    """A city event: hotline complaint, fire, accident, waterlogging report, ..."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        check_in("source", EVENT_SOURCES, "source"),
+        check_in("status", EVENT_STATUSES, "status"),
+        sa.CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
+        sa.Index("ix_event_occurred_at", "occurred_at"),
+        *gist("event", "geom", "geom_3857"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.Text, index=True)
+    severity: Mapped[int] = mapped_column(sa.SmallInteger, server_default="1")
+    status: Mapped[str] = mapped_column(sa.Text, server_default="open")
+    source: Mapped[str] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    area_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("admin_area.id", ondelete="SET NULL"), index=True
+    )
+    sim_run_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), index=True
+    )
+    source_id: Mapped[str | None] = mapped_column(sa.Text)
+    cell: Mapped[int | None] = cell_column()
+    geom: Mapped[Any] = geom("POINT")
+    geom_3857: Mapped[Any] = geom_3857("POINT")
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+
+
+class Sensor(Base):
+    __tablename__ = "sensor"
+    __table_args__ = (
+        check_in("kind", SENSOR_KINDS, "kind"),
+        *gist("sensor", "geom", "geom_3857"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(sa.Text, unique=True)
+    kind: Mapped[str] = mapped_column(sa.Text, index=True)
+    unit: Mapped[str] = mapped_column(sa.Text, comment="mm/h, m, veh/h, ...")
+    road_link_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("road_link.id", ondelete="SET NULL"), index=True
+    )
+    cell: Mapped[int | None] = cell_column()
+    geom: Mapped[Any] = geom("POINT")
+    geom_3857: Mapped[Any] = geom_3857("POINT")
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+
+
+class Observation(Base):
+    """One reading of a sensor (value in the sensor's unit)."""
+
+    __tablename__ = "observation"
+    __table_args__ = (sa.Index("ix_observation_observed_at", "observed_at"),)
+
+    sensor_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sensor.id", ondelete="CASCADE"), primary_key=True
+    )
+    observed_at: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[float] = mapped_column(sa.Float)
+    quality: Mapped[int | None] = mapped_column(sa.SmallInteger)
+
+
+class RasterAsset(Base):
+    """A GeoTIFF on disk (DEM, roughness, drainage capacity), referenced by path."""
+
+    __tablename__ = "raster_asset"
+    __table_args__ = (
+        check_in("kind", RASTER_KINDS, "kind"),
+        sa.UniqueConstraint("kind", "name"),
+        *gist("raster_asset", "footprint"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    name: Mapped[str] = mapped_column(sa.Text)
+    path: Mapped[str] = mapped_column(sa.Text)
+    crs: Mapped[str] = mapped_column(sa.Text)
+    transform: Mapped[list[float]] = mapped_column(
+        ARRAY(sa.Float), comment="affine (a, b, c, d, e, f)"
+    )
+    width: Mapped[int] = mapped_column(sa.Integer)
+    height: Mapped[int] = mapped_column(sa.Integer)
+    nodata: Mapped[float | None] = mapped_column(sa.Float)
+    unit: Mapped[str | None] = mapped_column(sa.Text)
+    footprint: Mapped[Any] = geom("POLYGON")
+    created_at: Mapped[datetime] = now_default()

@@ -1,0 +1,121 @@
+"""Simulation runs and their results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from twin.db.models.base import Base, check_in, now_default
+
+SIM_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+LINK_FLOOD_STATES = ("passable", "slowed", "closed")
+
+
+class SimRun(Base):
+    __tablename__ = "sim_run"
+    __table_args__ = (
+        check_in("status", SIM_STATUSES, "status"),
+        sa.CheckConstraint("progress BETWEEN 0 AND 1", name="progress"),
+        sa.Index("ix_sim_run_kind_created", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(sa.Text, server_default="queued")
+    progress: Mapped[float] = mapped_column(sa.Float, server_default="0")
+    baseline_run_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = now_default()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    timings: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    summary: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class FloodCellResult(Base):
+    """Per cell of a flood run: max depth (m), time of max (s), flooded share, time to 15 cm (s)."""
+
+    __tablename__ = "flood_cell_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    res: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    max_depth_m: Mapped[float] = mapped_column(sa.Float)
+    mean_max_depth_m: Mapped[float | None] = mapped_column(sa.Float)
+    time_of_max_s: Mapped[float | None] = mapped_column(sa.Float)
+    flooded_share: Mapped[float | None] = mapped_column(sa.Float)
+    time_to_15cm_s: Mapped[float | None] = mapped_column(sa.Float)
+    max_hazard: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class FloodLinkResult(Base):
+    """Road links reached by water in a flood run: max depth (m) and passability."""
+
+    __tablename__ = "flood_link_result"
+    __table_args__ = (check_in("state", LINK_FLOOD_STATES, "state"),)
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("road_link.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_depth_m: Mapped[float] = mapped_column(sa.Float)
+    state: Mapped[str] = mapped_column(sa.Text)
+
+
+class FloodBuildingResult(Base):
+    """Buildings reached by water: max depth at the footprint (m)."""
+
+    __tablename__ = "flood_building_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    building_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("building.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_depth_m: Mapped[float] = mapped_column(sa.Float)
+
+
+class TrafficLinkResult(Base):
+    """Per link of a traffic run: flow (veh/h), time (min), v/c and travel-time index."""
+
+    __tablename__ = "traffic_link_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("road_link.id", ondelete="CASCADE"), primary_key=True
+    )
+    flow_vph: Mapped[float] = mapped_column(sa.Float)
+    time_min: Mapped[float] = mapped_column(sa.Float)
+    vc_ratio: Mapped[float] = mapped_column(sa.Float)
+    tti: Mapped[float] = mapped_column(sa.Float, comment="congested / free-flow time")
+    closed: Mapped[bool] = mapped_column(server_default=sa.false())
+
+
+class TrafficCellResult(Base):
+    """Per cell of a traffic run: vehicle-km travelled and the VKT-weighted travel-time index."""
+
+    __tablename__ = "traffic_cell_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    res: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    vkt: Mapped[float] = mapped_column(sa.Float)
+    tti: Mapped[float] = mapped_column(sa.Float)

@@ -1,0 +1,384 @@
+"""H3 hexagon grid: points, polygons and rasters to cells; ids; parents; boundaries.
+
+Conventions (see DESIGN.md section 4):
+
+* Cell ids are ``int64`` arrays here and signed ``BIGINT`` in PostgreSQL. Valid H3 cell ids are
+  below 2**63 (the top bit is reserved and zero), so the signed form is lossless.
+* On the wire (JSON, tiles, h3-js, deck.gl) cells are lowercase hex strings: JavaScript numbers
+  cannot hold 64-bit integers.
+* Parents are computed by bit arithmetic (the same arithmetic as the SQL function
+  ``twin.h3_parent``), never by a round trip through coordinates.
+
+Everything here is pure: arrays and frames in, arrays and frames out; no database.
+Cell boundaries are treated as straight edges between their vertices in lon/lat. At the
+resolutions the twin uses (7 to 10, edges of 1.4 km to 76 m) the difference from H3's geodesic
+edges is far below a metre. Cells crossing the antimeridian are not supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h3
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+import shapely.geometry
+from h3.api import basic_int
+from pyproj import CRS, Transformer
+
+CellArray = npt.NDArray[np.int64]
+
+# Bit layout of an H3 cell index: resolution in bits 52-55; fifteen 3-bit digits below bit 45,
+# digit r at bits 3*(15-r); digits finer than the cell's resolution are all ones (7).
+_RES_SHIFT = 52
+_RES_MASK = np.int64(15) << np.int64(_RES_SHIFT)
+MAX_RES = 15
+
+# Equal-area CRS for area weights (NSIDC EASE-Grid 2.0 Global, Lambert cylindrical equal-area):
+# overlap shares are ratios of areas, so an equal-area projection makes them exact ratios of
+# true areas up to the straight-edge approximation.
+EQUAL_AREA_CRS = "EPSG:6933"
+
+_latlng_to_cell = np.frompyfunc(basic_int.latlng_to_cell, 3, 1)
+
+
+# --------------------------------------------------------------------------------- ids
+def to_int(cells: Iterable[str] | str) -> CellArray:
+    """Hex strings -> ``int64`` cell ids.
+
+    Raises
+    ------
+    ValueError
+        naming the first entry that is not a valid H3 cell.
+    """
+    items = [cells] if isinstance(cells, str) else list(cells)
+    out = np.empty(len(items), dtype=np.int64)
+    for i, s in enumerate(items):
+        if not isinstance(s, str) or not h3.is_valid_cell(s):
+            raise ValueError(f"entry {i}: {s!r} is not a valid H3 cell id")
+        out[i] = int(s, 16)
+    return out
+
+
+def to_hex(cells: npt.ArrayLike) -> list[str]:
+    """``int64`` (or unsigned) cell ids -> lowercase hex strings, as H3 and h3-js write them."""
+    arr = np.asarray(cells).astype(np.uint64, copy=False).ravel()
+    return [format(int(c), "x") for c in arr]
+
+
+def is_valid(cells: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether each id is a valid H3 cell."""
+    arr = np.asarray(cells).astype(np.uint64, copy=False).ravel()
+    return np.fromiter((basic_int.is_valid_cell(int(c)) for c in arr), dtype=bool, count=arr.size)
+
+
+def resolution(cells: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Resolution (0..15) of each cell, from its bits."""
+    arr = np.asarray(cells, dtype=np.int64)
+    return (arr >> _RES_SHIFT) & 15
+
+
+def parent(cells: npt.ArrayLike, res: int) -> CellArray:
+    """Parent of each cell at resolution ``res`` by bit arithmetic.
+
+    Set the resolution field to ``res`` and every digit finer than ``res`` to 7. Matches
+    ``h3.cell_to_parent`` and the SQL function ``twin.h3_parent``.
+
+    Raises
+    ------
+    ValueError
+        if ``res`` is outside 0..15 or finer than some cell's own resolution.
+    """
+    if not 0 <= res <= MAX_RES:
+        raise ValueError(f"res must be in 0..15, got {res}")
+    arr = np.asarray(cells, dtype=np.int64)
+    own = resolution(arr)
+    if arr.size and int(own.min()) < res:
+        i = int(np.argmin(own))
+        raise ValueError(
+            f"cell {to_hex(arr.ravel()[i : i + 1])[0]} has resolution {int(own.ravel()[i])}, "
+            f"coarser than the requested parent resolution {res}"
+        )
+    fill = np.int64((1 << (3 * (MAX_RES - res))) - 1)
+    return ((arr & ~_RES_MASK) | (np.int64(res) << np.int64(_RES_SHIFT))) | fill
+
+
+# --------------------------------------------------------------------------------- points
+def points_to_cells(lon: npt.ArrayLike, lat: npt.ArrayLike, res: int) -> CellArray:
+    """Points (degrees, EPSG:4326) -> cells at ``res``.
+
+    Parameters
+    ----------
+    lon, lat
+        Longitudes and latitudes (degrees), arrays of one shape.
+    res
+        H3 resolution, 0..15.
+
+    Returns
+    -------
+    ndarray of int64, the shape of ``lon``.
+
+    Raises
+    ------
+    ValueError
+        for mismatched shapes, a resolution outside 0..15, or a non-finite or out-of-range
+        coordinate (naming its position).
+    """
+    lon_a = np.asarray(lon, dtype=np.float64)
+    lat_a = np.asarray(lat, dtype=np.float64)
+    if lon_a.shape != lat_a.shape:
+        raise ValueError(f"lon and lat differ in shape: {lon_a.shape} vs {lat_a.shape}")
+    if not 0 <= res <= MAX_RES:
+        raise ValueError(f"res must be in 0..15, got {res}")
+    bad = ~(
+        np.isfinite(lon_a) & np.isfinite(lat_a) & (np.abs(lat_a) <= 90) & (np.abs(lon_a) <= 180)
+    )
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"point {i}: ({lon_a.ravel()[i]}, {lat_a.ravel()[i]}) is not a valid lon/lat in degrees"
+        )
+    if lon_a.size == 0:
+        return np.empty(lon_a.shape, dtype=np.int64)
+    out = _latlng_to_cell(lat_a, lon_a, res)
+    return np.asarray(out, dtype=np.uint64).astype(np.int64)
+
+
+def cell_centers(cells: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Centres (lon, lat in degrees) of cells."""
+    arr = np.asarray(cells).astype(np.uint64, copy=False).ravel()
+    lat = np.empty(arr.size)
+    lon = np.empty(arr.size)
+    for i, c in enumerate(arr):
+        lat[i], lon[i] = basic_int.cell_to_latlng(int(c))
+    return lon, lat
+
+
+# --------------------------------------------------------------------------------- boundaries
+def boundary(cell: int) -> shapely.Polygon:
+    """A cell's boundary as a lon/lat polygon (straight edges between H3 vertices)."""
+    ring = [(lng, lat) for lat, lng in basic_int.cell_to_boundary(int(np.uint64(np.int64(cell))))]
+    return shapely.Polygon(ring)
+
+
+def cells_to_geodataframe(cells: npt.ArrayLike) -> gpd.GeoDataFrame:
+    """Cell boundaries as a GeoDataFrame (EPSG:4326) with columns ``cell`` (int64),
+    ``h3`` (hex string) and ``res``."""
+    arr = np.asarray(cells, dtype=np.int64).ravel()
+    return gpd.GeoDataFrame(
+        {"cell": arr, "h3": to_hex(arr), "res": resolution(arr)},
+        geometry=[boundary(int(c)) for c in arr],
+        crs="EPSG:4326",
+    )
+
+
+# --------------------------------------------------------------------------------- polygons
+def polygons_to_cells(
+    polygons: Sequence[shapely.Geometry] | gpd.GeoSeries | npt.NDArray[Any],
+    res: int,
+    *,
+    crs: str = EQUAL_AREA_CRS,
+) -> pd.DataFrame:
+    """Area-weighted overlap of polygons (EPSG:4326) with the cells at ``res``.
+
+    Every cell that overlaps a polygon gets ``share`` = (area of polygon ∩ cell) / (area of
+    polygon), both measured in the equal-area ``crs``; a polygon's shares sum to 1. This is the
+    weight to split a polygon's quantity (people in a parcel, land-use area) onto cells, which a
+    centroid assignment would put wholly in one cell.
+
+    Parameters
+    ----------
+    polygons
+        Polygons or MultiPolygons in lon/lat degrees (a GeoSeries keeps its index).
+    res
+        H3 resolution.
+    crs
+        Equal-area CRS in which areas are measured (keyword-only).
+
+    Returns
+    -------
+    DataFrame with columns ``polygon`` (the input's index label), ``cell`` (int64),
+    ``share`` (0..1) and ``area_m2`` (overlap area in ``crs`` units squared).
+
+    Raises
+    ------
+    ValueError
+        for a geometry that is not a polygon, or is invalid (naming its index).
+    """
+    if isinstance(polygons, gpd.GeoSeries):
+        if polygons.crs is not None and CRS.from_user_input(polygons.crs) != CRS.from_epsg(4326):
+            polygons = polygons.to_crs("EPSG:4326")
+        labels: list[Any] = list(polygons.index)
+        geoms = np.asarray(polygons.values, dtype=object)
+    else:
+        geoms = np.asarray(list(polygons), dtype=object)
+        labels = list(range(len(geoms)))
+    to_area = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    rows: list[tuple[Any, npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+    for label, geom in zip(labels, geoms, strict=True):
+        if geom is None or shapely.is_empty(geom):
+            continue
+        if shapely.get_type_id(geom) not in (3, 6):
+            raise ValueError(
+                f"polygon {label!r}: expected Polygon or MultiPolygon, got {geom.geom_type}"
+            )
+        if not shapely.is_valid(geom):
+            raise ValueError(
+                f"polygon {label!r}: invalid geometry ({shapely.is_valid_reason(geom)})"
+            )
+        cells, areas = _polygon_overlaps(geom, res, to_area)
+        rows.append((label, cells, areas))
+    if not rows:
+        return pd.DataFrame(
+            {"polygon": [], "cell": np.array([], np.int64), "share": [], "area_m2": []}
+        )
+    poly_col = np.concatenate([np.full(len(c), i) for i, (_, c, _) in enumerate(rows)])
+    cell_col = np.concatenate([c for _, c, _ in rows])
+    area_col = np.concatenate([a for _, _, a in rows])
+    totals = np.array([a.sum() for _, _, a in rows])
+    return pd.DataFrame(
+        {
+            "polygon": [rows[i][0] for i in poly_col],
+            "cell": cell_col,
+            "share": area_col / totals[poly_col],
+            "area_m2": area_col,
+        }
+    )
+
+
+def _polygon_overlaps(
+    geom: shapely.Polygon | shapely.MultiPolygon, res: int, to_area: Transformer
+) -> tuple[CellArray, npt.NDArray[np.float64]]:
+    """Cells overlapping one polygon and the overlap areas, in the equal-area CRS."""
+    projected = shapely.transform(
+        geom, lambda xy: np.column_stack(to_area.transform(xy[:, 0], xy[:, 1]))
+    )
+    target = float(shapely.area(projected))
+    # H3's own overlap containment finds the candidates; it works on geodesic edges, so a sliver
+    # of the polygon may fall outside every candidate's straight-edged boundary. Grow by one ring
+    # until the candidates' boundaries cover the whole polygon.
+    shape = h3.geo_to_h3shape(shapely.geometry.mapping(geom))
+    candidates = {
+        int(c, 16) for c in h3.h3shape_to_cells_experimental(shape, res, contain="overlap")
+    }
+    if not candidates:  # a polygon far smaller than a cell: its centroid's cell holds it
+        pt = shapely.point_on_surface(geom)
+        candidates = {int(points_to_cells(shapely.get_x(pt), shapely.get_y(pt), res))}
+    for _ in range(3):
+        cells = np.fromiter(sorted(candidates), dtype=np.int64)
+        boxes = [boundary(int(c)) for c in cells]
+        boxes_proj = shapely.transform(
+            np.asarray(boxes, dtype=object),
+            lambda xy: np.column_stack(to_area.transform(xy[:, 0], xy[:, 1])),
+        )
+        areas = shapely.area(shapely.intersection(boxes_proj, projected))
+        if areas.sum() >= target * (1 - 1e-12):
+            break
+        ring = {int(n) for c in cells for n in basic_int.grid_disk(int(c), 1)}
+        candidates |= ring
+    keep = areas > 0
+    return cells[keep], areas[keep]
+
+
+# --------------------------------------------------------------------------------- rasters
+class _LRU:
+    """A small thread-safe LRU of computed raster-to-cell maps (they are large: one id a pixel)."""
+
+    def __init__(self, maxsize: int = 8) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, CellArray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CellArray | None:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+            return None
+
+    def put(self, key: str, value: CellArray) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_raster_cache = _LRU()
+
+
+def raster_to_cells(
+    transform: Sequence[float],
+    shape: tuple[int, int],
+    crs: str,
+    res: int,
+    *,
+    cache_dir: Path | None = None,
+) -> CellArray:
+    """The cell of each pixel centre of a raster grid.
+
+    Computed once per grid (transform, shape, CRS, resolution) and cached in memory, and on
+    disk under ``cache_dir`` when given, because flood results are mapped to cells after every
+    run on the same DEM.
+
+    Parameters
+    ----------
+    transform
+        Affine ``(a, b, c, d, e, f)`` as rasterio writes it: x = a*col + b*row + c,
+        y = d*col + e*row + f, for the pixel's upper-left corner.
+    shape
+        ``(rows, cols)``.
+    crs
+        The raster's CRS (any form pyproj accepts).
+    res
+        H3 resolution.
+
+    Returns
+    -------
+    ndarray of int64 of ``shape`` (read-only: it is shared through the cache).
+    """
+    a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
+    rows, cols = (int(shape[0]), int(shape[1]))
+    if rows <= 0 or cols <= 0:
+        raise ValueError(f"raster shape must be positive, got {shape}")
+    crs_wkt = CRS.from_user_input(crs).to_wkt()
+    key = hashlib.sha1(repr((a, b, c, d, e, f, rows, cols, crs_wkt, res)).encode()).hexdigest()
+    hit = _raster_cache.get(key)
+    if hit is not None:
+        return hit
+    disk = cache_dir / f"raster_cells_{key}.npy" if cache_dir is not None else None
+    if disk is not None and disk.is_file():
+        cells = np.load(disk)
+    else:
+        col_c = np.arange(cols, dtype=np.float64) + 0.5
+        row_c = np.arange(rows, dtype=np.float64) + 0.5
+        cc, rr = np.meshgrid(col_c, row_c)
+        x = a * cc + b * rr + c
+        y = d * cc + e * rr + f
+        lon, lat = Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True).transform(x, y)
+        cells = points_to_cells(np.asarray(lon), np.asarray(lat), res).reshape(rows, cols)
+        if disk is not None:
+            disk.parent.mkdir(parents=True, exist_ok=True)
+            tmp = disk.with_suffix(".tmp.npy")
+            np.save(tmp, cells)
+            tmp.replace(disk)
+    cells.setflags(write=False)
+    _raster_cache.put(key, cells)
+    return cells
+
+
+def clear_raster_cache() -> None:
+    """Forget in-memory raster-to-cell maps (the disk cache stays)."""
+    _raster_cache.clear()

@@ -1,0 +1,124 @@
+"""The one settings model of the twin.
+
+Every value can be set from the environment with the ``TWIN_`` prefix (``TWIN_DATABASE_URL``,
+``TWIN_H3_RESOLUTIONS='[7,8,9,10]'``, ...) or from a ``.env`` file in the working directory.
+Nothing here is built at import time: the CLI and the API app factory each call
+:func:`Settings` (or receive one), so tests can build apps with other settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def project_root() -> Path:
+    """The checkout this package is installed from (editable), else the working directory.
+
+    The private database cluster lives under the checkout so that two clones never share one.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    """Settings of the twin (env prefix ``TWIN_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TWIN_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy/libpq URL of a PostGIS database. When unset, the private cluster "
+            "managed by `twin db start` is used."
+        ),
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: project_root() / ".twin",
+        description="Where the private cluster, caches and generated data live.",
+    )
+    db_name: str = Field(default="twin", description="Database name in the private cluster.")
+    db_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="Port of the private cluster; a free one is picked when unset.",
+    )
+    db_user: str | None = Field(
+        default=None,
+        description=(
+            "OS user that runs the private cluster when the CLI runs as root "
+            "(PostgreSQL refuses to run as root). Default: 'postgres' if it exists, else 'nobody'."
+        ),
+    )
+    db_schema: str = Field(default="twin", description="Schema holding the city model.")
+
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a database connection."
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Per-statement timeout on API connections."
+    )
+
+    city_center: tuple[float, float] = Field(
+        default=(120.16, 30.27), description="City centre (lon, lat) in degrees."
+    )
+    city_crs: str | None = Field(
+        default=None,
+        description="Projected CRS for metric work; default: the UTM zone of the city centre.",
+    )
+    h3_resolutions: Annotated[list[int], Field(min_length=1)] = Field(
+        default_factory=lambda: [7, 8, 9, 10],
+        description="H3 resolutions kept in cell statistics, coarse to fine.",
+    )
+    suppression_k: int = Field(
+        default=10, ge=1, description="People counts below k are hidden from those without rights."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("h3_resolutions")
+    @classmethod
+    def _check_resolutions(cls, v: list[int]) -> list[int]:
+        bad = [r for r in v if not 0 <= r <= 15]
+        if bad:
+            raise ValueError(f"H3 resolutions must be 0..15, got {bad}")
+        return sorted(set(v))
+
+    @field_validator("city_center")
+    @classmethod
+    def _check_center(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lon, lat = v
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ValueError(f"city_center must be (lon, lat) in degrees, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+        return self
+
+    @property
+    def finest_resolution(self) -> int:
+        """The resolution stored on every point entity; coarser cells are derived."""
+        return self.h3_resolutions[-1]
+
+    @property
+    def metric_crs(self) -> str:
+        """The projected CRS for areas, lengths and flood grids (``EPSG:326NN``/``327NN``)."""
+        if self.city_crs:
+            return self.city_crs
+        lon, lat = self.city_center
+        zone = int((lon + 180) // 6) + 1
+        return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
