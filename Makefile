@@ -16,19 +16,19 @@ demo: setup
 	$(TWIN) serve --port $(PORT)
 
 test: setup
-	$(BIN)/ruff check twin tests
-	$(BIN)/ruff format --check twin tests
+	$(BIN)/ruff check twin tests benchmarks
+	$(BIN)/ruff format --check twin tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check twin tests
-	$(BIN)/ruff format --check twin tests
+	$(BIN)/ruff check twin tests benchmarks
+	$(BIN)/ruff format --check twin tests benchmarks
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff check --fix twin tests
-	$(BIN)/ruff format twin tests
+	$(BIN)/ruff check --fix twin tests benchmarks
+	$(BIN)/ruff format twin tests benchmarks
 
 db-start: setup
 	$(TWIN) db start
