@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     pool_timeout_s: float = Field(
         default=5.0, gt=0, description="How long a request waits for a database connection."
     )
+    pool_reconnect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How long the pool retries a lost connection (with backoff) before it gives up and "
+            "lets the next request try afresh; bounds recovery after a database restart."
+        ),
+    )
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Per-statement timeout on API connections."
     )

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -98,7 +99,10 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
         r = twin(data, "db", "migrate")
         assert r.returncode == 0 and "0001" in r.stdout, r.stderr
 
-        app = create_app(Settings(_env_file=None, data_dir=data, pool_timeout_s=2))
+        settings = Settings(
+            _env_file=None, data_dir=data, pool_timeout_s=2, pool_reconnect_timeout_s=4
+        )
+        app = create_app(settings)
         with TestClient(app) as client:
             ok = client.get("/healthz")
             assert ok.status_code == 200, ok.text
@@ -116,9 +120,19 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
             assert body["status"] == "unavailable"
             assert body["database"]["reachable"] is False
             assert "unreachable" in body["detail"]
+            # Stay down long enough for the pool's backoff to grow past its first steps.
+            for _ in range(3):
+                assert client.get("/healthz").status_code == 503
 
-            assert twin(data, "db", "start").returncode == 0
-            back = client.get("/healthz")  # same app: it recovers without a restart
+            restarted = twin(data, "db", "start", "--json")
+            assert restarted.returncode == 0
+            assert json.loads(restarted.stdout)["port"] == first["port"]  # clients can find it
+            # Same app: it recovers without a restart, within the pool's reconnect bound.
+            deadline = time.monotonic() + 30
+            back = client.get("/healthz")
+            while back.status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                back = client.get("/healthz")
             assert back.status_code == 200, back.text
 
         r = twin(data, "db", "stop")

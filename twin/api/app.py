@@ -31,8 +31,9 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         timeout=settings.pool_timeout_s,
         open=False,
         check=AsyncConnectionPool.check_connection,
-        # Keep retrying a lost server for as long as the API lives.
-        reconnect_timeout=365 * 24 * 3600,
+        # Backoff grows without bound while an attempt lasts, so keep attempts short: once one
+        # gives up, the next waiting request starts a fresh attempt at once.
+        reconnect_timeout=settings.pool_reconnect_timeout_s,
         kwargs={
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             "connect_timeout": max(1, int(settings.pool_timeout_s)),

@@ -429,7 +429,11 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on the port now. Like PostgreSQL, bind with SO_REUSEADDR:
+    connections in TIME_WAIT after a stop must not push a restart onto another port (clients
+    that know the old port would never find the server again)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
