@@ -10,10 +10,11 @@ PORT  ?= 8000
 setup:
 	@bash scripts/setup.sh
 
+SIZE  ?= small
+SEED  ?= 1
+
 demo: setup
-	$(TWIN) db start
-	$(TWIN) db migrate
-	$(TWIN) serve --port $(PORT)
+	$(TWIN) demo --size $(SIZE) --seed $(SEED) --port $(PORT)
 
 test: setup
 	$(BIN)/ruff check twin tests benchmarks

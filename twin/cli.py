@@ -161,6 +161,92 @@ def db_migrate(
     _emit({"revision": at}, as_json, f"schema at revision {at}")
 
 
+class _RichReporter:
+    """Progress bars for `twin demo` (one line per stage)."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, amount: int = 1, detail: str | None = None) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=amount, description=detail or None)
+
+    def done(self, name: str) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[self.task]
+            self.progress.update(
+                self.task, description=name, completed=task.total or 1, total=task.total or 1
+            )
+
+
+@app.command("demo")
+def demo(
+    size: Annotated[str, typer.Option(help="City size: tiny, small, medium or large.")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build the city and stop.")] = False,
+    port: Annotated[int | None, typer.Option(help="Port to serve on (TWIN_PORT).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Database up, demo city generated and loaded, joined onto H3 cells, then serve."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from twin.city.demo import build_demo
+    from twin.city.synth.frame import SIZES
+
+    if size not in SIZES:
+        _fail(f"--size must be one of {', '.join(SIZES)}; got {size!r}", code=2)
+    settings = _settings()
+    if port is not None:
+        settings = settings.model_copy(update={"port": port})
+    console = Console(stderr=as_json)
+    if not settings.database_url:
+        try:
+            state, started = local_cluster(settings).start()
+        except ClusterError as exc:
+            _fail(str(exc))
+        console.print(f"database {'started' if started else 'running'}: {state.url}")
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, transient=False, disable=as_json) as progress:
+            result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
+    except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
+        _fail(f"database: {exc}")
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        table = Table(title=f"demo city '{size}' (seed {seed})")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        for name, n in result.counts.items():
+            if n:
+                table.add_row(name, f"{n:,}")
+        console.print(table)
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items())
+        console.print(f"took {stages}; peak memory {result.peak_rss_mb:,.0f} MB")
+        console.print(f"rasters (DEM, drainage capacity): {result.raster_dir}")
+        console.print("risk one map, storm and traffic runs: not in this version yet")
+    if no_serve:
+        return
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"open {base}/docs (API) and {base}/healthz; Ctrl-C stops the server")
+    import uvicorn
+
+    from twin.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (TWIN_HOST).")] = None,

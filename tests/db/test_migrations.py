@@ -15,12 +15,34 @@ from twin.db.models import SCHEMA, metadata
 
 # Every table of DESIGN.md section 3 (results split into per-kind tables; tasks keep history).
 DESIGN_TABLES = {
-    "admin_area", "address", "building", "parcel", "person", "enterprise", "event",
-    "road_node", "road_link", "poi", "hazard_site", "sensor", "observation", "raster_asset",
-    "cell_stats", "sim_run", "flood_cell_result", "flood_link_result", "flood_building_result",
-    "traffic_link_result", "traffic_cell_result", "risk_score", "alert", "task",
-    "task_transition", "app_user", "audit_log",
-}  # fmt: skip
+    "admin_area",
+    "address",
+    "building",
+    "parcel",
+    "person",
+    "enterprise",
+    "event",
+    "road_node",
+    "road_link",
+    "poi",
+    "hazard_site",
+    "sensor",
+    "observation",
+    "raster_asset",
+    "cell_stats",
+    "sim_run",
+    "flood_cell_result",
+    "flood_link_result",
+    "flood_building_result",
+    "traffic_link_result",
+    "traffic_cell_result",
+    "risk_score",
+    "alert",
+    "task",
+    "task_transition",
+    "app_user",
+    "audit_log",
+}
 
 
 def _diff(url: str) -> list[Any]:

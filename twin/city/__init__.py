@@ -1,0 +1,1 @@
+"""Building the city model: the synthetic demo city, loading, and joins onto H3 cells."""

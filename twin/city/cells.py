@@ -1,0 +1,105 @@
+"""Joins onto H3 cells: parcel and patch overlaps, and the per-cell statistics.
+
+The counting happens in SQL (``twin/db/sql/cell_stats.sql``) over the finest cell stored on each
+entity, rolled up to every configured resolution by ``twin.h3_parent``; Python adds what SQL
+cannot do without an H3 extension: cell boundaries and the polygons' area-weighted overlaps.
+Everything runs in the caller's transaction, so readers never see half a refresh.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from twin import grid
+from twin.db.queries import query
+
+SQL = "cell_stats.sql"
+
+
+def polygon_cells(
+    ids: Sequence[int] | np.ndarray, geoms: Sequence[shapely.Geometry] | np.ndarray, res: int
+) -> pd.DataFrame:
+    """Area-weighted overlaps of polygons (EPSG:4326) with cells: columns id, res, cell, share."""
+    gs = pd.Series(list(geoms), index=list(ids), dtype=object)
+    df = grid.polygons_to_cells(gs.to_numpy(), res)
+    return pd.DataFrame(
+        {
+            "id": np.asarray(gs.index)[df.polygon.to_numpy(dtype=np.int64)],
+            "res": res,
+            "cell": df.cell.to_numpy(),
+            "share": df.share.to_numpy(),
+        }
+    )
+
+
+def copy_rows(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], df: pd.DataFrame
+) -> None:
+    """COPY a frame (columns in order) into ``table`` (schema-qualified name given as 'a.b')."""
+    schema, _, name = table.rpartition(".")
+    ident = psycopg.sql.Identifier(schema, name) if schema else psycopg.sql.Identifier(name)
+    stmt = psycopg.sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        ident, psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
+    )
+    with conn.cursor().copy(stmt) as cp:
+        for start in range(0, len(df), 100_000):
+            buf = io.StringIO()
+            df.iloc[start : start + 100_000].to_csv(buf, header=False, index=False)
+            cp.write(buf.getvalue())
+
+
+def refresh_cell_stats(
+    conn: psycopg.Connection, resolutions: Sequence[int], *, as_of: datetime | None = None
+) -> int:
+    """Recompute ``twin.cell_stats`` for ``resolutions`` from the model; returns rows written.
+
+    ``as_of`` is the end of the 90-day event window (default: now).
+    """
+    res_list = sorted({int(r) for r in resolutions})
+    params = {"as_of": as_of or datetime.now().astimezone()}
+    conn.execute(query(SQL, "create_fine"), params)
+    conn.execute(query(SQL, "create_agg"))
+    for r in res_list:
+        conn.execute(query(SQL, "rollup"), {"res": r})
+    conn.execute(query(SQL, "create_landuse"), {"resolutions": res_list})
+    cells = conn.execute(query(SQL, "cells_to_shape")).fetchall()
+    conn.execute(query(SQL, "create_geom"))
+    if cells:
+        res_arr = np.array([c[0] for c in cells], dtype=np.int64)
+        cell_arr = np.array([c[1] for c in cells], dtype=np.int64)
+        # Parent: the cell at the next coarser configured resolution (none for the coarsest).
+        parents = pd.array(np.zeros(len(cell_arr), dtype=np.int64), dtype="Int64")
+        parents[:] = pd.NA
+        for r in res_list:
+            coarser = [c for c in res_list if c < r]
+            mask = res_arr == r
+            if coarser and mask.any():
+                parents[mask] = grid.parent(cell_arr[mask], coarser[-1])
+        polys = [grid.boundary(int(c)) for c in cell_arr]
+        lon, lat = grid.cell_centers(cell_arr)
+        frame = pd.DataFrame(
+            {
+                "res": res_arr,
+                "cell": cell_arr,
+                "parent": parents,
+                "geom": shapely.to_wkb(
+                    shapely.set_srid(np.asarray(polys, dtype=object), 4326),
+                    hex=True,
+                    include_srid=True,
+                ),
+                "center": shapely.to_wkb(
+                    shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
+                ),
+            }
+        )
+        copy_rows(conn, "_cs_geom", ["res", "cell", "parent", "geom", "center"], frame)
+    conn.execute(query(SQL, "replace_stats"))
+    row = conn.execute("SELECT count(*) FROM twin.cell_stats").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,1 @@
+"""The synthetic demo city: pure generators (no database, no files)."""
