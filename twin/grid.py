@@ -21,6 +21,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,12 @@ def cell_centers(cells: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDA
 # --------------------------------------------------------------------------------- boundaries
 def boundary(cell: int) -> shapely.Polygon:
     """A cell's boundary as a lon/lat polygon (straight edges between H3 vertices)."""
+    return _boundary(int(cell))
+
+
+@lru_cache(maxsize=1 << 16)
+def _boundary(cell: int) -> shapely.Polygon:
+    # Cached: neighbouring polygons share most of their cells (shapely geometries are immutable).
     ring = [(lng, lat) for lat, lng in basic_int.cell_to_boundary(int(np.uint64(np.int64(cell))))]
     return shapely.Polygon(ring)
 
@@ -272,7 +279,7 @@ def _polygon_overlaps(
     if not candidates:  # a polygon far smaller than a cell: its centroid's cell holds it
         pt = shapely.point_on_surface(geom)
         candidates = {int(points_to_cells(shapely.get_x(pt), shapely.get_y(pt), res))}
-    for _ in range(3):
+    for _ in range(8):  # in practice one ring suffices; the bound only guards a pathology
         cells = np.fromiter(sorted(candidates), dtype=np.int64)
         boxes = [boundary(int(c)) for c in cells]
         boxes_proj = shapely.transform(
