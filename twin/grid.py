@@ -112,6 +112,23 @@ def parent(cells: npt.ArrayLike, res: int) -> CellArray:
     return ((arr & ~_RES_MASK) | (np.int64(res) << np.int64(_RES_SHIFT))) | fill
 
 
+def descendant_range(cell: int, res: int) -> tuple[int, int]:
+    """Inclusive id range holding every descendant of ``cell`` at the finer resolution ``res``.
+
+    Descendants share the cell's base cell and digits and differ only in digits r+1..res, so
+    with the resolution field set to ``res`` they fill one contiguous range: a B-tree index on
+    stored cells answers "everything inside this coarser cell" with ``BETWEEN lo AND hi``.
+    """
+    own = int(resolution(np.array([cell]))[0])
+    if not own <= res <= MAX_RES:
+        raise ValueError(f"res must be in {own}..15 for a resolution-{own} cell, got {res}")
+    at_res = (int(cell) & ~int(_RES_MASK)) | (res << _RES_SHIFT)
+    span = 0
+    for d in range(own + 1, res + 1):
+        span |= 7 << (3 * (MAX_RES - d))
+    return at_res & ~span, at_res | span
+
+
 # --------------------------------------------------------------------------------- points
 def points_to_cells(lon: npt.ArrayLike, lat: npt.ArrayLike, res: int) -> CellArray:
     """Points (degrees, EPSG:4326) -> cells at ``res``.

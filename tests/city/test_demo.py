@@ -245,7 +245,7 @@ def _checksums(url: str) -> dict[str, str]:
             row_expr = "(" + ", ".join(f'"{col}"' for col in cols) + ")::text"
             key = "(" + ", ".join(f'"{col}"' for col in cols[:3]) + ")"
             md5 = c.execute(
-                f"SELECT md5(string_agg({row_expr}, '|' ORDER BY {key})) FROM twin.{t}"  # noqa: S608
+                f"SELECT md5(string_agg({row_expr}, '|' ORDER BY {key})) FROM twin.{t}"
             ).fetchone()
             out[t] = md5[0] if md5 else ""
         return out

@@ -15,7 +15,7 @@ def test_address_normalisation_folds_width_and_space() -> None:
     assert normalize_address("临江市 江北区　人民路１２８号") == normalize_address(
         "临江市江北区人民路128号"
     )
-    assert normalize_address("ＡＢＣ Road 5") == "abcroad5"  # noqa: RUF001
+    assert normalize_address("ＡＢＣ Road 5") == "abcroad5号"  # noqa: RUF001
 
 
 def test_every_land_use_has_a_decision() -> None:

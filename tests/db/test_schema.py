@@ -26,7 +26,7 @@ def _insert_building(
     names = ", ".join(cols)
     marks = ", ".join(["%s"] * len(cols))
     row = conn.execute(
-        f"INSERT INTO twin.building ({names}, geom)"  # noqa: S608
+        f"INSERT INTO twin.building ({names}, geom)"
         f" VALUES ({marks}, ST_GeomFromWKB(%s, 4326)) RETURNING id",
         [*cols.values(), geom.wkb],
     ).fetchone()
@@ -86,12 +86,12 @@ def test_spatial_query_uses_the_index(conn: psycopg.Connection) -> None:
         plan = "\n".join(
             r[0]
             for r in conn.execute(
-                f"EXPLAIN SELECT id FROM twin.building WHERE {column} && {box}"  # noqa: S608
+                f"EXPLAIN SELECT id FROM twin.building WHERE {column} && {box}"
             ).fetchall()
         )
         assert f"ix_building_{column}" in plan, plan
         count = conn.execute(
-            f"SELECT count(*) FROM twin.building WHERE {column} && {box}"  # noqa: S608
+            f"SELECT count(*) FROM twin.building WHERE {column} && {box}"
         ).fetchone()
         # Boxes at x = 120.0 + i*0.001 (width 0.0002) touch [120.01, 120.012] for i = 10, 11, 12.
         assert count is not None and count[0] == 9, srid

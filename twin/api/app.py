@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import twin
 from twin.api import errors
-from twin.api.routers import health
+from twin.api.routers import addresses, cells, health
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.settings import Settings
 
@@ -78,4 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_error = "not started"
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(cells.router)
+    app.include_router(addresses.router)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from twin.access import PUBLIC, Principal
 from twin.api.errors import DatabaseUnavailableError
 from twin.settings import Settings
 
@@ -33,6 +34,12 @@ async def get_conn(
         yield conn
 
 
+def get_principal() -> Principal:
+    """The caller. Anonymous (public) until authentication arrives."""
+    return PUBLIC
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import psycopg
 import shapely
@@ -56,50 +57,83 @@ def copy_rows(
 
 
 def refresh_cell_stats(
-    conn: psycopg.Connection, resolutions: Sequence[int], *, as_of: datetime | None = None
+    conn: psycopg.Connection,
+    resolutions: Sequence[int],
+    *,
+    as_of: datetime | None = None,
+    cells: npt.ArrayLike | None = None,
 ) -> int:
-    """Recompute ``twin.cell_stats`` for ``resolutions`` from the model; returns rows written.
+    """Recompute ``twin.cell_stats`` at ``resolutions``; returns the rows written.
 
-    ``as_of`` is the end of the 90-day event window (default: now).
+    Parameters
+    ----------
+    resolutions
+        H3 resolutions to keep (the entities' stored cells must be at least as fine).
+    as_of
+        End of the 30-day event window (default: now).
+    cells
+        Incremental refresh: the (finest) cells whose entities changed, old and new positions
+        both. Every cell under their parents at the coarsest resolution is recomputed, which
+        gives exactly the rows a full refresh would. None: full refresh.
     """
     res_list = sorted({int(r) for r in resolutions})
-    params = {"as_of": as_of or datetime.now().astimezone()}
+    r0 = res_list[0]
+    full = cells is None
+    scope: list[int] = []
+    if cells is not None:
+        arr = np.unique(np.asarray(cells, dtype=np.int64))
+        arr = arr[grid.resolution(arr) >= r0] if arr.size else arr
+        scope = np.unique(grid.parent(arr, r0)).tolist() if arr.size else []
+        if not scope:
+            return 0
+    params = {
+        "as_of": as_of or datetime.now().astimezone(),
+        "full": full,
+        "r0": r0,
+        "scope": scope,
+        "resolutions": res_list,
+    }
+    conn.execute(query(SQL, "drop_temp"))
     conn.execute(query(SQL, "create_fine"), params)
     conn.execute(query(SQL, "create_agg"))
     for r in res_list:
         conn.execute(query(SQL, "rollup"), {"res": r})
-    conn.execute(query(SQL, "create_landuse"), {"resolutions": res_list})
-    cells = conn.execute(query(SQL, "cells_to_shape")).fetchall()
+    conn.execute(query(SQL, "create_landuse"), params)
+    shaped = conn.execute(query(SQL, "cells_to_shape")).fetchall()
     conn.execute(query(SQL, "create_geom"))
-    if cells:
-        res_arr = np.array([c[0] for c in cells], dtype=np.int64)
-        cell_arr = np.array([c[1] for c in cells], dtype=np.int64)
-        # Parent: the cell at the next coarser configured resolution (none for the coarsest).
-        parents = pd.array(np.zeros(len(cell_arr), dtype=np.int64), dtype="Int64")
-        parents[:] = pd.NA
-        for r in res_list:
-            coarser = [c for c in res_list if c < r]
-            mask = res_arr == r
-            if coarser and mask.any():
-                parents[mask] = grid.parent(cell_arr[mask], coarser[-1])
-        polys = [grid.boundary(int(c)) for c in cell_arr]
-        lon, lat = grid.cell_centers(cell_arr)
-        frame = pd.DataFrame(
-            {
-                "res": res_arr,
-                "cell": cell_arr,
-                "parent": parents,
-                "geom": shapely.to_wkb(
-                    shapely.set_srid(np.asarray(polys, dtype=object), 4326),
-                    hex=True,
-                    include_srid=True,
-                ),
-                "center": shapely.to_wkb(
-                    shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
-                ),
-            }
-        )
-        copy_rows(conn, "_cs_geom", ["res", "cell", "parent", "geom", "center"], frame)
-    conn.execute(query(SQL, "replace_stats"))
-    row = conn.execute("SELECT count(*) FROM twin.cell_stats").fetchone()
-    return int(row[0]) if row else 0
+    if shaped:
+        _copy_cell_shapes(conn, shaped, res_list)
+    conn.execute(query(SQL, "delete_stats"), params)
+    cur = conn.execute(query(SQL, "insert_stats"))
+    conn.execute(query(SQL, "drop_temp"))
+    return cur.rowcount
+
+
+def _copy_cell_shapes(
+    conn: psycopg.Connection, shaped: list[tuple[int, int]], res_list: list[int]
+) -> None:
+    """Boundaries, centres and parents of the cells to write (SQL has no H3 geometry)."""
+    res_arr = np.array([c[0] for c in shaped], dtype=np.int64)
+    cell_arr = np.array([c[1] for c in shaped], dtype=np.int64)
+    # Parent: the cell at the next coarser configured resolution (none for the coarsest).
+    parents = pd.array(np.zeros(len(cell_arr), dtype=np.int64), dtype="Int64")
+    parents[:] = pd.NA
+    for r in res_list:
+        coarser = [c for c in res_list if c < r]
+        mask = res_arr == r
+        if coarser and mask.any():
+            parents[mask] = grid.parent(cell_arr[mask], coarser[-1])
+    polys = np.asarray([grid.boundary(int(c)) for c in cell_arr], dtype=object)
+    lon, lat = grid.cell_centers(cell_arr)
+    frame = pd.DataFrame(
+        {
+            "res": res_arr,
+            "cell": cell_arr,
+            "parent": parents,
+            "geom": shapely.to_wkb(shapely.set_srid(polys, 4326), hex=True, include_srid=True),
+            "center": shapely.to_wkb(
+                shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
+            ),
+        }
+    )
+    copy_rows(conn, "_cs_geom", ["res", "cell", "parent", "geom", "center"], frame)

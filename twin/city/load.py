@@ -189,7 +189,8 @@ def _frames(city: SyntheticCity) -> dict[str, pd.DataFrame]:
             "id": lk.id, "from_node": lk.from_node, "to_node": lk.to_node,
             "road_class": lk.road_class, "name": lk.name, "lanes": lk.lanes,
             "free_speed_kmh": lk.free_speed_kmh, "capacity_vph": lk.capacity_vph,
-            "length_m": lk.length_m.round(2), "bridge": lk.bridge, "geom": ewkb(lk.geometry),
+            "length_m": lk.length_m.round(2), "bridge": lk.bridge, "cell": lk.cell,
+            "geom": ewkb(lk.geometry),
         }),
         "sensor": pd.DataFrame({
             "id": s.id, "code": s.code, "kind": s.kind, "unit": s.unit,

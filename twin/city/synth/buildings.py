@@ -7,13 +7,13 @@ parcel. Floors follow the parcel's plot ratio within the range of the building t
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from twin.city.address import normalize
 from twin.city.synth.frame import CITY_NAME, CityFrame
 from twin.city.synth.layout import Lines
 
@@ -148,8 +148,8 @@ def _lattice(inner: shapely.Geometry, t: Typology, rng: np.random.Generator) -> 
 
 
 def normalize_address(text: str) -> str:
-    """The lookup key of an address: NFKC (full-width -> half-width), no whitespace, lowercase."""
-    return "".join(unicodedata.normalize("NFKC", text).split()).lower()
+    """The lookup key of an address (see :func:`twin.city.address.normalize`)."""
+    return normalize(text)
 
 
 def make_addresses(

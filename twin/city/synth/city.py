@@ -147,6 +147,8 @@ def generate_city(
         df["cell"] = grid.points_to_cells(lon, lat, res)
     for df in (net.links, parcels, buildings):
         df["geometry"] = to_wgs84(df.geometry.to_numpy(), crs)
+    mids = shapely.line_interpolate_point(net.links.geometry.to_numpy(), 0.5, normalized=True)
+    net.links["cell"] = grid.points_to_cells(shapely.get_x(mids), shapely.get_y(mids), res)
 
     b_cell = buildings.cell.to_numpy()
     b_index = pd.Index(buildings.id.to_numpy())

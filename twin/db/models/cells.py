@@ -30,14 +30,33 @@ class CellStats(Base):
         comment="the finest admin area holding the cell centre",
     )
     population: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    population_by_age: Mapped[dict[str, Any]] = mapped_column(
+        server_default=sa.text("'{}'::jsonb"), comment="residents per age band"
+    )
     elderly: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     jobs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     buildings: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     floor_area_m2: Mapped[float] = mapped_column(sa.Float, server_default="0")
+    height_mean_m: Mapped[float | None] = mapped_column(sa.Float)
+    height_max_m: Mapped[float | None] = mapped_column(sa.Float)
     enterprises: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     hazard_sites: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    hazard_sites_by_category: Mapped[dict[str, Any]] = mapped_column(
+        server_default=sa.text("'{}'::jsonb")
+    )
     events_open: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    events_90d: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    events_open_by_type: Mapped[dict[str, Any]] = mapped_column(
+        server_default=sa.text("'{}'::jsonb")
+    )
+    events_30d: Mapped[int] = mapped_column(
+        sa.Integer, server_default="0", comment="events in the 30 days before the refresh"
+    )
+    events_30d_by_type: Mapped[dict[str, Any]] = mapped_column(
+        server_default=sa.text("'{}'::jsonb")
+    )
+    road_length_m: Mapped[float] = mapped_column(
+        sa.Float, server_default="0", comment="length of road links whose midpoint is in the cell"
+    )
     land_use_mix: Mapped[dict[str, Any]] = mapped_column(
         server_default=sa.text("'{}'::jsonb"), comment="share of cell area per land-use class"
     )

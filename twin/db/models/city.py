@@ -69,7 +69,16 @@ class Address(Base):
     """The standard address base: normalised text, its components and a point."""
 
     __tablename__ = "address"
-    __table_args__ = (*gist("address", "geom", "geom_3857"),)
+    __table_args__ = (
+        *gist("address", "geom", "geom_3857"),
+        # Substring search on the normal form (GET /api/addresses?q=).
+        sa.Index(
+            "ix_address_normalized_trgm",
+            "normalized",
+            postgresql_using="gin",
+            postgresql_ops={"normalized": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     text: Mapped[str] = mapped_column(sa.Text, comment="normalised full address")

@@ -62,6 +62,7 @@ class RoadLink(Base):
     bridge: Mapped[bool] = mapped_column(server_default=sa.false())
     tunnel: Mapped[bool] = mapped_column(server_default=sa.false())
     source_id: Mapped[str | None] = mapped_column(sa.Text)
+    cell: Mapped[int | None] = cell_column()  # of the link's midpoint
     geom: Mapped[Any] = geom("LINESTRING")
     geom_3857: Mapped[Any] = geom_3857("LINESTRING")
     attrs: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))

@@ -1,56 +1,69 @@
 -- Cell statistics: every entity's finest cell rolled up to each configured resolution.
 -- Used by twin.city.cells.refresh_cell_stats inside the caller's transaction.
+--
+-- Scope: a full refresh passes full = true. An incremental one passes full = false and the
+-- affected cells at the coarsest configured resolution r0 in scope; it then recomputes every
+-- cell, at every resolution, that lies under one of those r0 cells, from all the entities under
+-- them, so the result is exactly what a full refresh would give there.
+
+-- name: drop_temp
+DROP TABLE IF EXISTS _cs_fine, _cs_agg, _cs_landuse, _cs_geom;
 
 -- name: create_fine
--- Per finest cell: counts of people, jobs, buildings, enterprises, hazard sites and events.
+-- One row per finest cell, metric and key (age band, category, event type, or '').
+-- v is summed when rolling up; m (only for heights) is maximised.
 CREATE TEMP TABLE _cs_fine ON COMMIT DROP AS
-SELECT cell,
-       sum(population)::int AS population, sum(elderly)::int AS elderly, sum(jobs)::int AS jobs,
-       sum(buildings)::int AS buildings, sum(floor_area_m2) AS floor_area_m2,
-       sum(enterprises)::int AS enterprises, sum(hazard_sites)::int AS hazard_sites,
-       sum(events_open)::int AS events_open, sum(events_90d)::int AS events_90d
+SELECT cell, metric, key, sum(v) AS v, max(m) AS m
 FROM (
-    SELECT home_cell AS cell, count(*) AS population,
-           count(*) FILTER (WHERE age_band IN ('60-74', '75+')) AS elderly, 0 AS jobs,
-           0 AS buildings, 0 AS floor_area_m2, 0 AS enterprises, 0 AS hazard_sites,
-           0 AS events_open, 0 AS events_90d
-    FROM twin.person WHERE home_cell IS NOT NULL GROUP BY home_cell
+    SELECT home_cell AS cell, 'age' AS metric, age_band AS key, count(*)::float8 AS v,
+           NULL::float8 AS m
+    FROM twin.person GROUP BY home_cell, age_band
     UNION ALL
-    SELECT work_cell, 0, 0, count(*), 0, 0, 0, 0, 0, 0
-    FROM twin.person WHERE work_cell IS NOT NULL GROUP BY work_cell
+    SELECT work_cell, 'jobs', '', count(*), NULL FROM twin.person GROUP BY work_cell
     UNION ALL
-    SELECT cell, 0, 0, 0, count(*), sum(coalesce(footprint_m2, 0) * coalesce(floors, 1)), 0, 0, 0, 0
-    FROM twin.building WHERE cell IS NOT NULL GROUP BY cell
+    SELECT cell, 'buildings', '', count(*), NULL FROM twin.building GROUP BY cell
     UNION ALL
-    SELECT cell, 0, 0, 0, 0, 0, count(*), 0, 0, 0
-    FROM twin.enterprise WHERE cell IS NOT NULL GROUP BY cell
+    SELECT cell, 'floor_area', '', sum(coalesce(footprint_m2, 0) * coalesce(floors, 1)), NULL
+    FROM twin.building GROUP BY cell
     UNION ALL
-    SELECT cell, 0, 0, 0, 0, 0, 0, count(*), 0, 0
-    FROM twin.hazard_site WHERE cell IS NOT NULL GROUP BY cell
+    SELECT cell, 'height', '', sum(height_m), max(height_m)
+    FROM twin.building WHERE height_m IS NOT NULL GROUP BY cell
     UNION ALL
-    SELECT cell, 0, 0, 0, 0, 0, 0, 0,
-           count(*) FILTER (WHERE status <> 'closed'),
-           count(*) FILTER (WHERE occurred_at > %(as_of)s::timestamptz - interval '90 days'
-                                AND occurred_at <= %(as_of)s::timestamptz)
-    FROM twin.event WHERE cell IS NOT NULL GROUP BY cell
+    SELECT cell, 'height_n', '', count(*), NULL
+    FROM twin.building WHERE height_m IS NOT NULL GROUP BY cell
+    UNION ALL
+    SELECT cell, 'enterprises', '', count(*), NULL FROM twin.enterprise GROUP BY cell
+    UNION ALL
+    SELECT cell, 'hazard', category, count(*), NULL FROM twin.hazard_site GROUP BY cell, category
+    UNION ALL
+    SELECT cell, 'events_open', type, count(*), NULL
+    FROM twin.event WHERE status <> 'closed' GROUP BY cell, type
+    UNION ALL
+    SELECT cell, 'events_30d', type, count(*), NULL
+    FROM twin.event
+    WHERE occurred_at > %(as_of)s::timestamptz - interval '30 days'
+      AND occurred_at <= %(as_of)s::timestamptz
+    GROUP BY cell, type
+    UNION ALL
+    SELECT cell, 'road_length', '', sum(length_m), NULL FROM twin.road_link GROUP BY cell
 ) parts
-GROUP BY cell;
+WHERE cell IS NOT NULL
+  AND (%(full)s OR twin.h3_parent(cell, %(r0)s) = ANY(%(scope)s::bigint[]))
+GROUP BY cell, metric, key;
 
 -- name: create_agg
 CREATE TEMP TABLE _cs_agg (
-    res smallint, cell bigint, population int, elderly int, jobs int, buildings int,
-    floor_area_m2 double precision, enterprises int, hazard_sites int, events_open int,
-    events_90d int, PRIMARY KEY (res, cell)
+    res smallint, cell bigint, metric text, key text, v float8, m float8
 ) ON COMMIT DROP;
 
 -- name: rollup
--- One resolution: parents of the finest cells (NULL parents, i.e. res finer than stored, drop).
+-- One resolution: parents of the finest cells (a NULL parent, i.e. a resolution finer than
+-- the stored cell, drops out).
 INSERT INTO _cs_agg
-SELECT %(res)s, p, sum(population), sum(elderly), sum(jobs), sum(buildings), sum(floor_area_m2),
-       sum(enterprises), sum(hazard_sites), sum(events_open), sum(events_90d)
+SELECT %(res)s, p, metric, key, sum(v), max(m)
 FROM (SELECT twin.h3_parent(cell, %(res)s) AS p, * FROM _cs_fine) f
 WHERE p IS NOT NULL
-GROUP BY p;
+GROUP BY p, metric, key;
 
 -- name: create_landuse
 -- Land-use area (m2) per cell and major class from the parcels' area-weighted cell shares.
@@ -61,6 +74,7 @@ FROM twin.parcel_cell pc
 JOIN twin.parcel p ON p.id = pc.parcel_id
 CROSS JOIN unnest(%(resolutions)s::int[]) AS r(res)
 WHERE twin.h3_parent(pc.cell, r.res) IS NOT NULL
+  AND (%(full)s OR twin.h3_parent(pc.cell, %(r0)s) = ANY(%(scope)s::bigint[]))
 GROUP BY 1, 2, 3;
 
 -- name: cells_to_shape
@@ -74,22 +88,58 @@ CREATE TEMP TABLE _cs_geom (
     center geometry(Point, 4326), PRIMARY KEY (res, cell)
 ) ON COMMIT DROP;
 
--- name: replace_stats
-DELETE FROM twin.cell_stats;
+-- name: delete_stats
+DELETE FROM twin.cell_stats
+WHERE %(full)s OR twin.h3_parent(cell, %(r0)s) = ANY(%(scope)s::bigint[]);
+
+-- name: insert_stats
 INSERT INTO twin.cell_stats (
-    res, cell, parent, area_id, population, elderly, jobs, buildings, floor_area_m2,
-    enterprises, hazard_sites, events_open, events_90d, land_use_mix, geom
+    res, cell, parent, area_id, population, population_by_age, elderly, jobs, buildings,
+    floor_area_m2, height_mean_m, height_max_m, enterprises, hazard_sites,
+    hazard_sites_by_category, events_open, events_open_by_type, events_30d, events_30d_by_type,
+    road_length_m, land_use_mix, geom
 )
 SELECT g.res, g.cell, g.parent,
+       -- The grid patch holding the cell centre, else the one overlapping the cell most.
        (SELECT a.id FROM twin.admin_area a
-        WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center)
-        ORDER BY a.id LIMIT 1),
-       coalesce(s.population, 0), coalesce(s.elderly, 0), coalesce(s.jobs, 0),
-       coalesce(s.buildings, 0), coalesce(s.floor_area_m2, 0), coalesce(s.enterprises, 0),
-       coalesce(s.hazard_sites, 0), coalesce(s.events_open, 0), coalesce(s.events_90d, 0),
+        WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.geom)
+        ORDER BY ST_Intersects(a.geom, g.center) DESC,
+                 ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id
+        LIMIT 1),
+       coalesce(s.population, 0), coalesce(s.population_by_age, '{}'), coalesce(s.elderly, 0),
+       coalesce(s.jobs, 0), coalesce(s.buildings, 0), coalesce(s.floor_area_m2, 0),
+       s.height_mean_m, s.height_max_m, coalesce(s.enterprises, 0), coalesce(s.hazard_sites, 0),
+       coalesce(s.hazard_sites_by_category, '{}'), coalesce(s.events_open, 0),
+       coalesce(s.events_open_by_type, '{}'), coalesce(s.events_30d, 0),
+       coalesce(s.events_30d_by_type, '{}'), coalesce(s.road_length_m, 0),
        coalesce(lu.mix, '{}'::jsonb), g.geom
 FROM _cs_geom g
-LEFT JOIN _cs_agg s ON s.res = g.res AND s.cell = g.cell
+LEFT JOIN LATERAL (
+    SELECT
+        sum(v) FILTER (WHERE metric = 'age')::int AS population,
+        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'age')
+            AS population_by_age,
+        sum(v) FILTER (WHERE metric = 'age' AND key IN ('60-74', '75+'))::int AS elderly,
+        sum(v) FILTER (WHERE metric = 'jobs')::int AS jobs,
+        sum(v) FILTER (WHERE metric = 'buildings')::int AS buildings,
+        sum(v) FILTER (WHERE metric = 'floor_area') AS floor_area_m2,
+        round((sum(v) FILTER (WHERE metric = 'height')
+               / nullif(sum(v) FILTER (WHERE metric = 'height_n'), 0))::numeric, 2)::float8
+            AS height_mean_m,
+        max(m) FILTER (WHERE metric = 'height') AS height_max_m,
+        sum(v) FILTER (WHERE metric = 'enterprises')::int AS enterprises,
+        sum(v) FILTER (WHERE metric = 'hazard')::int AS hazard_sites,
+        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'hazard')
+            AS hazard_sites_by_category,
+        sum(v) FILTER (WHERE metric = 'events_open')::int AS events_open,
+        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'events_open')
+            AS events_open_by_type,
+        sum(v) FILTER (WHERE metric = 'events_30d')::int AS events_30d,
+        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'events_30d')
+            AS events_30d_by_type,
+        round(sum(v) FILTER (WHERE metric = 'road_length')::numeric, 2)::float8 AS road_length_m
+    FROM _cs_agg a WHERE a.res = g.res AND a.cell = g.cell
+) s ON true
 LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(l.class, round((l.area_m2 / ST_Area(g.geom::geography))::numeric, 4)
                             ORDER BY l.class) AS mix

@@ -1,0 +1,26 @@
+"""Who is asking: the principal of a request and what it may see.
+
+Until users and tokens exist, every request is the anonymous public principal: aggregates only,
+people counts below k suppressed. Roles and scopes plug in here (see DESIGN.md section 9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("public", "viewer", "analyst", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str = "anonymous"
+    role: str = "public"
+    scope: frozenset[int] = field(default_factory=frozenset)  # admin area ids; empty = none
+
+    @property
+    def can_see_people(self) -> bool:
+        """Whether small people counts may be shown unsuppressed."""
+        return self.role in ("analyst", "operator", "admin")
+
+
+PUBLIC = Principal()

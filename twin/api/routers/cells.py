@@ -1,0 +1,75 @@
+"""``/api/cells``: the cell card and the cells of an area."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from twin import grid
+from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
+
+router = APIRouter(prefix="/api/cells", tags=["cells"])
+MAX_CELLS = 20_000
+
+
+def parse_cell(h3: str) -> int:
+    try:
+        return int(grid.to_int([h3.lower()])[0])
+    except ValueError:
+        raise InvalidParameterError("h3", f"{h3!r} is not an H3 cell id (hex string)") from None
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        minx, miny, maxx, maxy = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidParameterError(
+            "bbox", "expected four numbers: min_lon,min_lat,max_lon,max_lat"
+        ) from None
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise InvalidParameterError(
+            "bbox", "need -180 <= min_lon < max_lon <= 180 and same for lat"
+        )
+    return minx, miny, maxx, maxy
+
+
+@router.get("/{h3}", summary="The cell card")
+async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
+    """A cell's statistics (people counts below k hidden for those without the right), the admin
+    areas holding it, its open events and hazard sites."""
+    cell = parse_cell(h3)
+    card = await cell_card(
+        conn, cell, fine_res=settings.finest_resolution, k=settings.suppression_k,
+        allowed=who.can_see_people,
+    )  # fmt: skip
+    if card is None:
+        raise NotFoundError(f"no statistics for cell {h3} (outside the city, or a resolution "
+                            f"not in {settings.h3_resolutions})")  # fmt: skip
+    return card
+
+
+@router.get("", summary="The cells of an area")
+async def list_cells(
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    bbox: Annotated[str, Query(description="min_lon,min_lat,max_lon,max_lat (EPSG:4326)")],
+    res: Annotated[int, Query(description="H3 resolution (one of the configured ones)")] = 9,
+    metric: Annotated[str, Query(description=f"one of {', '.join(METRICS)}")] = "population",
+    limit: Annotated[int, Query(ge=1, le=MAX_CELLS)] = MAX_CELLS,
+) -> dict[str, Any]:
+    """Cells of ``res`` meeting ``bbox`` with one metric each, for hexagon layers."""
+    box = parse_bbox(bbox)
+    if res not in settings.h3_resolutions:
+        raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
+    if metric not in METRICS:
+        raise InvalidParameterError("metric", f"must be one of {', '.join(METRICS)}")
+    cells = await cells_in_bbox(
+        conn, box, res=res, metric=metric, k=settings.suppression_k,
+        allowed=who.can_see_people, limit=limit,
+    )  # fmt: skip
+    return {"res": res, "metric": metric, "count": len(cells), "cells": cells}
