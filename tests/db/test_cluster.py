@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from twin.api.app import create_app
 from twin.db.cluster import LocalCluster
+from twin.db.migrate import head_revision
 from twin.settings import Settings
 
 pytestmark = pytest.mark.cluster
@@ -97,7 +98,7 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
             assert row is not None and row[0].startswith("3.")
 
         r = twin(data, "db", "migrate")
-        assert r.returncode == 0 and "0001" in r.stdout, r.stderr
+        assert r.returncode == 0 and head_revision() in r.stdout, r.stderr
 
         settings = Settings(
             _env_file=None, data_dir=data, pool_timeout_s=2, pool_reconnect_timeout_s=4
@@ -106,7 +107,7 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
         with TestClient(app) as client:
             ok = client.get("/healthz")
             assert ok.status_code == 200, ok.text
-            assert ok.json()["database"]["schema_revision"] == "0001"
+            assert ok.json()["database"]["schema_revision"] == head_revision()
 
             r = twin(data, "db", "stop")
             assert r.returncode == 0 and "stopped" in r.stdout
