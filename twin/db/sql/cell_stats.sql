@@ -122,7 +122,9 @@ LEFT JOIN LATERAL (
         sum(v) FILTER (WHERE metric = 'age' AND key IN ('60-74', '75+'))::int AS elderly,
         sum(v) FILTER (WHERE metric = 'jobs')::int AS jobs,
         sum(v) FILTER (WHERE metric = 'buildings')::int AS buildings,
-        sum(v) FILTER (WHERE metric = 'floor_area') AS floor_area_m2,
+        -- Rounded: sums of floats depend on their order, which differs between a full and an
+        -- incremental refresh; 1 cm2 and 1 cm are far below what the inputs can resolve.
+        round(sum(v) FILTER (WHERE metric = 'floor_area')::numeric, 2)::float8 AS floor_area_m2,
         round((sum(v) FILTER (WHERE metric = 'height')
                / nullif(sum(v) FILTER (WHERE metric = 'height_n'), 0))::numeric, 2)::float8
             AS height_mean_m,

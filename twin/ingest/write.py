@@ -1,0 +1,413 @@
+"""Writing ingested rows into the model, inside the caller's transaction.
+
+``--replace`` deletes the layer's rows first; ``--append`` adds to them and refuses ids already
+loaded. Either way cells, admin areas and (for buildings) addresses are filled in, the layer's
+data version is bumped and the cell statistics of the affected cells are recomputed, all in
+the same transaction as the rows themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+from pyproj import Transformer
+
+from twin import grid
+from twin.city.address import normalize
+from twin.city.cells import copy_rows, polygon_cells
+from twin.city.load import as_multipolygons, bump_layer_versions, ewkb
+from twin.ingest.report import IngestError
+
+UNNAMED_ROAD = "未命名道路"
+
+
+def reserve_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
+    """``n`` fresh ids for ``table`` (the table is locked against concurrent writers)."""
+    conn.execute(
+        sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier("twin", table))
+    )
+    row = conn.execute(
+        sql.SQL(
+            "SELECT greatest(coalesce(max(id), 0), (SELECT last_value FROM {seq})) FROM {t}"
+        ).format(seq=sql.Identifier("twin", f"{table}_id_seq"), t=sql.Identifier("twin", table))
+    ).fetchone()
+    start = int(row[0]) + 1 if row else 1
+    conn.execute("SELECT setval(%s, %s)", (f"twin.{table}_id_seq", start + max(n, 1) - 1))
+    return np.arange(start, start + n, dtype=np.int64)
+
+
+def metric_area(geoms: np.ndarray) -> np.ndarray:
+    """Areas (m2) in the equal-area EPSG:6933."""
+    tr = Transformer.from_crs("EPSG:4326", "EPSG:6933", always_xy=True)
+    return np.asarray(
+        shapely.area(
+            shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        )
+    )
+
+
+def metric_length(geoms: np.ndarray, crs: str) -> np.ndarray:
+    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    return np.asarray(
+        shapely.length(
+            shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        )
+    )
+
+
+def _existing_cells(conn: psycopg.Connection, table: str, column: str = "cell") -> list[int]:
+    q = sql.SQL("SELECT DISTINCT {c} FROM {t} WHERE {c} IS NOT NULL").format(
+        c=sql.Identifier(column), t=sql.Identifier("twin", table)
+    )
+    return [r[0] for r in conn.execute(q)]
+
+
+def _refuse_loaded(conn: psycopg.Connection, table: str, frame: pd.DataFrame, path: Path) -> None:
+    if frame.get("source_id") is None or frame.source_id.isna().all():
+        return
+    ids = frame.source_id.astype(str).tolist()
+    q = sql.SQL("SELECT source_id FROM {} WHERE source_id = ANY(%s)").format(
+        sql.Identifier("twin", table)
+    )
+    clash = {r[0] for r in conn.execute(q, (ids,))}
+    if clash:
+        rows = frame._row[frame.source_id.astype(str).isin(clash)].tolist()
+        raise IngestError(
+            path, f"ids already loaded in {table} (use --replace to reload)", rows=rows
+        )
+
+
+def _set_area(conn: psycopg.Connection, table: str, lo: int, hi: int, point_sql: str) -> None:
+    """area_id = the grid patch holding each new row's point."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE {t} x SET area_id = a.id FROM twin.admin_area a "
+            "WHERE x.id BETWEEN %s AND %s AND a.level = 'grid' AND ST_Intersects(a.geom, {pt})"
+        ).format(t=sql.Identifier("twin", table), pt=sql.SQL(point_sql)),
+        (lo, hi),
+    )
+
+
+def write_buildings(
+    conn: psycopg.Connection,
+    frame: pd.DataFrame,
+    *,
+    mode: str,
+    res: int,
+    path: Path,
+    dedupe: bool = False,
+) -> list[int]:
+    affected: list[int] = []
+    if mode == "replace":
+        affected += _existing_cells(conn, "building")
+        conn.execute("DELETE FROM twin.address WHERE building_id IS NOT NULL")
+        conn.execute("DELETE FROM twin.building")
+    else:
+        _refuse_loaded(conn, "building", frame, path)
+    geoms = as_multipolygons(frame.geometry)
+    ids = reserve_ids(conn, "building", len(frame))
+    pts = shapely.point_on_surface(geoms)
+    cells = grid.points_to_cells(shapely.get_x(pts), shapely.get_y(pts), res)
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "source_id": frame.source_id,
+            "use": frame.use,
+            "height_m": frame.height_m,
+            "height_source": frame.height_source,
+            "floors": frame.floors,
+            "footprint_m2": np.round(metric_area(geoms), 1),
+            "cell": cells,
+            "geom": ewkb(geoms),
+        }
+    )
+    copy_rows(conn, "twin.building", list(out.columns), out)
+    lo, hi = int(ids[0]), int(ids[-1])
+    _set_area(conn, "building", lo, hi, "ST_PointOnSurface(x.geom)")
+    conn.execute(
+        "UPDATE twin.building b SET parcel_id = p.id FROM twin.parcel p "
+        "WHERE b.id BETWEEN %s AND %s AND ST_Intersects(p.geom, ST_PointOnSurface(b.geom))",
+        (lo, hi),
+    )
+    _write_addresses(conn, ids, pts, cells, frame, path, dedupe=dedupe)
+    bump_layer_versions(conn, ("building", "address", "cell_stats"))
+    return affected + cells.tolist()
+
+
+def _write_addresses(
+    conn: psycopg.Connection,
+    ids: np.ndarray,
+    pts: np.ndarray,
+    cells: np.ndarray,
+    frame: pd.DataFrame,
+    path: Path,
+    *,
+    dedupe: bool = False,
+) -> None:
+    """One standard address per new building: the file's where it has one, otherwise generated
+    along the nearest named road (numbers continue after those the road already has).
+
+    With ``dedupe`` (OSM, where several buildings often share one address), repeats get a
+    building number: '...12号' -> '...12号2幢'; otherwise a repeated address is an error.
+    """
+    given = frame.get("address_text")
+    texts = pd.Series(given if given is not None else [""] * len(ids)).fillna("").astype(str)
+    texts = texts.where(texts.str.strip().str.lower() != "none", "")
+    has = (texts.str.strip() != "").to_numpy()
+    components: list[dict[str, Any]] = [{"given": True} for _ in range(len(ids))]
+    if (~has).any():
+        gen = np.flatnonzero(~has)
+        roads = conn.execute(
+            "SELECT name, ST_AsBinary(geom) FROM twin.road_link WHERE coalesce(name, '') <> ''"
+        ).fetchall()
+        if roads:
+            tree = shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in roads]))
+            nearest = tree.query_nearest(pts[gen], all_matches=False)[1]
+            road = np.asarray([roads[i][0] for i in nearest], dtype=object)
+        else:
+            road = np.full(len(gen), UNNAMED_ROAD, dtype=object)
+        start: dict[str, int] = dict(
+            conn.execute(
+                "SELECT components->>'road', max((components->>'number')::int) FROM twin.address "
+                "WHERE components ? 'number' GROUP BY 1"
+            ).fetchall()
+        )
+        order = pd.DataFrame({"road": road, "i": np.arange(len(gen))}).sort_values(["road", "i"])
+        seq = order.groupby("road").cumcount().to_numpy() + 1
+        number = np.empty(len(gen), dtype=np.int64)
+        number[order.i.to_numpy()] = seq + np.array([start.get(r) or 0 for r in order.road])
+        for k, (r, n) in enumerate(zip(road, number, strict=True)):
+            texts.iloc[gen[k]] = f"{r}{n}号"
+            components[gen[k]] = {"road": r, "number": int(n), "generated": True}
+    norm = texts.map(normalize)
+    if dedupe:
+        rank = norm.groupby(norm).cumcount().to_numpy()
+        for i in np.flatnonzero(rank > 0):
+            texts.iloc[i] = f"{texts.iloc[i]}{rank[i] + 1}幢"
+            components[i] = {**components[i], "building_no": int(rank[i] + 1)}
+        norm = texts.map(normalize)
+    dup = norm.duplicated(keep=False)
+    if dup.any():
+        raise IngestError(
+            path, "duplicate addresses", rows=frame._row[dup.to_numpy()].tolist(), field="address"
+        )
+    clash = {
+        r[0]
+        for r in conn.execute(
+            "SELECT normalized FROM twin.address WHERE normalized = ANY(%s)", (norm.tolist(),)
+        )
+    }
+    if clash:
+        rows = frame._row[norm.isin(clash).to_numpy()].tolist()
+        raise IngestError(path, "address already in the address base", rows=rows, field="address")
+    aids = reserve_ids(conn, "address", len(ids))
+    out = pd.DataFrame(
+        {
+            "id": aids,
+            "text": texts.to_numpy(),
+            "normalized": norm.to_numpy(),
+            "components": [json.dumps(c, ensure_ascii=False) for c in components],
+            "building_id": ids,
+            "cell": cells,
+            "geom": ewkb(pts),
+        }
+    )
+    copy_rows(conn, "twin.address", list(out.columns), out)
+    conn.execute(
+        "UPDATE twin.building b SET address_id = a.id FROM twin.address a "
+        "WHERE a.id BETWEEN %s AND %s AND a.building_id = b.id",
+        (int(aids[0]), int(aids[-1])),
+    )
+    _set_area(conn, "address", int(aids[0]), int(aids[-1]), "x.geom")
+
+
+def write_parcels(
+    conn: psycopg.Connection, frame: pd.DataFrame, *, mode: str, res: int, path: Path
+) -> list[int]:
+    affected: list[int] = []
+    if mode == "replace":
+        affected += _existing_cells(conn, "parcel_cell")
+        conn.execute("DELETE FROM twin.parcel")
+    elif frame.code.notna().any():
+        clash = {
+            r[0]
+            for r in conn.execute(
+                "SELECT code FROM twin.parcel WHERE code = ANY(%s)",
+                (frame.code.astype(str).tolist(),),
+            )
+        }
+        if clash:
+            raise IngestError(
+                path,
+                "parcel codes already loaded (use --replace)",
+                rows=frame._row[frame.code.isin(clash)].tolist(),
+            )
+    geoms = as_multipolygons(frame.geometry)
+    ids = reserve_ids(conn, "parcel", len(frame))
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "code": frame.code,
+            "land_use": frame.land_use,
+            "area_m2": np.round(metric_area(geoms), 1),
+            "geom": ewkb(geoms),
+        }
+    )
+    copy_rows(conn, "twin.parcel", list(out.columns), out)
+    _set_area(conn, "parcel", int(ids[0]), int(ids[-1]), "ST_PointOnSurface(x.geom)")
+    pc = polygon_cells(ids, geoms, res).rename(columns={"id": "parcel_id"})
+    copy_rows(
+        conn,
+        "twin.parcel_cell",
+        ["parcel_id", "res", "cell", "share"],
+        pc[["parcel_id", "res", "cell", "share"]],
+    )
+    bump_layer_versions(conn, ("parcel", "cell_stats"))
+    return affected + pc.cell.tolist()
+
+
+def write_roads(
+    conn: psycopg.Connection, frame: pd.DataFrame, *, mode: str, res: int, crs: str, path: Path
+) -> list[int]:
+    """Lines become directed links between their end points; end points within 1e-7 degrees
+    (about 1 cm) are one node, existing nodes included, so new roads join the network."""
+    affected: list[int] = []
+    if mode == "replace":
+        affected += _existing_cells(conn, "road_link")
+        conn.execute("DELETE FROM twin.road_link")
+        conn.execute("DELETE FROM twin.road_node")
+    else:
+        _refuse_loaded(conn, "road_link", frame, path)
+    geoms = shapely.line_merge(frame.geometry.to_numpy())
+    multi = shapely.get_type_id(geoms) != 1
+    if multi.any():
+        raise IngestError(
+            path,
+            "multi-part line that does not join into one line",
+            rows=frame._row[multi].tolist(),
+        )
+    first = shapely.get_point(geoms, 0)
+    last = shapely.get_point(geoms, -1)
+
+    def key(p: np.ndarray) -> list[tuple[float, float]]:
+        xs, ys = np.round(shapely.get_x(p), 7), np.round(shapely.get_y(p), 7)
+        return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
+
+    a_keys, b_keys = key(first), key(last)
+    loops = np.array([a == b for a, b in zip(a_keys, b_keys, strict=True)])
+    if loops.any():
+        raise IngestError(
+            path,
+            "closed line (starts where it ends): split it in two",
+            rows=frame._row[loops].tolist(),
+        )
+    known: dict[tuple[float, float], int] = {
+        (round(x, 7), round(y, 7)): i
+        for i, x, y in conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM twin.road_node")
+    }
+    new_keys = sorted({k for k in a_keys + b_keys if k not in known})
+    node_ids = reserve_ids(conn, "road_node", len(new_keys)) if new_keys else np.empty(0, np.int64)
+    known.update(zip(new_keys, node_ids.tolist(), strict=True))
+    if new_keys:
+        xy = np.asarray(new_keys)
+        nodes = pd.DataFrame(
+            {
+                "id": node_ids,
+                "cell": grid.points_to_cells(xy[:, 0], xy[:, 1], res),
+                "geom": ewkb(shapely.points(xy[:, 0], xy[:, 1])),
+            }
+        )
+        copy_rows(conn, "twin.road_node", list(nodes.columns), nodes)
+    length = metric_length(geoms, crs)
+    mids = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
+    cells = grid.points_to_cells(shapely.get_x(mids), shapely.get_y(mids), res)
+    rows: list[dict[str, Any]] = []
+    for i, r in enumerate(frame.itertuples()):
+        a, b = known[a_keys[i]], known[b_keys[i]]
+        base = {
+            "road_class": r.road_class,
+            "name": r.name,
+            "lanes": r.lanes,
+            "free_speed_kmh": r.free_speed_kmh,
+            "capacity_vph": r.lanes * r.capacity_per_lane,
+            "length_m": round(float(length[i]), 2),
+            "source_id": r.source_id,
+            "cell": cells[i],
+        }
+        if r.oneway >= 0:
+            rows.append({**base, "from_node": a, "to_node": b, "geom": geoms[i]})
+        if r.oneway <= 0:
+            rows.append({**base, "from_node": b, "to_node": a, "geom": geoms[i].reverse()})
+    links = pd.DataFrame(rows)
+    links.insert(0, "id", reserve_ids(conn, "road_link", len(links)))
+    links["geom"] = ewkb(links.geom.to_numpy())
+    copy_rows(conn, "twin.road_link", list(links.columns), links)
+    bump_layer_versions(conn, ("road_link", "road_node", "cell_stats"))
+    return affected + cells.tolist()
+
+
+def write_events(
+    conn: psycopg.Connection, frame: pd.DataFrame, *, mode: str, res: int, path: Path
+) -> list[int]:
+    affected: list[int] = []
+    if mode == "replace":
+        affected += _existing_cells(conn, "event")
+        conn.execute("DELETE FROM twin.event WHERE sim_run_id IS NULL")
+    else:
+        _refuse_loaded(conn, "event", frame, path)
+    geoms = frame.geometry.to_numpy()
+    ids = reserve_ids(conn, "event", len(frame))
+    cells = grid.points_to_cells(shapely.get_x(geoms), shapely.get_y(geoms), res)
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "source_id": frame.source_id,
+            "type": frame.type,
+            "severity": frame.severity,
+            "status": frame.status,
+            "source": frame.source,
+            "occurred_at": frame.occurred_at,
+            "cell": cells,
+            "geom": ewkb(geoms),
+        }
+    )
+    copy_rows(conn, "twin.event", list(out.columns), out)
+    _set_area(conn, "event", int(ids[0]), int(ids[-1]), "x.geom")
+    bump_layer_versions(conn, ("event", "cell_stats"))
+    return affected + cells.tolist()
+
+
+def write_hazard_sites(
+    conn: psycopg.Connection, frame: pd.DataFrame, *, mode: str, res: int
+) -> list[int]:
+    """Hazard sites (points): category, name, hazard class, source id."""
+    affected: list[int] = []
+    if mode == "replace":
+        affected += _existing_cells(conn, "hazard_site")
+        conn.execute("DELETE FROM twin.hazard_site")
+    if not len(frame):
+        return affected
+    geoms = frame.geometry.to_numpy()
+    ids = reserve_ids(conn, "hazard_site", len(frame))
+    cells = grid.points_to_cells(shapely.get_x(geoms), shapely.get_y(geoms), res)
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "category": frame.category,
+            "name": frame.name,
+            "hazard_class": frame.hazard_class,
+            "source_id": frame.source_id,
+            "cell": cells,
+            "geom": ewkb(geoms),
+        }
+    )
+    copy_rows(conn, "twin.hazard_site", list(out.columns), out)
+    bump_layer_versions(conn, ("hazard_site", "cell_stats"))
+    return affected + cells.tolist()
