@@ -68,3 +68,42 @@ def test_migrate_reaches_head(db_url: str, monkeypatch: pytest.MonkeyPatch) -> N
     r = runner.invoke(app, ["db", "migrate", "--json"])
     assert r.exit_code == 0, r.output
     assert f'"revision": "{head_revision()}"' in r.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ingest"],
+        ["ingest", "osm"],
+        ["ingest", "buildings"],
+        ["ingest", "people"],
+        ["ingest", "dem"],
+        ["grid", "refresh"],
+        ["demo"],
+    ],
+)
+def test_new_commands_have_help(args: list[str]) -> None:
+    r = runner.invoke(app, [*args, "--help"])
+    assert r.exit_code == 0, r.output
+
+
+def test_ingest_errors_name_the_file_and_load_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TWIN_DATABASE_URL", db_url)
+    missing = tmp_path / "nope.gpkg"
+    r = runner.invoke(app, ["ingest", "buildings", str(missing)])
+    assert r.exit_code == 1
+    assert f"{missing}: file not found (nothing was loaded)" in " ".join(r.output.split())
+    people = tmp_path / "people.csv"
+    people.write_text("name,age_band,resident_type,address\n张三,25-44,registered,x\n")
+    r = runner.invoke(app, ["ingest", "people", str(people)])
+    assert r.exit_code == 1
+    assert "columns not allowed for people: name" in " ".join(r.output.split())
+
+
+def test_grid_refresh_reports_rows(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWIN_DATABASE_URL", db_url)
+    r = runner.invoke(app, ["grid", "refresh", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"rows": 0' in r.output  # the session database holds no city

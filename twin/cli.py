@@ -284,10 +284,15 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 
 def _run_ingest(fn: Any, as_json: bool) -> None:
+    """Run ``fn(progress)`` with a spinner line showing its stage, then print its report."""
+    from rich.console import Console
+
     from twin.ingest.report import IngestError
 
+    console = Console(stderr=True)
     try:
-        report = fn()
+        with console.status("starting", spinner="dots") as status:
+            report = fn(lambda stage: status.update(stage))
     except IngestError as exc:
         _fail(f"{exc} (nothing was loaded)")
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
@@ -337,7 +342,7 @@ def _vector_command(kind: str) -> Any:
             time=time_field,
         )
         _run_ingest(
-            lambda: ingest_vector(
+            lambda progress: ingest_vector(
                 kind,
                 file,
                 _settings(),
@@ -349,6 +354,7 @@ def _vector_command(kind: str) -> Any:
                 lon_field=lon_field,
                 lat_field=lat_field,
                 skip_invalid=skip_invalid,
+                progress=progress,
             ),
             as_json,
         )
@@ -373,7 +379,7 @@ def ingest_osm_cmd(
     from twin.ingest.osm import ingest_osm
 
     mode = "replace" if replace else "append"
-    _run_ingest(lambda: ingest_osm(file, _settings(), mode=mode), as_json)
+    _run_ingest(lambda p: ingest_osm(file, _settings(), mode=mode, progress=p), as_json)
 
 
 @ingest_app.command("people")
@@ -397,7 +403,10 @@ def ingest_people_cmd(
 
     mode = "replace" if replace else "append"
     _run_ingest(
-        lambda: ingest_people(file, _settings(), mode=mode, skip_unmatched=skip_unmatched), as_json
+        lambda p: ingest_people(
+            file, _settings(), mode=mode, skip_unmatched=skip_unmatched, progress=p
+        ),
+        as_json,
     )
 
 
@@ -411,7 +420,8 @@ def _raster_command(kind: str) -> Any:
         from twin.ingest.raster import ingest_raster
 
         _run_ingest(
-            lambda: ingest_raster(file, _settings(), kind=kind, name=name, crs=crs), as_json
+            lambda p: ingest_raster(file, _settings(), kind=kind, name=name, crs=crs, progress=p),
+            as_json,
         )
 
     command.__doc__ = f"Load a {kind} raster (GeoTIFF), reprojected to the city CRS."

@@ -99,6 +99,7 @@ def refresh_cell_stats(
     for r in res_list:
         conn.execute(query(SQL, "rollup"), {"res": r})
     conn.execute(query(SQL, "create_landuse"), params)
+    conn.execute(query(SQL, "index_temp"))
     shaped = conn.execute(query(SQL, "cells_to_shape")).fetchall()
     conn.execute(query(SQL, "create_geom"))
     if shaped:

@@ -100,8 +100,13 @@ def ewkb(geoms: Any) -> np.ndarray:
 
 
 def as_multipolygons(geoms: Any) -> np.ndarray:
+    """Polygons -> single-part MultiPolygons (the column type); collections keep their polygons."""
+    arr = np.asarray(geoms, dtype=object)
+    types = shapely.get_type_id(arr)
+    if (types == 3).all():  # the usual case, vectorised: one MultiPolygon per polygon
+        return np.asarray(shapely.multipolygons(arr, indices=np.arange(len(arr))), dtype=object)
     out = []
-    for g in geoms:
+    for g in arr:
         if g.geom_type == "Polygon":
             out.append(shapely.MultiPolygon([g]))
         elif g.geom_type == "MultiPolygon":

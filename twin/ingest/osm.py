@@ -39,7 +39,7 @@ import shapely
 from twin.city.cells import refresh_cell_stats
 from twin.db.engine import database_url
 from twin.ingest import layers, write
-from twin.ingest.report import IngestError, Report
+from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.settings import Settings
 
 LANDUSE_CLASSES = {
@@ -243,12 +243,16 @@ def split_ways(
     return df
 
 
-def ingest_osm(path: Path, settings: Settings, *, mode: str = "replace") -> Report:
+def ingest_osm(
+    path: Path, settings: Settings, *, mode: str = "replace", progress: Progress = quiet
+) -> Report:
     """Buildings, roads, parcels and hazard sites of an OSM extract, in one transaction."""
     t0 = time.perf_counter()
     path = Path(path)
     report = Report(str(path), "osm")
+    progress(f"reading {path.name}")
     h = read_osm(path)
+    progress(f"writing {len(h.buildings):,} buildings, {len(h.ways):,} road ways")
     report.read = len(h.buildings) + len(h.ways) + len(h.parcels) + len(h.pois)
     if report.read == 0:
         raise IngestError(path, "no buildings, roads, land use or hazard sites in the file")
@@ -308,6 +312,7 @@ def ingest_osm(path: Path, settings: Settings, *, mode: str = "replace") -> Repo
         pois["geometry"] = shapely.points(pois.lon.to_numpy(), pois.lat.to_numpy())
         affected += write.write_hazard_sites(conn, pois, mode=mode, res=res)
         counts["hazard_sites"] = len(pois)
+        progress("refreshing the affected cells")
         report.details["cells_refreshed"] = refresh_cell_stats(
             conn, settings.h3_resolutions, cells=affected
         )

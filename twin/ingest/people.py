@@ -22,7 +22,7 @@ from twin.city.address import normalize
 from twin.city.cells import copy_rows, refresh_cell_stats
 from twin.db.engine import database_url
 from twin.db.models.city import AGE_BANDS, RESIDENT_TYPES
-from twin.ingest.report import IngestError, Report
+from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.ingest.write import reserve_ids
 from twin.settings import Settings
 
@@ -85,12 +85,19 @@ def check_columns(path: Path, columns: list[str]) -> dict[str, str]:
 
 
 def ingest_people(
-    path: Path, settings: Settings, *, mode: str = "append", skip_unmatched: bool = False
+    path: Path,
+    settings: Settings,
+    *,
+    mode: str = "append",
+    skip_unmatched: bool = False,
+    progress: Progress = quiet,
 ) -> Report:
     t0 = time.perf_counter()
     path = Path(path)
     report = Report(str(path), "people")
+    progress(f"checking the columns of {path.name}")
     mapping = check_columns(path, header(path))
+    progress(f"reading {path.name}")
     if path.suffix.lower() == ".csv":
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     else:
@@ -107,6 +114,7 @@ def ingest_people(
                 path, f"must be one of {', '.join(allowed)}", rows=rows[bad].tolist(), field=col
             )
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
+        progress(f"locating {len(df):,} homes")
         home_b, home_c, home_a, why = _locate(conn, df, "home", path, settings.finest_resolution)
         for reason in sorted(set(why) - {""}):
             report.reject(reason, rows[why == reason].tolist())

@@ -20,7 +20,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from twin.db.engine import database_url
-from twin.ingest.report import IngestError, Report
+from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.settings import Settings
 
 NODATA = -9999.0
@@ -39,6 +39,7 @@ def ingest_raster(
     kind: str = "dem",
     name: str | None = None,
     crs: str | None = None,
+    progress: Progress = quiet,
 ) -> Report:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
@@ -50,6 +51,7 @@ def ingest_raster(
     if path.stat().st_size == 0:
         raise IngestError(path, "file is empty")
     unit, resampling = KINDS[kind]
+    progress(f"reprojecting {path.name} to {settings.metric_crs}")
     dst_crs = CRS.from_user_input(settings.metric_crs)
     try:
         with rasterio.open(path) as src:

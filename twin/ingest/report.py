@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 MAX_LISTED = 10
+
+Progress = Callable[[str], None]
+
+
+def quiet(_stage: str) -> None:
+    """The default progress sink: says nothing."""
 
 
 class IngestError(Exception):

@@ -11,7 +11,7 @@ from twin.city.cells import refresh_cell_stats
 from twin.db.engine import database_url
 from twin.ingest import layers, write
 from twin.ingest.read import read_vector
-from twin.ingest.report import IngestError, Report
+from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.settings import Settings
 
 FAMILY = {"buildings": "polygon", "parcels": "polygon", "roads": "line", "events": "point"}
@@ -30,6 +30,7 @@ def ingest_vector(
     lon_field: str | None = None,
     lat_field: str | None = None,
     skip_invalid: bool = False,
+    progress: Progress = quiet,
 ) -> Report:
     """Load ``path`` as ``kind``; on any error nothing is written.
 
@@ -44,6 +45,7 @@ def ingest_vector(
     path = Path(path)
     report = Report(str(path), kind)
     f = fields or layers.Fields()
+    progress(f"reading {path.name}")
     gdf = read_vector(
         path,
         family=FAMILY[kind],
@@ -58,6 +60,7 @@ def ingest_vector(
         reason, rows = next(iter(report.rejected.items()))
         raise IngestError(path, f"{reason} (--skip-invalid leaves such rows out)", rows=rows)
     res = settings.finest_resolution
+    progress(f"writing {report.read:,} {kind}")
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
         if kind == "buildings":
             frame, heights = layers.buildings_frame(gdf, path, f)
@@ -74,6 +77,7 @@ def ingest_vector(
         else:
             frame = layers.events_frame(gdf, path, f)
             affected = write.write_events(conn, frame, mode=mode, res=res, path=path)
+        progress("refreshing the affected cells")
         report.details["cells_refreshed"] = refresh_cell_stats(
             conn, settings.h3_resolutions, cells=affected
         )

@@ -95,6 +95,21 @@ def _set_area(conn: psycopg.Connection, table: str, lo: int, hi: int, point_sql:
     )
 
 
+def lookup_polygons(conn: psycopg.Connection, query: str, pts: np.ndarray) -> pd.array:
+    """Id of the first polygon (from ``query``: id, WKB) holding each point, or NA."""
+    rows = conn.execute(query).fetchall()
+    out = pd.array(np.zeros(len(pts), dtype=np.int64), dtype="Int64")
+    out[:] = pd.NA
+    if not rows or not len(pts):
+        return out
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    tree = shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in rows]))
+    hit_pt, hit_poly = tree.query(pts, predicate="intersects")
+    first_pt, first = np.unique(hit_pt, return_index=True)
+    out[first_pt] = ids[hit_poly[first]]
+    return out
+
+
 def write_buildings(
     conn: psycopg.Connection,
     frame: pd.DataFrame,
@@ -104,6 +119,8 @@ def write_buildings(
     path: Path,
     dedupe: bool = False,
 ) -> list[int]:
+    """Buildings and one address each, written once: area, parcel and address are resolved
+    before the COPY (updating rows afterwards would rewrite them and all their indexes)."""
     affected: list[int] = []
     if mode == "replace":
         affected += _existing_cells(conn, "building")
@@ -112,56 +129,55 @@ def write_buildings(
     else:
         _refuse_loaded(conn, "building", frame, path)
     geoms = as_multipolygons(frame.geometry)
-    ids = reserve_ids(conn, "building", len(frame))
     pts = shapely.point_on_surface(geoms)
     cells = grid.points_to_cells(shapely.get_x(pts), shapely.get_y(pts), res)
-    out = pd.DataFrame(
-        {
-            "id": ids,
-            "source_id": frame.source_id,
-            "use": frame.use,
-            "height_m": frame.height_m,
-            "height_source": frame.height_source,
-            "floors": frame.floors,
-            "footprint_m2": np.round(metric_area(geoms), 1),
-            "cell": cells,
-            "geom": ewkb(geoms),
-        }
+    area = lookup_polygons(
+        conn, "SELECT id, ST_AsBinary(geom) FROM twin.admin_area WHERE level = 'grid'", pts
     )
-    copy_rows(conn, "twin.building", list(out.columns), out)
-    lo, hi = int(ids[0]), int(ids[-1])
-    _set_area(conn, "building", lo, hi, "ST_PointOnSurface(x.geom)")
+    parcel = lookup_polygons(conn, "SELECT id, ST_AsBinary(geom) FROM twin.parcel", pts)
+    texts, norm, components = _addresses(conn, pts, frame, path, dedupe=dedupe)
+    ids = reserve_ids(conn, "building", len(frame))
+    aids = reserve_ids(conn, "address", len(frame))
+    # Both rows reference each other: check the keys at commit.
     conn.execute(
-        "UPDATE twin.building b SET parcel_id = p.id FROM twin.parcel p "
-        "WHERE b.id BETWEEN %s AND %s AND ST_Intersects(p.geom, ST_PointOnSurface(b.geom))",
-        (lo, hi),
+        "SET CONSTRAINTS twin.fk_address_building_id_building,"
+        " twin.fk_building_address_id_address DEFERRED"
     )
-    _write_addresses(conn, ids, pts, cells, frame, path, dedupe=dedupe)
+    out = pd.DataFrame({
+        "id": ids, "source_id": frame.source_id, "use": frame.use, "height_m": frame.height_m,
+        "height_source": frame.height_source, "floors": frame.floors,
+        "footprint_m2": np.round(metric_area(geoms), 1), "address_id": aids, "parcel_id": parcel,
+        "area_id": area, "cell": cells, "geom": ewkb(geoms),
+    })  # fmt: skip
+    copy_rows(conn, "twin.building", list(out.columns), out)
+    addr = pd.DataFrame({
+        "id": aids, "text": texts, "normalized": norm,
+        "components": [json.dumps(c, ensure_ascii=False) for c in components],
+        "building_id": ids, "area_id": area, "cell": cells, "geom": ewkb(pts),
+    })  # fmt: skip
+    copy_rows(conn, "twin.address", list(addr.columns), addr)
     bump_layer_versions(conn, ("building", "address", "cell_stats"))
     return affected + cells.tolist()
 
 
-def _write_addresses(
-    conn: psycopg.Connection,
-    ids: np.ndarray,
-    pts: np.ndarray,
-    cells: np.ndarray,
-    frame: pd.DataFrame,
-    path: Path,
-    *,
-    dedupe: bool = False,
-) -> None:
-    """One standard address per new building: the file's where it has one, otherwise generated
-    along the nearest named road (numbers continue after those the road already has).
+def _addresses(
+    conn: psycopg.Connection, pts: np.ndarray, frame: pd.DataFrame, path: Path, *, dedupe: bool
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Text, normal form and components of one standard address per new building: the file's
+    where it has one, otherwise generated along the nearest named road (numbers continue after
+    those the road already has).
 
     With ``dedupe`` (OSM, where several buildings often share one address), repeats get a
     building number: '...12号' -> '...12号2幢'; otherwise a repeated address is an error.
     """
+    n = len(pts)
     given = frame.get("address_text")
-    texts = pd.Series(given if given is not None else [""] * len(ids)).fillna("").astype(str)
-    texts = texts.where(texts.str.strip().str.lower() != "none", "")
-    has = (texts.str.strip() != "").to_numpy()
-    components: list[dict[str, Any]] = [{"given": True} for _ in range(len(ids))]
+    raw = pd.Series(given if given is not None else [""] * n).fillna("").astype(str)
+    raw = raw.where(raw.str.strip().str.lower() != "none", "")
+    # A plain object array: assigning row by row into an Arrow-backed Series is very slow.
+    texts = np.asarray(raw.to_numpy(), dtype=object)
+    has = np.array([t.strip() != "" for t in texts], dtype=bool)
+    components: list[dict[str, Any]] = [{"given": True} for _ in range(n)]
     if (~has).any():
         gen = np.flatnonzero(~has)
         roads = conn.execute(
@@ -183,16 +199,16 @@ def _write_addresses(
         seq = order.groupby("road").cumcount().to_numpy() + 1
         number = np.empty(len(gen), dtype=np.int64)
         number[order.i.to_numpy()] = seq + np.array([start.get(r) or 0 for r in order.road])
-        for k, (r, n) in enumerate(zip(road, number, strict=True)):
-            texts.iloc[gen[k]] = f"{r}{n}号"
-            components[gen[k]] = {"road": r, "number": int(n), "generated": True}
-    norm = texts.map(normalize)
+        for k, (r, num) in enumerate(zip(road, number, strict=True)):
+            texts[gen[k]] = f"{r}{num}号"
+            components[gen[k]] = {"road": r, "number": int(num), "generated": True}
+    norm = pd.Series([normalize(t) for t in texts])
     if dedupe:
         rank = norm.groupby(norm).cumcount().to_numpy()
         for i in np.flatnonzero(rank > 0):
-            texts.iloc[i] = f"{texts.iloc[i]}{rank[i] + 1}幢"
+            texts[i] = f"{texts[i]}{rank[i] + 1}幢"
             components[i] = {**components[i], "building_no": int(rank[i] + 1)}
-        norm = texts.map(normalize)
+        norm = pd.Series([normalize(t) for t in texts])
     dup = norm.duplicated(keep=False)
     if dup.any():
         raise IngestError(
@@ -207,25 +223,7 @@ def _write_addresses(
     if clash:
         rows = frame._row[norm.isin(clash).to_numpy()].tolist()
         raise IngestError(path, "address already in the address base", rows=rows, field="address")
-    aids = reserve_ids(conn, "address", len(ids))
-    out = pd.DataFrame(
-        {
-            "id": aids,
-            "text": texts.to_numpy(),
-            "normalized": norm.to_numpy(),
-            "components": [json.dumps(c, ensure_ascii=False) for c in components],
-            "building_id": ids,
-            "cell": cells,
-            "geom": ewkb(pts),
-        }
-    )
-    copy_rows(conn, "twin.address", list(out.columns), out)
-    conn.execute(
-        "UPDATE twin.building b SET address_id = a.id FROM twin.address a "
-        "WHERE a.id BETWEEN %s AND %s AND a.building_id = b.id",
-        (int(aids[0]), int(aids[-1])),
-    )
-    _set_area(conn, "address", int(aids[0]), int(aids[-1]), "x.geom")
+    return texts, norm.to_numpy(), components
 
 
 def write_parcels(

@@ -27,7 +27,7 @@ class CellStats(Base):
     area_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("admin_area.id", ondelete="SET NULL"),
         index=True,
-        comment="the finest admin area holding the cell centre",
+        comment="the grid patch holding the cell centre, else the one overlapping it most",
     )
     population: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     population_by_age: Mapped[dict[str, Any]] = mapped_column(

@@ -84,8 +84,17 @@ class Address(Base):
     text: Mapped[str] = mapped_column(sa.Text, comment="normalised full address")
     normalized: Mapped[str] = mapped_column(sa.Text, unique=True, comment="lookup key")
     components: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    # Deferrable: a building and its address reference each other, so a load inserts both and
+    # lets the check run at commit (SET CONSTRAINTS ... DEFERRED).
     building_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("building.id", ondelete="SET NULL", use_alter=True), index=True
+        sa.ForeignKey(
+            "building.id",
+            ondelete="SET NULL",
+            use_alter=True,
+            deferrable=True,
+            initially="IMMEDIATE",
+        ),
+        index=True,
     )
     area_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("admin_area.id", ondelete="SET NULL"), index=True
@@ -158,7 +167,8 @@ class Building(Base):
     year_built: Mapped[int | None] = mapped_column(sa.SmallInteger)
     footprint_m2: Mapped[float | None] = mapped_column(sa.Float)
     address_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("address.id", ondelete="SET NULL"), index=True
+        sa.ForeignKey("address.id", ondelete="SET NULL", deferrable=True, initially="IMMEDIATE"),
+        index=True,
     )
     parcel_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("parcel.id", ondelete="SET NULL"), index=True

@@ -77,6 +77,13 @@ WHERE twin.h3_parent(pc.cell, r.res) IS NOT NULL
   AND (%(full)s OR twin.h3_parent(pc.cell, %(r0)s) = ANY(%(scope)s::bigint[]))
 GROUP BY 1, 2, 3;
 
+-- name: index_temp
+-- The final insert looks rows up per cell: without these it scans the tables for every cell.
+CREATE INDEX ON _cs_agg (res, cell);
+CREATE INDEX ON _cs_landuse (res, cell);
+ANALYZE _cs_agg;
+ANALYZE _cs_landuse;
+
 -- name: cells_to_shape
 SELECT DISTINCT res, cell FROM (
     SELECT res, cell FROM _cs_agg UNION ALL SELECT res, cell FROM _cs_landuse
