@@ -20,9 +20,9 @@ import shapely
 from psycopg import sql
 from rasterio.transform import Affine
 
+from twin.city import rasters
 from twin.city.cells import copy_rows, polygon_cells
 from twin.city.synth.city import SyntheticCity
-from twin.city.synth.frame import to_wgs84
 from twin.city.synth.terrain import Raster
 
 # Everything that describes the city or is derived from it (not users or the audit log).
@@ -281,27 +281,11 @@ def _load_rasters(conn: psycopg.Connection, city: SyntheticCity, raster_dir: Pat
     ):
         path = (raster_dir / fname).resolve()
         write_raster(path, raster)
-        a, _, c, _, e, f = raster.transform
         rows, cols = raster.shape
-        box = shapely.box(c, f + e * rows, c + a * cols, f)
-        footprint = to_wgs84([shapely.segmentize(box, max(a, 50.0))], raster.crs)[0]
-        conn.execute(
-            "INSERT INTO twin.raster_asset (kind, name, path, crs, transform, width, height,"
-            " nodata, unit, footprint)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326))",
-            (
-                kind,
-                name,
-                str(path),
-                raster.crs,
-                [float(v) for v in raster.transform],
-                cols,
-                rows,
-                raster.nodata,
-                raster.unit,
-                shapely.to_wkb(footprint),
-            ),
-        )
+        rasters.register(
+            conn, kind=kind, name=name, path=path, crs=raster.crs, transform=raster.transform,
+            width=cols, height=rows, nodata=raster.nodata, unit=raster.unit,
+        )  # fmt: skip
 
 
 def bump_layer_versions(conn: psycopg.Connection, layers: tuple[str, ...] = CITY_LAYERS) -> None:

@@ -323,6 +323,21 @@ def roads_frame(gdf: gpd.GeoDataFrame, path: Path, f: Fields) -> pd.DataFrame:
     )
 
 
+def _choice(
+    gdf: pd.DataFrame, path: Path, col: str | None, allowed: tuple[str, ...], default: str
+) -> pd.Series:
+    """A column of values from ``allowed`` (case and spaces ignored), or ``default`` if absent."""
+    if col is None:
+        return pd.Series(default, index=gdf.index)
+    values = gdf[col].astype(str).str.strip().str.lower()
+    bad = ~values.isin(allowed)
+    if bad.any():
+        raise IngestError(
+            path, f"must be one of {', '.join(allowed)}", rows=gdf._row[bad].tolist(), field=col
+        )
+    return values
+
+
 def events_frame(gdf: gpd.GeoDataFrame, path: Path, f: Fields) -> pd.DataFrame:
     idc = _check_ids(gdf, path, _column(gdf, path, f.id, ("id", "source_id")))
     typec = _column(gdf, path, f.type, ("type", "event_type"), required=True)
@@ -347,34 +362,8 @@ def events_frame(gdf: gpd.GeoDataFrame, path: Path, f: Fields) -> pd.DataFrame:
                 path, "severity must be an integer 1..4", rows=gdf._row[badsev].tolist(), field=sevc
             )
         sev = sev_raw.astype(int)
-    statc = _column(gdf, path, f.status, ("status",))
-    status = (
-        gdf[statc].astype(str).str.strip().str.lower()
-        if statc
-        else pd.Series("open", index=gdf.index)
-    )
-    badst = ~status.isin(EVENT_STATUSES)
-    if badst.any():
-        raise IngestError(
-            path,
-            f"status must be one of {', '.join(EVENT_STATUSES)}",
-            rows=gdf._row[badst].tolist(),
-            field=statc,
-        )
-    srcc = _column(gdf, path, f.source, ("source",))
-    source = (
-        gdf[srcc].astype(str).str.strip().str.lower()
-        if srcc
-        else pd.Series("import", index=gdf.index)
-    )
-    badsrc = ~source.isin(EVENT_SOURCES)
-    if badsrc.any():
-        raise IngestError(
-            path,
-            f"source must be one of {', '.join(EVENT_SOURCES)}",
-            rows=gdf._row[badsrc].tolist(),
-            field=srcc,
-        )
+    status = _choice(gdf, path, _column(gdf, path, f.status, ("status",)), EVENT_STATUSES, "open")
+    source = _choice(gdf, path, _column(gdf, path, f.source, ("source",)), EVENT_SOURCES, "import")
     return pd.DataFrame(
         {
             "source_id": idc,

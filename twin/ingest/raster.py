@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import rasterio
-import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from twin.city import rasters
 from twin.db.engine import database_url
 from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.settings import Settings
@@ -112,32 +112,11 @@ def ingest_raster(
         tiled=True,
     ) as dst:
         dst.write(out, 1)
-    a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
-    box = shapely.segmentize(
-        shapely.box(c, f + e * height, c + a * width, f), max(abs(a), 1.0) * 50
-    )
-    from twin.city.synth.frame import to_wgs84
-
-    footprint = to_wgs84([box], dst_crs.to_string())[0]
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
-        conn.execute("DELETE FROM twin.raster_asset WHERE kind = %s AND name = %s", (kind, name))
-        conn.execute(
-            "INSERT INTO twin.raster_asset (kind, name, path, crs, transform, width, height,"
-            " nodata, unit, footprint)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326))",
-            (
-                kind,
-                name,
-                str(target),
-                dst_crs.to_string(),
-                [a, b, c, d, e, f],
-                width,
-                height,
-                NODATA,
-                unit,
-                shapely.to_wkb(footprint),
-            ),
-        )
+        rasters.register(
+            conn, kind=kind, name=name, path=target, crs=dst_crs.to_string(),
+            transform=tuple(transform)[:6], width=width, height=height, nodata=NODATA, unit=unit,
+        )  # fmt: skip
         # The file replaces the old one only once the row is in: a failure leaves both as they were.
         tmp.replace(target)
     report.loaded = int(valid.sum())
