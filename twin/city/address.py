@@ -14,7 +14,7 @@ _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
            "七": 7, "八": 8, "九": 9}  # fmt: skip
 _UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千]+(?=号)")
-_NO_PREFIX = re.compile(r"(?:no\.?|#)(\d+)")
+_NO_PREFIX = re.compile(r"(?:no\.?|#)(\d+)号?(?!\d)")
 
 
 def chinese_to_int(text: str) -> int:
@@ -35,13 +35,27 @@ def normalize(text: str) -> str:
     """The lookup key of an address.
 
     NFKC (full-width -> half-width), lowercase, no whitespace, 號 -> 号, dash variants -> '-',
-    Chinese numerals before 号 -> digits, 'No.12'/'#12' -> '12号'.
+    Chinese numerals before 号 -> digits, 'No.12'/'#12' -> '12号', a bare trailing number -> '号'.
     """
+    s = normalize_name(text)
+    if re.search(r"\d$", s):  # a bare trailing house number: '人民路128' -> '人民路128号'
+        s += "号"
+    return s
+
+
+def normalize_name(text: str) -> str:
+    """:func:`normalize` without the trailing-number rule: for a road name, whose normal form
+    followed by '<n>号' is the normal form of '<name><n>号' (unless the name ends in 'No'
+    or '#', see :func:`composes`)."""
     s = unicodedata.normalize("NFKC", text).lower()
     s = "".join(s.split())
     s = s.replace("號", "号").replace("—", "-").replace("–", "-").replace("－", "-")  # noqa: RUF001
     s = _CN_NUMBER.sub(lambda m: str(chinese_to_int(m.group(0))), s)
-    s = _NO_PREFIX.sub(lambda m: f"{m.group(1)}号", s)
-    if re.search(r"\d$", s):  # a bare trailing house number: '人民路128' -> '人民路128号'
-        s += "号"
-    return s
+    return _NO_PREFIX.sub(lambda m: f"{m.group(1)}号", s)
+
+
+def composes(name_key: str) -> bool:
+    """Whether ``normalize(name + f"{n}号") == name_key + f"{n}号"`` for the name's key."""
+    # A trailing 'No'/'#' would swallow the number; a trailing 号 means the name itself held a
+    # house-number form that normalisation already rewrote.
+    return not name_key.endswith(("no", "no.", "#", "号"))

@@ -162,6 +162,8 @@ def _column(
 
 def parse_length(values: pd.Series) -> pd.Series:
     """'12', '12.5 m', '12,5' -> float metres; None for empty; NaN for unparseable."""
+    if pd.api.types.is_numeric_dtype(values):  # a typed column (GeoPackage, Parquet): no parsing
+        return values.astype("float64")
 
     def one(v: object) -> float | None:
         if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":

@@ -20,7 +20,7 @@ from psycopg import sql
 from pyproj import Transformer
 
 from twin import grid
-from twin.city.address import normalize
+from twin.city.address import composes, normalize, normalize_name
 from twin.city.cells import copy_rows, polygon_cells
 from twin.city.load import as_multipolygons, bump_layer_versions, ewkb
 from twin.ingest.report import IngestError
@@ -152,7 +152,9 @@ def write_buildings(
     copy_rows(conn, "twin.building", list(out.columns), out)
     addr = pd.DataFrame({
         "id": aids, "text": texts, "normalized": norm,
-        "components": [json.dumps(c, ensure_ascii=False) for c in components],
+        "components": [
+            c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c in components
+        ],
         "building_id": ids, "area_id": area, "cell": cells, "geom": ewkb(pts),
     })  # fmt: skip
     copy_rows(conn, "twin.address", list(addr.columns), addr)
@@ -162,7 +164,7 @@ def write_buildings(
 
 def _addresses(
     conn: psycopg.Connection, pts: np.ndarray, frame: pd.DataFrame, path: Path, *, dedupe: bool
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any] | str]]:
     """Text, normal form and components of one standard address per new building: the file's
     where it has one, otherwise generated along the nearest named road (numbers continue after
     those the road already has).
@@ -177,7 +179,8 @@ def _addresses(
     # A plain object array: assigning row by row into an Arrow-backed Series is very slow.
     texts = np.asarray(raw.to_numpy(), dtype=object)
     has = np.array([t.strip() != "" for t in texts], dtype=bool)
-    components: list[dict[str, Any]] = [{"given": True} for _ in range(n)]
+    # Components as dicts, or as ready JSON text for generated ones (a million dumps add up).
+    components: list[dict[str, Any] | str] = [{"given": True} for _ in range(n)]
     if (~has).any():
         gen = np.flatnonzero(~has)
         roads = conn.execute(
@@ -199,15 +202,28 @@ def _addresses(
         seq = order.groupby("road").cumcount().to_numpy() + 1
         number = np.empty(len(gen), dtype=np.int64)
         number[order.i.to_numpy()] = seq + np.array([start.get(r) or 0 for r in order.road])
+        # Normal form of "<road><n>号" is the road's normal form + "<n>号" (digits and 号 are
+        # already normal), so each road is normalised once, not every address.
+        road_norm = {r: normalize_name(r) for r in set(road)}
+        road_json = {r: json.dumps(r, ensure_ascii=False) for r in set(road)}
+        gen_norm = np.empty(len(gen), dtype=object)
         for k, (r, num) in enumerate(zip(road, number, strict=True)):
             texts[gen[k]] = f"{r}{num}号"
-            components[gen[k]] = {"road": r, "number": int(num), "generated": True}
-    norm = pd.Series([normalize(t) for t in texts])
+            key = road_norm[r]
+            gen_norm[k] = f"{key}{num}号" if composes(key) else normalize(texts[gen[k]])
+            components[gen[k]] = f'{{"road": {road_json[r]}, "number": {num}, "generated": true}}'
+    norm_arr = np.empty(n, dtype=object)
+    if (~has).any():
+        norm_arr[~has] = gen_norm
+    norm_arr[has] = [normalize(t) for t in texts[has]]
+    norm = pd.Series(norm_arr)
     if dedupe:
         rank = norm.groupby(norm).cumcount().to_numpy()
         for i in np.flatnonzero(rank > 0):
             texts[i] = f"{texts[i]}{rank[i] + 1}幢"
-            components[i] = {**components[i], "building_no": int(rank[i] + 1)}
+            comp = components[i]
+            base = json.loads(comp) if isinstance(comp, str) else comp
+            components[i] = {**base, "building_no": int(rank[i] + 1)}
         norm = pd.Series([normalize(t) for t in texts])
     dup = norm.duplicated(keep=False)
     if dup.any():
