@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         default=10, ge=1, description="People counts below k are hidden from those without rights."
     )
 
+    tile_cache_mb: int = Field(default=256, ge=0, description="In-process tile cache (MB).")
+    redis_url: str | None = Field(
+        default=None, description="Redis for a shared second-level tile cache (optional)."
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

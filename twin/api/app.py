@@ -16,9 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 
 import twin
 from twin.api import errors
-from twin.api.routers import addresses, cells, health
+from twin.api.routers import addresses, cells, features, health, tiles
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.settings import Settings
+from twin.tiles.cache import TileCache
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("starting without a database: %s", exc)
         yield
         return
+    app.state.tiles = TileCache(settings.tile_cache_mb * 2**20, settings.redis_url)
     pool = make_pool(url, settings)
     await pool.open(wait=False)
     app.state.pool = pool
@@ -62,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+        await app.state.tiles.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,8 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.pool = None
     app.state.db_error = "not started"
+    app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(cells.router)
     app.include_router(addresses.router)
+    app.include_router(tiles.router)
+    app.include_router(features.router)
     return app

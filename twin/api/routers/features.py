@@ -1,0 +1,161 @@
+"""OGC API Features - Part 1: Core, GeoJSON: landing page, conformance, collections, items."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from twin import features
+from twin.api.deps import Conn, SettingsDep
+from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.tiles.catalog import LAYERS, TileLayer
+
+router = APIRouter(tags=["features"])
+GEOJSON = "application/geo+json"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _collection(name: str) -> TileLayer:
+    layer = LAYERS.get(name)
+    if layer is None or not layer.feature_collection:
+        ids = ", ".join(c.id for c in features.collections())
+        raise NotFoundError(f"no collection {name!r}; collections: {ids}")
+    return layer
+
+
+def _check_f(f: str | None) -> None:
+    if f not in (None, "json", "geojson", "application/geo+json", "application/json"):
+        raise InvalidParameterError("f", "only JSON is offered (f=json)")
+
+
+async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str, Any]:
+    base = _base(request)
+    return {
+        "id": layer.id,
+        "title": layer.title,
+        "description": layer.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "extent": await features.extent(conn, layer),
+        "links": [
+            {"href": f"{base}/collections/{layer.id}", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/collections/{layer.id}/items", "rel": "items", "type": GEOJSON,
+             "title": f"{layer.title} (GeoJSON)"},
+            {"href": f"{base}/tiles/{layer.id}.json", "rel": "related", "type": "application/json",
+             "title": "vector tiles (TileJSON)"},
+        ],
+    }  # fmt: skip
+
+
+@router.get("/", summary="Landing page")
+async def landing(request: Request, f: str | None = None) -> dict[str, Any]:
+    _check_f(f)
+    base = _base(request)
+    return {
+        "title": "City twin",
+        "description": "City information model on H3 cells: OGC API Features and vector tiles.",
+        "links": [
+            {"href": f"{base}/", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc",
+             "type": "application/vnd.oai.openapi+json;version=3.0"},
+            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
+            {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+        ],
+    }  # fmt: skip
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance(f: str | None = None) -> dict[str, Any]:
+    _check_f(f)
+    return {"conformsTo": CONFORMANCE}
+
+
+@router.get("/collections", summary="Feature collections")
+async def list_collections(request: Request, conn: Conn, f: str | None = None) -> dict[str, Any]:
+    _check_f(f)
+    base = _base(request)
+    return {
+        "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
+        "collections": [await _describe(request, conn, c) for c in features.collections()],
+    }
+
+
+@router.get("/collections/{collection_id}", summary="A feature collection")
+async def get_collection(
+    collection_id: str, request: Request, conn: Conn, f: str | None = None
+) -> dict[str, Any]:
+    _check_f(f)
+    return await _describe(request, conn, _collection(collection_id))
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+async def get_items(
+    collection_id: str,
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
+    datetime: Annotated[str | None, Query(description="instant or interval (events)")] = None,
+    f: str | None = None,
+) -> JSONResponse:
+    """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``)."""
+    _check_f(f)
+    layer = _collection(collection_id)
+    params = dict(request.query_params)
+    feats, matched = await features.items(
+        conn, layer, params, limit=limit, offset=offset, k=settings.suppression_k
+    )
+    url = f"{_base(request)}/collections/{layer.id}/items"
+    keep = {k: v for k, v in params.items() if k not in ("offset", "limit")}
+
+    def link(rel: str, off: int) -> dict[str, str]:
+        q = "&".join([f"{k}={v}" for k, v in keep.items()] + [f"limit={limit}", f"offset={off}"])
+        return {"href": f"{url}?{q}", "rel": rel, "type": GEOJSON}
+
+    links = [link("self", offset)]
+    if offset + len(feats) < matched:
+        links.append(link("next", offset + limit))
+    if offset > 0:
+        links.append(link("prev", max(0, offset - limit)))
+    body = {
+        "type": "FeatureCollection",
+        "features": feats,
+        "numberMatched": matched,
+        "numberReturned": len(feats),
+        "links": links,
+    }
+    return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+async def get_item(
+    collection_id: str, feature_id: str, request: Request, conn: Conn, settings: SettingsDep,
+    f: str | None = None,
+) -> JSONResponse:  # fmt: skip
+    _check_f(f)
+    layer = _collection(collection_id)
+    if not feature_id.isdigit():
+        raise NotFoundError(f"no feature {feature_id!r} in {layer.id}")
+    feat = await features.item(conn, layer, int(feature_id), k=settings.suppression_k)
+    if feat is None:
+        raise NotFoundError(f"no feature {feature_id} in {layer.id}")
+    base = f"{_base(request)}/collections/{layer.id}"
+    feat["links"] = [
+        {"href": f"{base}/items/{feature_id}", "rel": "self", "type": GEOJSON},
+        {"href": base, "rel": "collection", "type": "application/json"},
+    ]
+    return JSONResponse(feat, media_type=GEOJSON)

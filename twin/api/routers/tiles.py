@@ -1,0 +1,103 @@
+"""``/tiles``: Mapbox Vector Tiles per layer, TileJSON 3.0.0 and the MapLibre style.
+
+Responses: 200 with the tile (gzip when the client accepts it); 204 for an empty tile or a zoom
+outside the layer's range; 304 when ``If-None-Match`` matches; 404 for an unknown layer; 400
+for tile coordinates that do not exist.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from twin.api.deps import Conn, SettingsDep
+from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.settings import project_root
+from twin.tiles.catalog import LAYERS, TileLayer
+from twin.tiles.service import MAX_ZOOM, etag_for, get_tile, layer_version
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+# Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
+CACHE_CONTROL = "public, no-cache"
+
+
+def _layer(name: str) -> TileLayer:
+    layer = LAYERS.get(name)
+    if layer is None:
+        raise NotFoundError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
+    return layer
+
+
+@router.get("/style.json", summary="MapLibre style combining the layers")
+async def style(request: Request) -> Response:
+    text = (project_root() / "tiles" / "style.json").read_text()
+    base = str(request.base_url).rstrip("/")
+    return Response(text.replace("{base}", base), media_type="application/json")
+
+
+@router.get("/{layer}.json", summary="TileJSON 3.0.0 of a layer")
+async def tilejson(layer: str, request: Request, conn: Conn) -> dict[str, Any]:
+    lyr = _layer(layer)
+    cur = await conn.execute(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+        " (SELECT ST_Extent(geom) AS e FROM twin.admin_area WHERE level = 'city') x"
+    )
+    row = await cur.fetchone()
+    bounds = list(row) if row and row[0] is not None else [-180.0, -85.0511, 180.0, 85.0511]
+    base = str(request.base_url).rstrip("/")
+    return {
+        "tilejson": "3.0.0",
+        "name": lyr.title,
+        "description": lyr.description,
+        "tiles": [f"{base}/tiles/{lyr.id}/{{z}}/{{x}}/{{y}}.mvt"],
+        "minzoom": lyr.minzoom,
+        "maxzoom": lyr.maxzoom,
+        "bounds": bounds,
+        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, max(lyr.minzoom, 13)],
+        "vector_layers": [
+            {"id": lyr.id, "fields": lyr.fields, "minzoom": lyr.minzoom, "maxzoom": lyr.maxzoom}
+        ],
+    }
+
+
+@router.get(
+    "/{layer}/{z}/{x}/{y}.mvt",
+    summary="A vector tile",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {}}},
+        204: {"description": "empty or out of zoom range"},
+        304: {"description": "not modified"},
+    },
+)
+async def tile(
+    layer: str, z: int, x: int, y: int, request: Request, conn: Conn, settings: SettingsDep
+) -> Response:
+    lyr = _layer(layer)
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidParameterError("z", f"zoom must be 0..{MAX_ZOOM}")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise InvalidParameterError("x/y", f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2^{z})")
+    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+    if not lyr.minzoom <= z <= lyr.maxzoom:
+        headers["X-Tile-Reason"] = f"zoom outside {lyr.minzoom}..{lyr.maxzoom}"
+        return Response(status_code=204, headers=headers)
+    version = await layer_version(conn, lyr)
+    k = settings.suppression_k
+    etag = etag_for(lyr, version, z, x, y, f"-k{k}" if lyr.id == "cells" else "")
+    headers["ETag"] = etag
+    if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
+        return Response(status_code=304, headers=headers)
+    t = await get_tile(
+        conn, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
+        resolutions=settings.h3_resolutions,
+    )  # fmt: skip
+    if t.empty:
+        return Response(status_code=204, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(t.data, media_type=MVT, headers=headers)
+    return Response(gzip.decompress(t.data), media_type=MVT, headers=headers)

@@ -1,0 +1,170 @@
+"""OGC API Features (Part 1 Core, GeoJSON) over the catalog layers: the queries.
+
+Collections are the tile layers marked as feature collections; people are never one. Filters:
+``bbox`` (CRS84), ``datetime`` (instant or interval, on layers with a time column), and simple
+equality on any property of the layer. Values are bound; identifiers come from the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from twin.api.errors import InvalidParameterError
+from twin.tiles.catalog import LAYERS, TileLayer
+
+RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
+MAX_LIMIT = 10_000
+
+
+def collections() -> list[TileLayer]:
+    return [layer for layer in LAYERS.values() if layer.feature_collection]
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InvalidParameterError(
+            "bbox", "expected numbers: minlon,minlat,maxlon,maxlat"
+        ) from None
+    if len(parts) == 6:  # 3D bbox: drop the heights
+        parts = [parts[0], parts[1], parts[3], parts[4]]
+    if len(parts) != 4:
+        raise InvalidParameterError("bbox", "expected 4 (or 6) numbers")
+    minx, miny, maxx, maxy = parts
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidParameterError("bbox", "need minlon <= maxlon and minlat <= maxlat in degrees")
+    return minx, miny, maxx, maxy
+
+
+def _instant(text: str, param: str) -> datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameterError(param, f"{text!r} is not an RFC 3339 date-time") from None
+
+
+def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
+    """'t' -> (t, t); 'a/b', '../b', 'a/..' -> interval (open ends None)."""
+    if "/" in text:
+        a, _, b = text.partition("/")
+        return _instant(a, "datetime"), _instant(b, "datetime")
+    t = _instant(text, "datetime")
+    return t, t
+
+
+def _where(layer: TileLayer, params: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+    conds: list[str] = []
+    values: dict[str, Any] = {}
+    if "bbox" in params:
+        minx, miny, maxx, maxy = parse_bbox(params["bbox"])
+        conds.append(
+            "ST_Intersects(t.geom, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))"
+        )
+        values.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+    if "datetime" in params:
+        if layer.datetime_column is None:
+            raise InvalidParameterError("datetime", f"collection {layer.id} has no time")
+        start, end = parse_datetime(params["datetime"])
+        col = f"t.{layer.datetime_column}"
+        if start is not None:
+            conds.append(f"{col} >= %(t0)s")
+            values["t0"] = start
+        if end is not None:
+            conds.append(f"{col} <= %(t1)s")
+            values["t1"] = end
+    for i, (name, value) in enumerate(sorted(params.items())):
+        if name in RESERVED:
+            continue
+        if name not in layer.props:
+            raise InvalidParameterError(
+                name, f"not a property of {layer.id} (filterable: {', '.join(layer.props)})"
+            )
+        conds.append(f"({layer.props[name]})::text = %(p{i})s")
+        values[f"p{i}"] = value
+    return conds, values
+
+
+def _select(layer: TileLayer) -> str:
+    """SELECT list from the catalog's constant expressions (no request text reaches it)."""
+    props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
+    return (
+        f"SELECT {layer.id_expr} AS fid, ST_AsGeoJSON(t.geom, 7) AS geometry, {props}"  # noqa: S608
+        " FROM {table} t"
+    )
+
+
+def _feature(row: dict[str, Any]) -> dict[str, Any]:
+    fid = row.pop("fid")
+    geometry = json.loads(row.pop("geometry"))
+    return {"type": "Feature", "id": fid, "geometry": geometry, "properties": row}
+
+
+async def items(
+    conn: AsyncConnection,
+    layer: TileLayer,
+    params: dict[str, str],
+    *,
+    limit: int,
+    offset: int,
+    k: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of features and the number matched."""
+    conds, values = _where(layer, params)
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    values.update(k=k, limit=limit, offset=offset)
+    table = sql.Identifier("twin", layer.table)
+    page = sql.SQL(
+        _select(layer) + where + " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(table=table, order=sql.SQL(layer.id_expr))
+    # `where` holds conditions built from the catalog with %(name)s placeholders for values.
+    count = sql.SQL("SELECT count(*) AS n FROM {table} t" + where).format(table=table)  # noqa: S608
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(count, values)
+        n = await cur.fetchone()
+        await cur.execute(page, values)
+        rows = await cur.fetchall()
+    return [_feature(r) for r in rows], int(n["n"]) if n else 0
+
+
+async def item(
+    conn: AsyncConnection, layer: TileLayer, fid: int, *, k: int
+) -> dict[str, Any] | None:
+    q = sql.SQL(_select(layer) + f" WHERE {layer.id_expr} = %(fid)s").format(
+        table=sql.Identifier("twin", layer.table)
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q, {"fid": fid, "k": k})
+        row = await cur.fetchone()
+    return _feature(row) if row else None
+
+
+async def extent(conn: AsyncConnection, layer: TileLayer) -> dict[str, Any]:
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom) AS e FROM {}) x"
+        ).format(sql.Identifier("twin", layer.table))
+    )
+    row = await cur.fetchone()
+    bbox = [list(row)] if row and row[0] is not None else [[-180.0, -90.0, 180.0, 90.0]]
+    out: dict[str, Any] = {
+        "spatial": {"bbox": bbox, "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    }
+    if layer.datetime_column:
+        cur = await conn.execute(
+            sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+                c=sql.Identifier(layer.datetime_column), t=sql.Identifier("twin", layer.table)
+            )
+        )
+        t = await cur.fetchone()
+        if t and t[0] is not None:
+            out["temporal"] = {"interval": [[t[0].isoformat(), t[1].isoformat()]]}
+    return out

@@ -1,0 +1,1 @@
+"""Vector tiles: the layer catalog, tile queries and the tile cache."""

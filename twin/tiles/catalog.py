@@ -1,0 +1,180 @@
+"""The map layers served as vector tiles (and as OGC API Features collections).
+
+Each layer names its table, the properties it carries, its zoom range, a feature cap, and how it
+generalises at low zoom. The SQL is built here from these constants (identifiers quoted, values
+bound), filtering on the stored EPSG:3857 column with the tile envelope so the GiST index
+answers, and never transforming the column per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+EXTENT = 4096
+BUFFER = 64  # pixels of the tile extent drawn beyond its edge, so lines and labels join up
+WEB_MERCATOR_HALF = 20037508.342789244
+
+
+def pixel_m(z: int) -> float:
+    """Size of one tile-extent unit (m) at zoom z."""
+    return 2 * WEB_MERCATOR_HALF / (2**z) / EXTENT
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """A served layer. ``props`` maps property name -> SQL expression over table alias ``t``."""
+
+    id: str
+    title: str
+    table: str
+    props: dict[str, str]
+    minzoom: int
+    maxzoom: int = 22
+    cap: int = 20_000
+    # Version keys in layer_version whose change must refresh this layer's tiles.
+    versions: tuple[str, ...] = ()
+    # Simplify polygons/lines below this zoom (tolerance: one extent unit).
+    simplify_below: int | None = None
+    order: str = "t.id"
+    geometry: str = "polygon"  # polygon, line, point (for clients and the Features API)
+    datetime_column: str | None = None
+    # Per-zoom filter: [(max zoom, SQL condition)], first match applies.
+    zoom_filters: tuple[tuple[int, str], ...] = ()
+    id_expr: str = "t.id"
+    description: str = ""
+    feature_collection: bool = True
+    fields: dict[str, str] = field(default_factory=dict)  # property -> TileJSON/JSON type
+
+    @property
+    def version_keys(self) -> tuple[str, ...]:
+        return self.versions or (self.table,)
+
+
+def _suppressed(col: str) -> str:
+    # People counts from 1 to k-1 are hidden (NULL) in tiles: tiles are public.
+    return f"CASE WHEN t.{col} BETWEEN 1 AND %(k)s - 1 THEN NULL ELSE t.{col} END"
+
+
+LAYERS: dict[str, TileLayer] = {
+    layer.id: layer
+    for layer in (
+        TileLayer(
+            "buildings", "Buildings", "building",
+            {"use": "t.use", "height_m": "t.height_m", "floors": "t.floors",
+             "footprint_m2": "t.footprint_m2", "h3": "twin.h3_to_hex(t.cell)"},
+            minzoom=13, cap=30_000,
+            fields={"use": "String", "height_m": "Number", "floors": "Number",
+                    "footprint_m2": "Number", "h3": "String"},
+            description="Footprints with height and floors for 3D extrusion, and use.",
+        ),
+        TileLayer(
+            "parcels", "Land parcels", "parcel",
+            {"land_use": "t.land_use", "class": "left(t.land_use, 1)", "plot_ratio": "t.plot_ratio",
+             "code": "t.code"},
+            minzoom=11, simplify_below=15,
+            fields={"land_use": "String", "class": "String", "plot_ratio": "Number",
+                    "code": "String"},
+            description="Parcels with their GB 50137 land-use class.",
+        ),
+        TileLayer(
+            "roads", "Roads", "road_link",
+            {"road_class": "t.road_class", "name": "t.name", "lanes": "t.lanes",
+             "free_speed_kmh": "t.free_speed_kmh", "bridge": "t.bridge"},
+            minzoom=9, geometry="line", simplify_below=14,
+            zoom_filters=(
+                (11, "t.road_class IN ('motorway', 'expressway', 'trunk', 'primary')"),
+                (13, "t.road_class NOT IN ('residential', 'service')"),
+            ),
+            fields={"road_class": "String", "name": "String", "lanes": "Number",
+                    "free_speed_kmh": "Number", "bridge": "Boolean"},
+            description="Directed road links by class (one feature per direction).",
+        ),
+        TileLayer(
+            "events", "Events", "event",
+            {"type": "t.type", "severity": "t.severity", "status": "t.status",
+             "source": "t.source", "occurred_at": "to_char(t.occurred_at AT TIME ZONE 'UTC', "
+             "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"},
+            minzoom=12, cap=10_000, geometry="point", order="t.occurred_at DESC, t.id",
+            datetime_column="occurred_at",
+            fields={"type": "String", "severity": "Number", "status": "String", "source": "String",
+                    "occurred_at": "String"},
+            description="Hotline complaints, accidents, fires, waterlogging reports, ...",
+        ),
+        TileLayer(
+            "hazard_sites", "Hazard sites", "hazard_site",
+            {"category": "t.category", "name": "t.name", "hazard_class": "t.hazard_class"},
+            minzoom=11, geometry="point",
+            fields={"category": "String", "name": "String", "hazard_class": "Number"},
+            description="Fuel stations, chemical storage, construction sites, underground spaces.",
+        ),
+        TileLayer(
+            "admin_areas", "Administrative areas", "admin_area",
+            {"level": "t.level", "code": "t.code", "name": "t.name", "name_en": "t.name_en"},
+            minzoom=8, simplify_below=13, cap=5_000,
+            zoom_filters=(
+                (9, "t.level IN ('city', 'district')"),
+                (11, "t.level IN ('city', 'district', 'street')"),
+                (13, "t.level IN ('district', 'street', 'community')"),
+            ),
+            fields={"level": "String", "code": "String", "name": "String", "name_en": "String"},
+            description="City, districts, streets, communities and grid patches.",
+        ),
+        TileLayer(
+            "cells", "H3 cells", "cell_stats",
+            {"h3": "twin.h3_to_hex(t.cell)", "res": "t.res",
+             "population": _suppressed("population"), "elderly": _suppressed("elderly"),
+             "jobs": _suppressed("jobs"), "buildings": "t.buildings",
+             "floor_area_m2": "t.floor_area_m2", "height_mean_m": "t.height_mean_m",
+             "events_open": "t.events_open", "events_30d": "t.events_30d",
+             "hazard_sites": "t.hazard_sites"},
+            minzoom=8, id_expr="t.cell", order="t.cell", cap=20_000,
+            fields={"h3": "String", "res": "Number", "population": "Number", "elderly": "Number",
+                    "jobs": "Number", "buildings": "Number", "floor_area_m2": "Number",
+                    "height_mean_m": "Number", "events_open": "Number", "events_30d": "Number",
+                    "hazard_sites": "Number"},
+            description="Cell statistics, resolution by zoom; people counts below k hidden.",
+            feature_collection=False,
+        ),
+    )
+}  # fmt: skip
+
+
+def cell_resolution(z: int, resolutions: list[int]) -> int:
+    """H3 resolution shown at zoom z: 7 to z10, 8 to z12, 9 to z14, 10 above (within those kept)."""
+    want = 7 if z <= 10 else 8 if z <= 12 else 9 if z <= 14 else 10
+    kept = sorted(resolutions)
+    return min(kept, key=lambda r: (abs(r - want), r))
+
+
+def tile_query(layer: TileLayer, z: int) -> sql.Composed:
+    """ST_AsMVT over the layer's features in tile (z, x, y); parameters z, x, y, k, res."""
+    geom = "t.geom_3857"
+    if layer.simplify_below is not None and z < layer.simplify_below:
+        geom = f"ST_SimplifyPreserveTopology(t.geom_3857, {pixel_m(z):.6f})"
+    where = ["t.geom_3857 && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)"]
+    for max_z, cond in layer.zoom_filters:
+        if z <= max_z:
+            where.append(cond)
+            break
+    if layer.id == "cells":
+        where.append("t.res = %(res)s")
+    # Property names are constants of this module (plain identifiers), quoted here.
+    props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
+    # Only catalog constants are interpolated; request values are bound parameters.
+    text = (
+        "SELECT ST_AsMVT(q, {name}, {extent}, 'geom', 'fid') FROM ("  # noqa: S608
+        f" SELECT ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT},"
+        f" {BUFFER}, true)"
+        f" AS geom, {layer.id_expr} AS fid, {props}"
+        " FROM {table} t"
+        f" WHERE {' AND '.join(where)}"
+        f" ORDER BY {layer.order} LIMIT {layer.cap}"
+        ") q WHERE q.geom IS NOT NULL"
+    )
+    return sql.SQL(text).format(
+        name=sql.Literal(layer.id),
+        extent=sql.Literal(EXTENT),
+        table=sql.Identifier("twin", layer.table),
+    )

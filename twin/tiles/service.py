@@ -1,0 +1,61 @@
+"""Making a tile: the layer's current data version, the cache, and the query on a miss."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+
+from twin.tiles.cache import TileCache
+from twin.tiles.catalog import BUFFER, EXTENT, TileLayer, cell_resolution, tile_query
+
+MAX_ZOOM = 24
+
+
+@dataclass
+class Tile:
+    data: bytes  # gzip-compressed MVT (possibly of an empty tile)
+    etag: str
+    empty: bool
+
+
+async def layer_version(conn: AsyncConnection, layer: TileLayer) -> int:
+    """Sum of the versions this layer depends on (each only grows, so the sum does too)."""
+    cur = await conn.execute(
+        "SELECT coalesce(sum(version), 0)::bigint FROM twin.layer_version WHERE layer = ANY(%s)",
+        (list(layer.version_keys),),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def etag_for(layer: TileLayer, version: int, z: int, x: int, y: int, extra: str = "") -> str:
+    return f'"{layer.id}-v{version}-{z}-{x}-{y}{extra}"'
+
+
+async def get_tile(
+    conn: AsyncConnection,
+    cache: TileCache,
+    layer: TileLayer,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    version: int,
+    k: int,
+    resolutions: list[int],
+) -> Tile:
+    """The tile, from the cache when its version is current, else from PostGIS."""
+    etag = etag_for(layer, version, z, x, y, f"-k{k}" if layer.id == "cells" else "")
+    key = etag.strip('"')
+    data = await cache.get(key)
+    if data is None:
+        params = {"z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
+                  "res": cell_resolution(z, resolutions)}  # fmt: skip
+        cur = await conn.execute(tile_query(layer, z), params)
+        row = await cur.fetchone()
+        raw = bytes(row[0]) if row and row[0] is not None else b""
+        data = gzip.compress(raw, compresslevel=5)
+        await cache.put(key, data)
+    return Tile(data=data, etag=etag, empty=len(data) <= 20 and gzip.decompress(data) == b"")
