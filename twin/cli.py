@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -488,8 +487,3 @@ def version() -> None:
     import twin
 
     typer.echo(twin.__version__)
-
-
-def main() -> None:  # pragma: no cover - console entry point alternative
-    app(prog_name="twin")
-    sys.exit(0)

@@ -58,7 +58,6 @@ class Settings(BaseSettings):
             "(PostgreSQL refuses to run as root). Default: 'postgres' if it exists, else 'nobody'."
         ),
     )
-    db_schema: str = Field(default="twin", description="Schema holding the city model.")
 
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.city.synth.buildings import normalize_address, typology
+from twin.city.address import normalize as normalize_address
+from twin.city.synth.buildings import typology
 from twin.city.synth.city import generate_city
 from twin.city.synth.layout import LAND_USE_MAJOR
 from twin.city.synth.people import M2_PER_PERSON_BAND

@@ -8,7 +8,6 @@ Everything runs in the caller's transaction, so readers never see half a refresh
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,6 +18,7 @@ import psycopg
 import shapely
 
 from twin import grid
+from twin.db.copy import copy_rows
 from twin.db.queries import query
 
 SQL = "cell_stats.sql"
@@ -38,22 +38,6 @@ def polygon_cells(
             "share": df.share.to_numpy(),
         }
     )
-
-
-def copy_rows(
-    conn: psycopg.Connection, table: str, columns: Sequence[str], df: pd.DataFrame
-) -> None:
-    """COPY a frame (columns in order) into ``table`` (schema-qualified name given as 'a.b')."""
-    schema, _, name = table.rpartition(".")
-    ident = psycopg.sql.Identifier(schema, name) if schema else psycopg.sql.Identifier(name)
-    stmt = psycopg.sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        ident, psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
-    )
-    with conn.cursor().copy(stmt) as cp:
-        for start in range(0, len(df), 100_000):
-            buf = io.StringIO()
-            df.iloc[start : start + 100_000].to_csv(buf, header=False, index=False)
-            cp.write(buf.getvalue())
 
 
 def refresh_cell_stats(

@@ -21,9 +21,10 @@ from psycopg import sql
 from rasterio.transform import Affine
 
 from twin.city import rasters
-from twin.city.cells import copy_rows, polygon_cells
+from twin.city.cells import polygon_cells
 from twin.city.synth.city import SyntheticCity
 from twin.city.synth.terrain import Raster
+from twin.db.copy import copy_rows
 
 # Everything that describes the city or is derived from it (not users or the audit log).
 CITY_TABLES = (

@@ -19,7 +19,8 @@ import shapely
 
 from twin import grid
 from twin.city.address import normalize
-from twin.city.cells import copy_rows, refresh_cell_stats
+from twin.city.cells import refresh_cell_stats
+from twin.db.copy import copy_rows
 from twin.db.engine import database_url
 from twin.db.models.city import AGE_BANDS, RESIDENT_TYPES
 from twin.ingest.report import IngestError, Progress, Report, quiet

@@ -21,8 +21,9 @@ from pyproj import Transformer
 
 from twin import grid
 from twin.city.address import composes, normalize, normalize_name
-from twin.city.cells import copy_rows, polygon_cells
+from twin.city.cells import polygon_cells
 from twin.city.load import as_multipolygons, bump_layer_versions, ewkb
+from twin.db.copy import copy_rows
 from twin.ingest.report import IngestError
 
 UNNAMED_ROAD = "未命名道路"

@@ -147,11 +147,6 @@ def _lattice(inner: shapely.Geometry, t: Typology, rng: np.random.Generator) -> 
     return np.asarray(boxes[shapely.contains(inner, boxes)], dtype=object)
 
 
-def normalize_address(text: str) -> str:
-    """The lookup key of an address (see :func:`twin.city.address.normalize`)."""
-    return normalize(text)
-
-
 def make_addresses(
     frame: CityFrame,
     buildings: pd.DataFrame,
@@ -208,7 +203,7 @@ def make_addresses(
             "id": buildings.id.to_numpy(),
             "building_id": buildings.id.to_numpy(),
             "text": texts,
-            "normalized": [normalize_address(t) for t in texts],
+            "normalized": [normalize(t) for t in texts],
             "road": road,
             "number": number,
             "x": cx,

@@ -1,0 +1,26 @@
+"""Bulk writes with COPY: the one helper every loader uses."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+
+def copy_rows(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], df: pd.DataFrame
+) -> None:
+    """COPY a frame (columns in order) into ``table`` (schema-qualified name given as 'a.b')."""
+    schema, _, name = table.rpartition(".")
+    ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        ident, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(stmt) as cp:
+        for start in range(0, len(df), 100_000):
+            buf = io.StringIO()
+            df.iloc[start : start + 100_000].to_csv(buf, header=False, index=False)
+            cp.write(buf.getvalue())
