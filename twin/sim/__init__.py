@@ -1,0 +1,1 @@
+"""Simulation cores (pure arrays) and their file formats."""
