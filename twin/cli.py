@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import psycopg
 import typer
 
+from twin.cli_sim import flood_app, simulate_app
+from twin.cli_support import JsonOpt
+from twin.cli_support import emit as _emit
+from twin.cli_support import fail as _fail
+from twin.cli_support import load_settings as _settings
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
-from twin.settings import Settings
 
 app = typer.Typer(
     name="twin",
@@ -23,27 +27,8 @@ db_app = typer.Typer(
     help="The database: a private PostGIS cluster or TWIN_DATABASE_URL.", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:  # pydantic.ValidationError names the TWIN_ variable
-        _fail(f"invalid settings: {exc}")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _emit(result: dict[str, Any], as_json: bool, human: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
-    else:
-        typer.echo(human)
+app.add_typer(flood_app, name="flood")
+app.add_typer(simulate_app, name="simulate")
 
 
 def _external_reachable(url: str) -> tuple[bool, str]:
