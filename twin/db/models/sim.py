@@ -57,6 +57,11 @@ class FloodCellResult(Base):
     flooded_share: Mapped[float | None] = mapped_column(sa.Float)
     time_to_15cm_s: Mapped[float | None] = mapped_column(sa.Float)
     max_hazard: Mapped[float | None] = mapped_column(sa.Float)
+    affected_buildings: Mapped[int | None] = mapped_column(sa.Integer)
+    affected_people: Mapped[int | None] = mapped_column(
+        sa.Integer,
+        comment="residents of affected buildings; sensitive: suppressed when served",
+    )
 
 
 class FloodLinkResult(Base):

@@ -1,0 +1,399 @@
+"""A storm on the twin: ``twin simulate flood`` and ``POST /api/simulations/flood``.
+
+Inputs come from the model: the registered DEM and drainage-capacity rasters, buildings raised
+by their height, Manning's n from land use (roads paved), open edges so water can leave the
+city. Results go back in one transaction with the run marked succeeded: per-cell statistics at
+every kept H3 resolution, road links reached by water with their passability, buildings with
+water at their walls and the people living in them, and waterlogging events at the worst spots.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+import rasterio
+import rasterio.features
+import shapely
+from pyproj import Transformer
+
+from twin.city.load import bump_layer_versions
+from twin.runs import floodcells, store
+from twin.settings import Settings
+from twin.sim.flood import Boundaries, FloodResult, simulate
+from twin.sim.rain import Series, chicago_storm
+
+MM_H = 1 / 3_600_000
+
+#: Depth bands on roads (m). GB 51222-2017 counts water deeper than 15 cm on a carriageway as
+#: waterlogging; at 30 cm ordinary cars stall (door sills, exhaust), so the road is closed.
+ROAD_SLOWED_M = 0.15
+ROAD_CLOSED_M = 0.30
+#: Water at a building's walls at or above this depth (m) makes it "affected".
+BUILDING_AFFECTED_M = 0.15
+#: Cells whose worst depth reaches this (m) get a simulated waterlogging event, worst first.
+EVENT_DEPTH_M = 0.30
+MAX_EVENTS = 25
+
+#: Manning's n (s/m^(1/3)) per GB 50137 major land-use class: coarse values from standard tables
+#: (Chow 1959) as used in urban flood models: paved transport land smoothest, green roughest.
+MANNING_BY_LAND_USE = {
+    "R": 0.050, "A": 0.040, "B": 0.035, "M": 0.035, "W": 0.035, "S": 0.016,
+    "U": 0.035, "G": 0.045, "E": 0.035, "H": 0.035,
+}  # fmt: skip
+MANNING_DEFAULT = 0.035
+MANNING_ROAD = 0.016
+DEFAULT_BUILDING_HEIGHT_M = 10.0
+
+
+class FloodRunError(ValueError):
+    """A flood run that cannot start: missing DEM, bad parameters."""
+
+
+@dataclass(frozen=True)
+class FloodParams:
+    storm: str = "chicago"
+    return_period_years: float = 50.0
+    duration_s: float = 7200.0
+    after_s: float = 1800.0
+    peak_ratio: float = 0.4
+    rain_series: Series | None = None
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        if self.rain_series is None and self.storm != "chicago":
+            raise FloodRunError(f"storm: unknown design storm {self.storm!r} (chicago)")
+        if self.return_period_years <= 0:
+            raise FloodRunError("return_period_years must be positive")
+        if self.duration_s <= 0 or self.after_s < 0:
+            raise FloodRunError("duration must be positive and the time after it not negative")
+        if self.duration_s + self.after_s > 3 * 86400:
+            raise FloodRunError("runs are limited to three days of simulated time")
+        if self.dtype not in ("float64", "float32"):
+            raise FloodRunError("dtype must be float64 or float32")
+        if not 0 < self.peak_ratio < 1:
+            raise FloodRunError("peak_ratio must lie between 0 and 1")
+
+    def rain(self) -> Series:
+        if self.rain_series is not None:
+            return self.rain_series
+        return chicago_storm(
+            return_period_years=self.return_period_years,
+            duration_min=self.duration_s / 60,
+            peak_ratio=self.peak_ratio,
+        )
+
+    @property
+    def total_s(self) -> float:
+        if self.rain_series is not None:
+            return float(self.rain_series.times_s[-1]) + self.after_s
+        return self.duration_s + self.after_s
+
+    def as_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "rain_series"}
+        if self.rain_series is not None:
+            out["storm"] = "series"
+            out["rain_series"] = [
+                [float(t), float(v) / MM_H]
+                for t, v in zip(self.rain_series.times_s, self.rain_series.values, strict=True)
+            ]
+        return out
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '90min', '45m', '3600s' or '3600' -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(h|min|m|s)?\s*", text)
+    if not m:
+        raise FloodRunError(f"duration {text!r}: use e.g. 2h, 90min or 3600s")
+    value = float(m.group(1))
+    return value * {"h": 3600, "min": 60, "m": 60, "s": 1, None: 1}[m.group(2)]
+
+
+def read_rain_series(path: Path) -> Series:
+    """A CSV of ``time_s,intensity_mm_h`` (step intensities) as a series in m/s."""
+    if not path.is_file():
+        raise FloodRunError(f"{path}: file not found")
+    times: list[float] = []
+    values: list[float] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"time_s", "intensity_mm_h"} <= set(reader.fieldnames):
+            raise FloodRunError(f"{path}: needs the columns time_s, intensity_mm_h")
+        for line, row in enumerate(reader, start=2):
+            try:
+                t, v = float(row["time_s"]), float(row["intensity_mm_h"])
+            except (TypeError, ValueError) as exc:
+                raise FloodRunError(f"{path} line {line}: not a number") from exc
+            if v < 0 or not math.isfinite(v):
+                raise FloodRunError(f"{path} line {line}: intensity must be >= 0")
+            times.append(t)
+            values.append(v * MM_H)
+    try:
+        return Series(np.array(times), np.array(values), "step")
+    except ValueError as exc:
+        raise FloodRunError(f"{path}: {exc}") from exc
+
+
+@dataclass
+class TwinGrid:
+    """The model's inputs on the DEM's grid."""
+
+    bed: npt.NDArray[np.float64]
+    ground: npt.NDArray[np.float64]
+    transform: tuple[float, ...]
+    crs: str
+    dx: float
+    manning: npt.NDArray[np.float64]
+    drainage_m_s: npt.NDArray[np.float64] | float
+    building_id: npt.NDArray[np.int64]  # 0: no building
+    building_points: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    land: npt.NDArray[np.bool_]  # parcels, roads, buildings: where results count
+
+
+def _raster(conn: psycopg.Connection, kind: str) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "SELECT path, crs, transform, width, height FROM twin.raster_asset "
+        "WHERE kind = %s ORDER BY id DESC LIMIT 1",
+        (kind,),
+    ).fetchone()
+
+
+def _burn(shapes: list[tuple[Any, float]], shape: tuple[int, int], transform: Any) -> Any:
+    if not shapes:
+        return np.zeros(shape)
+    return rasterio.features.rasterize(
+        shapes, out_shape=shape, transform=rasterio.Affine(*transform[:6]), fill=0.0,
+        dtype="float64",
+    )  # fmt: skip
+
+
+def _geoms(conn: psycopg.Connection, query: str, to_grid: Transformer) -> list[tuple[Any, ...]]:
+    rows = conn.execute(query).fetchall()
+    out = []
+    for row in rows:
+        g = shapely.from_wkb(bytes(row[0]))
+        g = shapely.transform(g, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
+        out.append((g, *row[1:]))
+    return out
+
+
+def load_grid(conn: psycopg.Connection) -> TwinGrid:
+    """DEM, buildings, roughness and drainage of the twin on the DEM's grid."""
+    dem = _raster(conn, "dem")
+    if dem is None:
+        raise FloodRunError("the twin has no DEM: run `twin demo` or `twin ingest dem FILE`")
+    path, crs, transform, width, height = dem
+    if not Path(path).is_file():
+        raise FloodRunError(f"the DEM file {path} is missing: rebuild with `twin demo`")
+    with rasterio.open(path) as src:
+        ground = src.read(1, masked=True).astype(np.float64)
+    if np.ma.getmaskarray(ground).any():
+        raise FloodRunError(f"the DEM {path} has nodata cells: fill them and ingest it again")
+    ground = np.asarray(ground.filled(0.0))
+    shape = (int(height), int(width))
+    dx = float(transform[0])
+    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+    parcels = _geoms(conn, "SELECT ST_AsBinary(geom), land_use FROM twin.parcel", to_grid)
+    manning = np.full(shape, MANNING_DEFAULT)
+    land = np.zeros(shape, dtype=bool)
+    if parcels:
+        burned = _burn(
+            [(g, MANNING_BY_LAND_USE.get((lu or "")[:1], MANNING_DEFAULT)) for g, lu in parcels],
+            shape, transform,
+        )  # fmt: skip
+        manning = np.where(burned > 0, burned, manning)
+        land |= burned > 0
+    roads = _geoms(
+        conn, "SELECT ST_AsBinary(geom), lanes FROM twin.road_link WHERE NOT bridge", to_grid
+    )
+    if roads:
+        # A carriageway is about 3.5 m per lane (both directions are separate links).
+        polys = [(shapely.buffer(g, max(3.5 * (lanes or 1), dx / 2)), 1.0) for g, lanes in roads]
+        paved = _burn(polys, shape, transform) > 0
+        manning[paved] = MANNING_ROAD
+        land |= paved
+    buildings = _geoms(
+        conn,
+        "SELECT ST_AsBinary(geom), id, coalesce(height_m, floors * 3.0) FROM twin.building",
+        to_grid,
+    )
+    bed = ground.copy()
+    building_id = np.zeros(shape, dtype=np.int64)
+    # Buildings smaller than a pixel burn no pixel: their point on the surface stands in.
+    points: Any = shapely.point_on_surface([g for g, _, _ in buildings]) if buildings else []
+    building_points = (
+        np.array([i for _, i, _ in buildings], dtype=np.int64),
+        shapely.get_x(points) if buildings else np.zeros(0),
+        shapely.get_y(points) if buildings else np.zeros(0),
+    )
+    if buildings:
+        heights = [
+            (g, float(h) if h and h > 0 else DEFAULT_BUILDING_HEIGHT_M) for g, _, h in buildings
+        ]
+        bed += _burn(heights, shape, transform)
+        building_id = _burn([(g, float(i)) for g, i, _ in buildings], shape, transform).astype(
+            np.int64
+        )
+        land |= building_id > 0
+    if not land.any():
+        land[:] = True  # no parcels, roads or buildings: every pixel counts
+    drainage: npt.NDArray[np.float64] | float = 0.0
+    drain = _raster(conn, "drainage_capacity")
+    if drain is not None and Path(drain[0]).is_file():
+        with rasterio.open(drain[0]) as src:
+            if (src.height, src.width) == shape:
+                drainage = np.nan_to_num(src.read(1).astype(np.float64)) * MM_H
+    return TwinGrid(
+        bed=bed, ground=ground, transform=tuple(float(v) for v in transform), crs=crs, dx=dx,
+        manning=manning, drainage_m_s=drainage, building_id=building_id,
+        building_points=building_points, land=land,
+    )  # fmt: skip
+
+
+def run_flood(
+    settings: Settings,
+    params: FloodParams,
+    *,
+    run_id: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Run a storm on the twin and store it; returns the run's summary (with ``run_id``).
+
+    With ``run_id`` (a queued run made by the API) that run is used; otherwise one is created.
+    A failure marks the run failed with the error and re-raises.
+    """
+    from twin.db.engine import database_url
+
+    url = database_url(settings)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if run_id is None:
+            run_id = store.create_run(conn, "flood", params.as_json())
+        store.start_run(conn, run_id)
+    try:
+        return _run(settings, url, run_id, params, progress)
+    except Exception as exc:
+        store.fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run(
+    settings: Settings,
+    url: str,
+    run_id: int,
+    params: FloodParams,
+    progress: Callable[[float], None] | None,
+) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        grid = load_grid(conn)
+    timings["load_s"] = round(time.perf_counter() - t0, 3)
+    record = store.progress_writer(url, run_id)
+
+    def report(t: float, total: float) -> None:
+        record(0.95 * t / total)  # the last 5% is storing the results
+        if progress is not None:
+            progress(t / total)
+
+    total = params.total_s
+    started_at = datetime.now(UTC)
+    result = simulate(
+        grid.bed,
+        dx=grid.dx,
+        duration_s=total,
+        rain=params.rain(),
+        manning=grid.manning,
+        drainage_m_s=grid.drainage_m_s,
+        boundaries=Boundaries.all("open"),
+        output_interval_s=max(total / 100, 1.0),
+        threshold_m=ROAD_SLOWED_M,
+        dtype=np.float32 if params.dtype == "float32" else np.float64,
+        progress=report,
+    )
+    timings["simulate_s"] = round(result.wall_s, 3)
+    t1 = time.perf_counter()
+    out_dir = settings.data_dir / "runs" / str(run_id)
+    _write_rasters(out_dir, grid, result)
+    with psycopg.connect(url) as conn, conn.transaction():
+        counts = floodcells.store_results(
+            conn, settings, run_id, grid, result, started_at=started_at,
+            link_states=(ROAD_SLOWED_M, ROAD_CLOSED_M), building_m=BUILDING_AFFECTED_M,
+            event_m=EVENT_DEPTH_M, max_events=MAX_EVENTS,
+        )  # fmt: skip
+        timings["store_s"] = round(time.perf_counter() - t1, 3)
+        summary = _summary(run_id, params, grid, result, counts, out_dir)
+        store.finish_run(conn, run_id, summary, timings)
+        bump_layer_versions(conn, ("flood", "event", "cell_stats"))
+    return summary
+
+
+def _write_rasters(out_dir: Path, grid: TwinGrid, result: FloodResult) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, cols = grid.bed.shape
+    for name, arr in (
+        ("max_depth.tif", result.max_depth),
+        ("time_of_max.tif", result.time_of_max_s),
+    ):
+        with rasterio.open(
+            out_dir / name, "w", driver="GTiff", width=cols, height=rows, count=1,
+            dtype="float32", crs=grid.crs, transform=rasterio.Affine(*grid.transform[:6]),
+            nodata=np.nan, compress="deflate",
+        ) as dst:  # fmt: skip
+            dst.write(np.asarray(arr, dtype=np.float32), 1)
+
+
+def _summary(
+    run_id: int,
+    params: FloodParams,
+    grid: TwinGrid,
+    result: FloodResult,
+    counts: dict[str, Any],
+    out_dir: Path,
+) -> dict[str, Any]:
+    land_depth = np.where(grid.land, np.nan_to_num(result.max_depth), 0.0)
+    px = grid.dx * grid.dx
+    return {
+        "run_id": run_id,
+        "params": params.as_json(),
+        "rain_mm": round(params.rain().integral(0, params.total_s) * 1000, 6),
+        "simulated_s": params.total_s,
+        "grid": {
+            "rows": grid.bed.shape[0],
+            "cols": grid.bed.shape[1],
+            "cell_m": grid.dx,
+            "crs": grid.crs,
+        },
+        "steps": result.steps,
+        "wall_s": round(result.wall_s, 3),
+        "cell_steps_per_s": round(result.cell_steps_per_s),
+        "volumes_m3": {k: round(v, 3) for k, v in result.volumes_m3.items()},
+        "mass_error_rel": result.mass_error_rel,
+        "max_depth_m": round(float(land_depth.max()), 4),
+        "flooded_area_m2": float((land_depth >= ROAD_SLOWED_M).sum()) * px,
+        "thresholds_m": {
+            "slowed": ROAD_SLOWED_M,
+            "closed": ROAD_CLOSED_M,
+            "building": BUILDING_AFFECTED_M,
+            "event": EVENT_DEPTH_M,
+        },
+        **counts,
+        "rasters": {
+            "max_depth": str(out_dir / "max_depth.tif"),
+            "time_of_max": str(out_dir / "time_of_max.tif"),
+        },
+    }
+
+
+def event_time(started_at: datetime, seconds: float) -> datetime:
+    return started_at + timedelta(seconds=float(seconds))

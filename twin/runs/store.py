@@ -1,0 +1,74 @@
+"""The life of a ``sim_run`` row: queued -> running -> succeeded | failed.
+
+Progress is written on its own autocommit connection, so pollers see it while the run's
+results are still being written in their own transaction. Writes are throttled (at most one a
+second) because a storm run reports progress many times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+def create_run(conn: psycopg.Connection, kind: str, params: dict[str, Any]) -> int:
+    """A new queued run; returns its id. Commits (the caller's connection is autocommit or
+    the caller commits)."""
+    row = conn.execute(
+        "INSERT INTO twin.sim_run (kind, params, status) VALUES (%s, %s, 'queued') RETURNING id",
+        (kind, Jsonb(params)),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def start_run(conn: psycopg.Connection, run_id: int) -> None:
+    conn.execute(
+        "UPDATE twin.sim_run SET status = 'running', started_at = now(), progress = 0 "
+        "WHERE id = %s",
+        (run_id,),
+    )
+
+
+def progress_writer(url: str, run_id: int, *, every_s: float = 1.0) -> Callable[[float], None]:
+    """A callback taking a fraction 0..1 that records it on the run (throttled)."""
+    last = [0.0]
+
+    def write(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and fraction < 1.0:
+            return
+        last[0] = now
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE twin.sim_run SET progress = %s WHERE id = %s AND status = 'running'",
+                (min(max(fraction, 0.0), 1.0), run_id),
+            )
+
+    return write
+
+
+def finish_run(
+    conn: psycopg.Connection, run_id: int, summary: dict[str, Any], timings: dict[str, float]
+) -> None:
+    """Mark the run succeeded, in the caller's transaction (with its results)."""
+    conn.execute(
+        "UPDATE twin.sim_run SET status = 'succeeded', progress = 1, finished_at = now(), "
+        "summary = %s, timings = %s, error = NULL WHERE id = %s",
+        (Jsonb(json.loads(json.dumps(summary, default=float))), Jsonb(timings), run_id),
+    )
+
+
+def fail_run(url: str, run_id: int, error: str) -> None:
+    """Mark the run failed, on a fresh connection (the run's own transaction is gone)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE twin.sim_run SET status = 'failed', finished_at = now(), error = %s "
+            "WHERE id = %s",
+            (error[:2000], run_id),
+        )
