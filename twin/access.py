@@ -22,5 +22,9 @@ class Principal:
         """Whether small people counts may be shown unsuppressed."""
         return self.role in ("analyst", "operator", "admin")
 
+    @property
+    def can_run_simulations(self) -> bool:
+        return self.role in ("analyst", "operator", "admin")
+
 
 PUBLIC = Principal()

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         default=None, description="Redis for a shared second-level tile cache (optional)."
     )
 
+    open_simulations: bool = Field(
+        default=True,
+        description="Let anonymous callers start simulations (until users and tokens exist).",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

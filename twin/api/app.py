@@ -16,8 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 
 import twin
 from twin.api import errors
-from twin.api.routers import addresses, cells, features, health, tiles
+from twin.api.routers import addresses, cells, features, health, simulations, tiles
 from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.runs import jobs
 from twin.settings import Settings
 from twin.tiles.cache import TileCache
 
@@ -60,9 +61,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = make_pool(url, settings)
     await pool.open(wait=False)
     app.state.pool = pool
+    app.state.jobs = jobs.executor()
     try:
         yield
     finally:
+        app.state.jobs.shutdown(wait=False, cancel_futures=True)
         await pool.close()
         await app.state.tiles.close()
 
@@ -86,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(addresses.router)
     app.include_router(tiles.router)
     app.include_router(features.router)
+    app.include_router(simulations.router)
     return app

@@ -36,6 +36,10 @@ class InvalidParameterError(TwinError, ValueError):
         self.parameter = parameter
 
 
+class ForbiddenError(TwinError):
+    """The caller's role does not allow this."""
+
+
 class ConflictError(TwinError):
     """The request conflicts with the current state (an illegal task transition, say)."""
 
@@ -49,6 +53,7 @@ class DatabaseUnavailableError(TwinError):
 EXCEPTION_STATUS: dict[type[Exception], int] = {
     NotFoundError: 404,
     InvalidParameterError: 400,
+    ForbiddenError: 403,
     ConflictError: 409,
     DatabaseUnavailableError: 503,
     DatabaseNotConfiguredError: 503,

@@ -1,0 +1,168 @@
+"""``/api/simulations``: start a storm, poll its progress, read its results."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.api.routers.cells import parse_bbox
+from twin.privacy import suppress_count
+from twin.runs import jobs
+
+router = APIRouter(prefix="/api/simulations", tags=["simulations"])
+
+RUN_COLUMNS = (
+    "id, kind, status, progress, params, summary, error, created_at, started_at, finished_at"
+)
+
+
+class FloodRequest(BaseModel):
+    """A storm: a Chicago design storm, or a rain series of ``[time_s, intensity_mm_h]`` steps."""
+
+    model_config = ConfigDict(extra="forbid")
+    storm: Literal["chicago"] = "chicago"
+    return_period_years: float = Field(50.0, gt=0, le=1000)
+    duration_min: float = Field(120.0, gt=0, le=1440)
+    after_min: float = Field(30.0, ge=0, le=1440)
+    peak_ratio: float = Field(0.4, gt=0, lt=1)
+    rain_series: list[tuple[float, float]] | None = Field(None, min_length=1, max_length=10_000)
+    dtype: Literal["float64", "float32"] = "float64"
+
+
+def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
+    out = dict(row)
+    summary = dict(out.get("summary") or {})
+    if "affected_people" in summary and not allowed:
+        summary["affected_people"] = suppress_count(summary["affected_people"], k)
+    summary.pop("rasters", None)  # server paths
+    out["summary"] = summary
+    out["links"] = {
+        "self": f"/api/simulations/{row['id']}",
+        "cells": f"/api/simulations/{row['id']}/cells",
+        "roads": f"/api/simulations/{row['id']}/roads",
+    }
+    return out
+
+
+async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
+    cur = await conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM twin.sim_run WHERE id = %s",  # noqa: S608 (constant)
+        (run_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no simulation run {run_id}")
+    return dict(zip([d.name for d in cur.description or ()], row, strict=True))
+
+
+@router.post("/flood", status_code=202, summary="Start a storm on the twin")
+async def start_flood(
+    body: FloodRequest,
+    request: Request,
+    response: Response,
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
+    """Queue a flood run; poll ``Location`` for its progress and summary."""
+    if not (who.can_run_simulations or settings.open_simulations):
+        raise ForbiddenError("running simulations needs the analyst role")
+    try:
+        params = jobs.flood_params(body.model_dump())
+    except ValueError as exc:
+        raise InvalidParameterError(
+            "rain_series" if body.rain_series else "body", str(exc)
+        ) from exc
+    run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params)
+    response.headers["Location"] = f"/api/simulations/{run_id}"
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+
+
+@router.get("", summary="Simulation runs, newest first")
+async def list_runs(
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    kind: Annotated[Literal["flood", "traffic"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    cur = await conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM twin.sim_run"  # noqa: S608 (constant)
+        " WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY id DESC LIMIT %(limit)s",
+        {"kind": kind, "limit": limit},
+    )
+    names = [d.name for d in cur.description or ()]
+    runs = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    k, allowed = settings.suppression_k, who.can_see_people
+    return {"runs": [_public_run(r, k, allowed) for r in runs]}
+
+
+@router.get("/{run_id}", summary="A run: status, progress, parameters and summary")
+async def get_run(
+    run_id: int, conn: Conn, settings: SettingsDep, who: PrincipalDep
+) -> dict[str, Any]:
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+
+
+@router.get("/{run_id}/cells", summary="Per-cell flood results of a run")
+async def run_cells(
+    run_id: int,
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    res: Annotated[int, Query(description="H3 resolution")] = 9,
+    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
+    min_depth: Annotated[float, Query(ge=0, description="only cells this deep (m)")] = 0.0,
+) -> dict[str, Any]:
+    run = await _run(conn, run_id)
+    if run["kind"] != "flood":
+        raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
+    if res not in settings.h3_resolutions:
+        raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
+    box = parse_bbox(bbox) if bbox else None
+    cur = await conn.execute(
+        "SELECT twin.h3_to_hex(f.cell) AS h3, f.max_depth_m, f.mean_max_depth_m,"
+        " f.time_of_max_s, f.flooded_share, f.time_to_15cm_s, f.max_hazard,"
+        " f.affected_buildings, f.affected_people"
+        " FROM twin.flood_cell_result f"
+        " LEFT JOIN twin.cell_stats c ON c.res = f.res AND c.cell = f.cell"
+        " WHERE f.run_id = %(run)s AND f.res = %(res)s AND f.max_depth_m >= %(min)s"
+        " AND (%(x0)s::float8 IS NULL"
+        "      OR c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"
+        " ORDER BY f.cell",
+        {"run": run_id, "res": res, "min": min_depth,
+         "x0": box[0] if box else None, "y0": box[1] if box else None,
+         "x1": box[2] if box else None, "y1": box[3] if box else None},
+    )  # fmt: skip
+    names = [d.name for d in cur.description or ()]
+    cells = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    if not who.can_see_people:
+        for c in cells:
+            c["affected_people"] = suppress_count(c["affected_people"], settings.suppression_k)
+    return {"run_id": run_id, "res": res, "count": len(cells), "cells": cells}
+
+
+@router.get("/{run_id}/roads", summary="Road links reached by water in a run")
+async def run_roads(
+    run_id: int,
+    conn: Conn,
+    state: Annotated[Literal["passable", "slowed", "closed"] | None, Query()] = None,
+) -> dict[str, Any]:
+    run = await _run(conn, run_id)
+    if run["kind"] != "flood":
+        raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
+    cur = await conn.execute(
+        "SELECT f.link_id, l.name, l.road_class, f.max_depth_m, f.state"
+        " FROM twin.flood_link_result f JOIN twin.road_link l ON l.id = f.link_id"
+        " WHERE f.run_id = %(run)s AND (%(state)s::text IS NULL OR f.state = %(state)s)"
+        " ORDER BY f.max_depth_m DESC",
+        {"run": run_id, "state": state},
+    )
+    names = [d.name for d in cur.description or ()]
+    links = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    return {"run_id": run_id, "count": len(links), "links": links}
