@@ -187,7 +187,7 @@ def demo(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from twin.city.demo import build_demo
+    from twin.city.demo import build_demo, table_counts
     from twin.city.synth.frame import SIZES
 
     if size not in SIZES:
@@ -212,6 +212,9 @@ def demo(
         with Progress(*columns, console=console, transient=False, disable=as_json) as progress:
             result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
+        if storm:
+            with psycopg.connect(database_url(settings)) as conn:
+                result.counts = table_counts(conn)
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
     if as_json:

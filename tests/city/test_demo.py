@@ -49,6 +49,8 @@ def demo(
             "--seed",
             "1",
             "--no-serve",
+            "--storm-duration",
+            "10min",
             "--json",
         ],
         env=env,
@@ -281,3 +283,14 @@ def test_demo_refuses_an_unknown_size() -> None:
     )
     assert r.returncode == 2
     assert "--size must be one of" in r.stderr
+
+
+def test_the_demo_runs_a_storm_and_counts_its_rows(demo: dict[str, Any]) -> None:
+    storm = demo["out"]["storm"]
+    assert storm["params"]["duration_s"] == 600 and storm["params"]["return_period_years"] == 50
+    with psycopg.connect(demo["url"]) as c:
+        (status,) = c.execute(
+            "SELECT status FROM twin.sim_run WHERE id = %s", (storm["run_id"],)
+        ).fetchone()
+    assert status == "succeeded"
+    assert demo["out"]["counts"]["sim_run"] == 1
