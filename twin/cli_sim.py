@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -27,7 +29,8 @@ def flood_run(
         loaded = sc.load(scenario)
     except sc.ScenarioError as exc:
         fail(str(exc), code=2)
-    result = sc.run(loaded)
+    with _progress_bar(as_json, "flood model") as show:
+        result = sc.run(loaded, progress=lambda t, total: show(t / total))
     data = sc.write_outputs(loaded, result, out)
     v = data["volumes_m3"]
     emit(
@@ -40,12 +43,17 @@ def flood_run(
     )
 
 
-def _progress_printer(as_json: bool) -> Any:
-    def show(fraction: float) -> None:
-        if not as_json:
-            typer.echo(f"  {fraction * 100:5.1f}%", err=True)
+@contextmanager
+def _progress_bar(as_json: bool, label: str) -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr taking a fraction 0..1 (silent with --json)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return show
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), disable=as_json) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda fraction: bar.update(task, completed=fraction)
 
 
 @simulate_app.command("flood")
@@ -74,7 +82,8 @@ def simulate_flood(
             rain_series=flood_runs.read_rain_series(rain_series) if rain_series else None,
             dtype=dtype,
         )
-        summary = flood_runs.run_flood(settings, params, progress=_progress_printer(as_json))
+        with _progress_bar(as_json, "storm (flood model)") as show:
+            summary = flood_runs.run_flood(settings, params, progress=show)
     except flood_runs.FloodRunError as exc:
         fail(str(exc), code=2)
     emit(

@@ -9,13 +9,11 @@ water at their walls and the people living in them, and waterlogging events at t
 
 from __future__ import annotations
 
-import csv
-import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,16 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 import rasterio
-import rasterio.features
 import shapely
 from pyproj import Transformer
+from rasterio.warp import Resampling, reproject
 
 from twin.city.load import bump_layer_versions
+from twin.db.engine import database_url
 from twin.runs import floodcells, store
 from twin.settings import Settings
 from twin.sim.flood import Boundaries, FloodResult, simulate
+from twin.sim.gridfiles import burn, write_geotiffs
 from twin.sim.rain import Series, chicago_storm
 
 MM_H = 1 / 3_600_000
@@ -121,27 +121,10 @@ def parse_duration(text: str) -> float:
 
 def read_rain_series(path: Path) -> Series:
     """A CSV of ``time_s,intensity_mm_h`` (step intensities) as a series in m/s."""
-    if not path.is_file():
-        raise FloodRunError(f"{path}: file not found")
-    times: list[float] = []
-    values: list[float] = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"time_s", "intensity_mm_h"} <= set(reader.fieldnames):
-            raise FloodRunError(f"{path}: needs the columns time_s, intensity_mm_h")
-        for line, row in enumerate(reader, start=2):
-            try:
-                t, v = float(row["time_s"]), float(row["intensity_mm_h"])
-            except (TypeError, ValueError) as exc:
-                raise FloodRunError(f"{path} line {line}: not a number") from exc
-            if v < 0 or not math.isfinite(v):
-                raise FloodRunError(f"{path} line {line}: intensity must be >= 0")
-            times.append(t)
-            values.append(v * MM_H)
     try:
-        return Series(np.array(times), np.array(values), "step")
+        return Series.from_csv(path, ("time_s", "intensity_mm_h"), interp="step", scale=MM_H)
     except ValueError as exc:
-        raise FloodRunError(f"{path}: {exc}") from exc
+        raise FloodRunError(str(exc)) from exc
 
 
 @dataclass
@@ -168,23 +151,16 @@ def _raster(conn: psycopg.Connection, kind: str) -> tuple[Any, ...] | None:
     ).fetchone()
 
 
-def _burn(shapes: list[tuple[Any, float]], shape: tuple[int, int], transform: Any) -> Any:
-    if not shapes:
-        return np.zeros(shape)
-    return rasterio.features.rasterize(
-        shapes, out_shape=shape, transform=rasterio.Affine(*transform[:6]), fill=0.0,
-        dtype="float64",
-    )  # fmt: skip
-
-
 def _geoms(conn: psycopg.Connection, query: str, to_grid: Transformer) -> list[tuple[Any, ...]]:
+    """``(geometry in the grid's CRS, *other columns)`` for each row of ``query`` (WKB first)."""
     rows = conn.execute(query).fetchall()
-    out = []
-    for row in rows:
-        g = shapely.from_wkb(bytes(row[0]))
-        g = shapely.transform(g, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
-        out.append((g, *row[1:]))
-    return out
+    if not rows:
+        return []
+    geoms = shapely.transform(
+        shapely.from_wkb([bytes(r[0]) for r in rows]),
+        lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])),
+    )
+    return [(g, *r[1:]) for g, r in zip(geoms, rows, strict=True)]
 
 
 def load_grid(conn: psycopg.Connection) -> TwinGrid:
@@ -208,7 +184,7 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
     manning = np.full(shape, MANNING_DEFAULT)
     land = np.zeros(shape, dtype=bool)
     if parcels:
-        burned = _burn(
+        burned = burn(
             [(g, MANNING_BY_LAND_USE.get((lu or "")[:1], MANNING_DEFAULT)) for g, lu in parcels],
             shape, transform,
         )  # fmt: skip
@@ -220,7 +196,7 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
     if roads:
         # A carriageway is about 3.5 m per lane (both directions are separate links).
         polys = [(shapely.buffer(g, max(3.5 * (lanes or 1), dx / 2)), 1.0) for g, lanes in roads]
-        paved = _burn(polys, shape, transform) > 0
+        paved = burn(polys, shape, transform) > 0
         manning[paved] = MANNING_ROAD
         land |= paved
     buildings = _geoms(
@@ -241,8 +217,8 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
         heights = [
             (g, float(h) if h and h > 0 else DEFAULT_BUILDING_HEIGHT_M) for g, _, h in buildings
         ]
-        bed += _burn(heights, shape, transform)
-        building_id = _burn([(g, float(i)) for g, i, _ in buildings], shape, transform).astype(
+        bed += burn(heights, shape, transform)
+        building_id = burn([(g, float(i)) for g, i, _ in buildings], shape, transform).astype(
             np.int64
         )
         land |= building_id > 0
@@ -250,10 +226,17 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
         land[:] = True  # no parcels, roads or buildings: every pixel counts
     drainage: npt.NDArray[np.float64] | float = 0.0
     drain = _raster(conn, "drainage_capacity")
-    if drain is not None and Path(drain[0]).is_file():
+    if drain is not None:
+        if not Path(drain[0]).is_file():
+            raise FloodRunError(f"the drainage capacity file {drain[0]} is missing")
+        # Ingested on its own grid: resampled onto the DEM's (areas it does not cover drain 0).
+        on_dem = np.zeros(shape, dtype=np.float64)
         with rasterio.open(drain[0]) as src:
-            if (src.height, src.width) == shape:
-                drainage = np.nan_to_num(src.read(1).astype(np.float64)) * MM_H
+            reproject(
+                rasterio.band(src, 1), on_dem, dst_transform=rasterio.Affine(*transform[:6]),
+                dst_crs=crs, dst_nodata=0.0, resampling=Resampling.bilinear,
+            )  # fmt: skip
+        drainage = np.nan_to_num(on_dem) * MM_H
     return TwinGrid(
         bed=bed, ground=ground, transform=tuple(float(v) for v in transform), crs=crs, dx=dx,
         manning=manning, drainage_m_s=drainage, building_id=building_id,
@@ -273,8 +256,6 @@ def run_flood(
     With ``run_id`` (a queued run made by the API) that run is used; otherwise one is created.
     A failure marks the run failed with the error and re-raises.
     """
-    from twin.db.engine import database_url
-
     url = database_url(settings)
     with psycopg.connect(url, autocommit=True) as conn:
         if run_id is None:
@@ -299,32 +280,26 @@ def _run(
     with psycopg.connect(url) as conn:
         grid = load_grid(conn)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
-    record = store.progress_writer(url, run_id)
-
-    def report(t: float, total: float) -> None:
-        record(0.95 * t / total)  # the last 5% is storing the results
-        if progress is not None:
-            progress(t / total)
-
     total = params.total_s
+    rain = params.rain()
     started_at = datetime.now(UTC)
-    result = simulate(
-        grid.bed,
-        dx=grid.dx,
-        duration_s=total,
-        rain=params.rain(),
-        manning=grid.manning,
-        drainage_m_s=grid.drainage_m_s,
-        boundaries=Boundaries.all("open"),
-        output_interval_s=max(total / 100, 1.0),
-        threshold_m=ROAD_SLOWED_M,
-        dtype=np.float32 if params.dtype == "float32" else np.float64,
-        progress=report,
-    )
+    with store.progress_recorder(url, run_id) as record:
+
+        def report(t: float, total: float) -> None:
+            record(0.95 * t / total)  # the last 5% is storing the results
+            if progress is not None:
+                progress(t / total)
+
+        result = _simulate(grid, rain, total, params.dtype, report)
     timings["simulate_s"] = round(result.wall_s, 3)
     t1 = time.perf_counter()
     out_dir = settings.data_dir / "runs" / str(run_id)
-    _write_rasters(out_dir, grid, result)
+    write_geotiffs(
+        out_dir,
+        {"max_depth.tif": result.max_depth, "time_of_max.tif": result.time_of_max_s},
+        grid.crs,
+        grid.transform,
+    )
     with psycopg.connect(url) as conn, conn.transaction():
         counts = floodcells.store_results(
             conn, settings, run_id, grid, result, started_at=started_at,
@@ -332,30 +307,38 @@ def _run(
             event_m=EVENT_DEPTH_M, max_events=MAX_EVENTS,
         )  # fmt: skip
         timings["store_s"] = round(time.perf_counter() - t1, 3)
-        summary = _summary(run_id, params, grid, result, counts, out_dir)
+        summary = _summary(run_id, params, rain, grid, result, counts, out_dir)
         store.finish_run(conn, run_id, summary, timings)
         bump_layer_versions(conn, ("flood", "event", "cell_stats"))
     return summary
 
 
-def _write_rasters(out_dir: Path, grid: TwinGrid, result: FloodResult) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows, cols = grid.bed.shape
-    for name, arr in (
-        ("max_depth.tif", result.max_depth),
-        ("time_of_max.tif", result.time_of_max_s),
-    ):
-        with rasterio.open(
-            out_dir / name, "w", driver="GTiff", width=cols, height=rows, count=1,
-            dtype="float32", crs=grid.crs, transform=rasterio.Affine(*grid.transform[:6]),
-            nodata=np.nan, compress="deflate",
-        ) as dst:  # fmt: skip
-            dst.write(np.asarray(arr, dtype=np.float32), 1)
+def _simulate(
+    grid: TwinGrid,
+    rain: Series,
+    total: float,
+    dtype: str,
+    report: Callable[[float, float], None],
+) -> FloodResult:
+    return simulate(
+        grid.bed,
+        dx=grid.dx,
+        duration_s=total,
+        rain=rain,
+        manning=grid.manning,
+        drainage_m_s=grid.drainage_m_s,
+        boundaries=Boundaries.all("open"),
+        output_interval_s=max(total / 100, 1.0),
+        threshold_m=ROAD_SLOWED_M,
+        dtype=np.float32 if dtype == "float32" else np.float64,
+        progress=report,
+    )
 
 
 def _summary(
     run_id: int,
     params: FloodParams,
+    rain: Series,
     grid: TwinGrid,
     result: FloodResult,
     counts: dict[str, Any],
@@ -366,7 +349,7 @@ def _summary(
     return {
         "run_id": run_id,
         "params": params.as_json(),
-        "rain_mm": round(params.rain().integral(0, params.total_s) * 1000, 6),
+        "rain_mm": round(rain.integral(0, params.total_s) * 1000, 6),
         "simulated_s": params.total_s,
         "grid": {
             "rows": grid.bed.shape[0],
@@ -393,7 +376,3 @@ def _summary(
             "time_of_max": str(out_dir / "time_of_max.tif"),
         },
     }
-
-
-def event_time(started_at: datetime, seconds: float) -> datetime:
-    return started_at + timedelta(seconds=float(seconds))

@@ -17,33 +17,30 @@ from twin import grid as h3grid
 from twin.city.load import ewkb
 from twin.db.copy import copy_rows
 from twin.settings import Settings
-from twin.sim.flood import FloodResult
+from twin.sim.flood import FloodResult, pixel_index
 
 if TYPE_CHECKING:
     from twin.runs.flood import TwinGrid
 
 
-def _pixels(
-    g: TwinGrid, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    a, _, c0, _, e, f0 = g.transform[:6]
-    rows, cols = g.bed.shape
-    col = np.floor((x - c0) / a).astype(np.intp)
-    row = np.floor((y - f0) / e).astype(np.intp)
-    inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
-    return np.clip(row, 0, rows - 1), np.clip(col, 0, cols - 1), inside
+def pixel_cells(settings: Settings, g: TwinGrid) -> npt.NDArray[np.int64]:
+    """The finest-resolution cell of every pixel (cached per grid, in memory and on disk)."""
+    return h3grid.raster_to_cells(
+        g.transform, g.bed.shape, g.crs, settings.finest_resolution,
+        cache_dir=settings.data_dir / "cache",
+    )  # fmt: skip
 
 
 def cell_table(
-    settings: Settings, g: TwinGrid, result: FloodResult, flooded_m: float
+    settings: Settings,
+    g: TwinGrid,
+    result: FloodResult,
+    cells: npt.NDArray[np.int64],
+    flooded_m: float,
 ) -> pd.DataFrame:
     """Per cell at every kept resolution, over land pixels: max and mean of the max depth (m),
     time of the max (s) at the deepest pixel, share of pixels reaching ``flooded_m``, first time
     any pixel reached it (s), max hazard rating."""
-    finest = settings.finest_resolution
-    cells = h3grid.raster_to_cells(
-        g.transform, g.bed.shape, g.crs, finest, cache_dir=settings.data_dir / "cache"
-    )
     land = g.land.ravel()
     maxd = np.nan_to_num(result.max_depth.ravel()[land].astype(np.float64))
     base = pd.DataFrame(
@@ -90,7 +87,7 @@ def building_depths(g: TwinGrid, result: FloodResult) -> pd.Series:
     ids, xs, ys = g.building_points
     missing = ~np.isin(ids, depth.index.to_numpy())
     if missing.any():
-        r, c, inside = _pixels(g, xs[missing], ys[missing])
+        r, c, inside = pixel_index(g.transform, g.bed.shape, xs[missing], ys[missing])
         extra = pd.Series(np.where(inside, maxd[r, c], 0.0), index=ids[missing])
         depth = pd.concat([depth, extra])
     depth = depth[np.isfinite(depth)]
@@ -116,7 +113,7 @@ def link_depths(conn: psycopg.Connection, g: TwinGrid, result: FloodResult) -> p
         ),
         return_index=True,
     )
-    r, c, inside = _pixels(g, coords[:, 0], coords[:, 1])
+    r, c, inside = pixel_index(g.transform, g.bed.shape, coords[:, 0], coords[:, 1])
     maxd = np.nan_to_num(result.max_depth.astype(np.float64))
     depth = np.where(inside, maxd[r, c], 0.0)
     return pd.Series(depth, index=ids[index]).groupby(level=0).max()
@@ -137,7 +134,8 @@ def store_results(
 ) -> dict[str, Any]:
     """Write the run's results in the caller's transaction; returns counts for the summary."""
     slowed_m, closed_m = link_states
-    cells = cell_table(settings, g, result, slowed_m)
+    pixels = pixel_cells(settings, g)
+    cells = cell_table(settings, g, result, pixels, slowed_m)
 
     bdepth = building_depths(g, result)
     affected = bdepth[bdepth >= building_m]
@@ -189,7 +187,7 @@ def store_results(
                       "state": state}),
     )  # fmt: skip
 
-    n_events = _events(conn, settings, run_id, g, result, started_at, event_m, max_events)
+    n_events = _events(conn, settings, run_id, g, result, pixels, started_at, event_m, max_events)
     finest = cells[cells.res == settings.finest_resolution]
     return {
         "flooded_cells": int((finest.max_depth_m >= slowed_m).sum()),
@@ -208,16 +206,13 @@ def _events(
     run_id: int,
     g: TwinGrid,
     result: FloodResult,
+    cells: npt.NDArray[np.int64],
     started_at: datetime,
     event_m: float,
     max_events: int,
 ) -> int:
     """Waterlogging events at the deepest land pixel of the worst cells (one per cell)."""
     res = min(9, settings.finest_resolution)
-    cells = h3grid.raster_to_cells(
-        g.transform, g.bed.shape, g.crs, settings.finest_resolution,
-        cache_dir=settings.data_dir / "cache",
-    )  # fmt: skip
     maxd = np.where(g.land, np.nan_to_num(result.max_depth.astype(np.float64)), 0.0)
     deep = np.flatnonzero(maxd.ravel() >= event_m)
     if len(deep) == 0:

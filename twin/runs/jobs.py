@@ -10,7 +10,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from twin.db.engine import database_url
@@ -27,25 +26,19 @@ def executor() -> ThreadPoolExecutor:
 
 
 def flood_params(body: dict[str, Any]) -> FloodParams:
-    """API request fields -> run parameters (ValueError on a bad rain series)."""
+    """The API's request fields (all present: the request model fills defaults) -> run
+    parameters. ValueError on a bad rain series."""
     series = None
-    if body.get("rain_series"):
-        pairs = body["rain_series"]
-        if any(v < 0 for _, v in pairs):
-            raise ValueError("intensities must not be negative")
-        series = Series(
-            np.array([float(t) for t, _ in pairs]),
-            np.array([float(v) * MM_H for _, v in pairs]),
-            "step",
-        )
+    if body["rain_series"]:
+        series = Series.from_pairs(body["rain_series"], interp="step", scale=MM_H)
     return FloodParams(
-        storm=body.get("storm", "chicago"),
-        return_period_years=float(body.get("return_period_years", 50.0)),
-        duration_s=float(body.get("duration_min", 120.0)) * 60,
-        after_s=float(body.get("after_min", 30.0)) * 60,
-        peak_ratio=float(body.get("peak_ratio", 0.4)),
+        storm=body["storm"],
+        return_period_years=body["return_period_years"],
+        duration_s=body["duration_min"] * 60,
+        after_s=body["after_min"] * 60,
+        peak_ratio=body["peak_ratio"],
         rain_series=series,
-        dtype=body.get("dtype", "float64"),
+        dtype=body["dtype"],
     )
 
 

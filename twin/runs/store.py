@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -35,22 +36,26 @@ def start_run(conn: psycopg.Connection, run_id: int) -> None:
     )
 
 
-def progress_writer(url: str, run_id: int, *, every_s: float = 1.0) -> Callable[[float], None]:
-    """A callback taking a fraction 0..1 that records it on the run (throttled)."""
+@contextmanager
+def progress_recorder(
+    url: str, run_id: int, *, every_s: float = 1.0
+) -> Iterator[Callable[[float], None]]:
+    """A callback taking a fraction 0..1 that records it on the run, at most once a second, on
+    one autocommit connection held for the run."""
     last = [0.0]
+    with psycopg.connect(url, autocommit=True) as conn:
 
-    def write(fraction: float) -> None:
-        now = time.monotonic()
-        if now - last[0] < every_s and fraction < 1.0:
-            return
-        last[0] = now
-        with psycopg.connect(url, autocommit=True) as conn:
+        def write(fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] < every_s and fraction < 1.0:
+                return
+            last[0] = now
             conn.execute(
                 "UPDATE twin.sim_run SET progress = %s WHERE id = %s AND status = 'running'",
                 (min(max(fraction, 0.0), 1.0), run_id),
             )
 
-    return write
+        yield write
 
 
 def finish_run(

@@ -576,6 +576,22 @@ def simulate(
     )
 
 
+def pixel_index(
+    transform: Sequence[float], shape: tuple[int, int], x: npt.ArrayLike, y: npt.ArrayLike
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Row and column of the cell holding each point of a north-up grid, and whether it is
+    inside (rows and columns of points outside are clipped to the edge).
+
+    ``transform`` is rasterio's ``(a, b, c, d, e, f)``.
+    """
+    a, _, c0, _, e, f0 = (float(v) for v in tuple(transform)[:6])
+    ny, nx = shape
+    col = np.floor((np.asarray(x, dtype=np.float64) - c0) / a).astype(np.intp)
+    row = np.floor((np.asarray(y, dtype=np.float64) - f0) / e).astype(np.intp)
+    inside = (row >= 0) & (row < ny) & (col >= 0) & (col < nx)
+    return np.clip(row, 0, ny - 1), np.clip(col, 0, nx - 1), inside
+
+
 def cells_within(
     shape: tuple[int, int],
     transform: Sequence[float],
@@ -590,10 +606,10 @@ def cells_within(
     """
     a, _, c0, _, e, f0 = (float(v) for v in tuple(transform)[:6])
     ny, nx = shape
-    col = math.floor((x - c0) / a)
-    row = math.floor((y - f0) / e)
-    if not (0 <= row < ny and 0 <= col < nx):
+    rows0, cols0, inside0 = pixel_index(transform, shape, [x], [y])
+    if not inside0[0]:
         raise ValueError(f"point ({x:.1f}, {y:.1f}) is outside the grid")
+    row, col = int(rows0[0]), int(cols0[0])
     span = math.ceil(radius_m / abs(a)) + 1
     rows = np.arange(max(0, row - span), min(ny, row + span + 1))
     cols = np.arange(max(0, col - span), min(nx, col + span + 1))

@@ -8,8 +8,11 @@ put on the grid, whatever time steps the solver took.
 
 from __future__ import annotations
 
+import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -65,6 +68,53 @@ class Series:
     def constant(cls, value: float) -> Series:
         """``value`` from time 0 for ever."""
         return cls(np.array([0.0]), np.array([float(value)]), "step", hold_last=True)
+
+    @classmethod
+    def from_pairs(
+        cls, pairs: Sequence[tuple[float, float]], *, interp: Interp, scale: float = 1.0
+    ) -> Series:
+        """``[(time_s, value), ...]`` with values >= 0, multiplied by ``scale``."""
+        if any(not float(v) >= 0 for _, v in pairs):
+            raise ValueError("negative values: they must be numbers >= 0")
+        return cls(
+            np.array([float(t) for t, _ in pairs]),
+            np.array([float(v) * scale for _, v in pairs]),
+            interp,
+        )
+
+    @classmethod
+    def from_csv(
+        cls, path: Path, columns: tuple[str, str], *, interp: Interp, scale: float = 1.0
+    ) -> Series:
+        """Read ``columns`` (time in s, value) of a CSV file; values are multiplied by ``scale``.
+
+        Raises ValueError naming the file and line: missing file or columns, a field that is not
+        a number, a negative value, no rows, times that do not increase.
+        """
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: file not found")
+        times: list[float] = []
+        values: list[float] = []
+        t_col, v_col = columns
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not {t_col, v_col} <= set(reader.fieldnames):
+                raise ValueError(f"{path}: needs the columns {t_col}, {v_col}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    t, v = float(row[t_col]), float(row[v_col])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path} line {line}: not a number") from None
+                if not v >= 0:
+                    raise ValueError(f"{path} line {line}: negative {v_col} (must be >= 0)")
+                times.append(t)
+                values.append(v * scale)
+        if not times:
+            raise ValueError(f"{path}: no rows")
+        try:
+            return cls(np.array(times), np.array(values), interp)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     @property
     def end_s(self) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +28,9 @@ from pyproj.exceptions import CRSError
 
 from twin.ingest.read import read_vector
 from twin.ingest.report import IngestError, Report
-from twin.sim.flood import Boundaries, FloodResult, Inflow, cells_within, simulate
-from twin.sim.rain import Series, StormFormula, chicago_storm
+from twin.sim.flood import Boundaries, FloodResult, Inflow, cells_within, pixel_index, simulate
+from twin.sim.gridfiles import burn, write_geotiffs
+from twin.sim.rain import Interp, Series, StormFormula, chicago_storm
 
 MM_H = 1 / 3_600_000  # m/s per mm/h
 
@@ -228,10 +230,10 @@ def load(path: Path) -> Scenario:
     inflows = [_inflow(i, spec_i, base, grid, active) for i, spec_i in enumerate(spec.inflows)]
     probes = []
     for i, p in enumerate(spec.probes):
-        row, col = _cell_of(grid, p.x, p.y)
-        if row is None or col is None:
+        rows, cols, inside = pixel_index(grid.transform, grid.shape, [p.x], [p.y])
+        if not inside[0]:
             raise _fail_field(f"probes[{i}] ({p.id})", f"({p.x}, {p.y}) is outside the DEM")
-        probes.append((p.id, p.x, p.y, row, col))
+        probes.append((p.id, p.x, p.y, int(rows[0]), int(cols[0])))
     return Scenario(
         spec=spec, path=path, grid=grid, bed=bed, active=active, manning=manning,
         drainage_m_s=drainage, rain=_rain(spec.rain, base), inflows=inflows, probes=probes,
@@ -322,15 +324,7 @@ def _note_reprojection(gdf: Any, grid: Grid, where: str, notes: list[str]) -> No
 
 def _burn(geoms: Any, grid: Grid, value: float | list[float]) -> npt.NDArray[np.float64]:
     values = value if isinstance(value, list) else [value] * len(geoms)
-    shapes = [
-        (g, v) for g, v in zip(geoms, values, strict=True) if g is not None and not g.is_empty
-    ]
-    if not shapes:
-        return np.zeros(grid.shape)
-    return rasterio.features.rasterize(
-        shapes, out_shape=grid.shape, transform=rasterio.Affine(*grid.transform), fill=0.0,
-        dtype="float64",
-    )  # fmt: skip
+    return burn(zip(geoms, values, strict=True), grid.shape, grid.transform)
 
 
 def _apply_buildings(
@@ -355,32 +349,13 @@ def _apply_buildings(
     bed += _burn(gdf.geometry, grid, heights)
 
 
-def _cell_of(grid: Grid, x: float, y: float) -> tuple[int | None, int | None]:
-    a, _, c0, _, e, f0 = grid.transform
-    col, row = math.floor((x - c0) / a), math.floor((y - f0) / e)
-    rows, cols = grid.shape
-    return (row, col) if 0 <= row < rows and 0 <= col < cols else (None, None)
-
-
-def _read_pairs(path: Path, where: str, names: tuple[str, str]) -> tuple[list[float], list[float]]:
-    times: list[float] = []
-    values: list[float] = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or any(n not in reader.fieldnames for n in names):
-            raise _fail_field(where, f"{path} needs the columns {', '.join(names)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                t, v = float(row[names[0]]), float(row[names[1]])
-            except (TypeError, ValueError) as exc:
-                raise _fail_field(where, f"{path} line {line}: not a number") from exc
-            if v < 0:
-                raise _fail_field(where, f"{path} line {line}: negative {names[1]}")
-            times.append(t)
-            values.append(v)
-    if not times:
-        raise _fail_field(where, f"{path} has no rows")
-    return times, values
+def _series_csv(
+    path: Path, where: str, columns: tuple[str, str], interp: Interp, scale: float = 1.0
+) -> Series:
+    try:
+        return Series.from_csv(path, columns, interp=interp, scale=scale)
+    except ValueError as exc:
+        raise _fail_field(where, str(exc)) from exc
 
 
 def _rain(spec: RainSpec | None, base: Path) -> Series | None:
@@ -393,20 +368,15 @@ def _rain(spec: RainSpec | None, base: Path) -> Series | None:
             raise _fail_field("rain.chicago", str(exc)) from exc
     if spec.constant_mm_h is not None:
         return Series.constant(spec.constant_mm_h * MM_H)
+    where = "rain.series"
     if isinstance(spec.series, str):
-        times, values = _read_pairs(
-            _resolve(base, spec.series, "rain.series"), "rain.series", ("time_s", "intensity_mm_h")
+        return _series_csv(
+            _resolve(base, spec.series, where), where, ("time_s", "intensity_mm_h"), "step", MM_H
         )
-    else:
-        pairs = spec.series or []
-        times = [float(t) for t, _ in pairs]
-        values = [float(v) for _, v in pairs]
-        if any(v < 0 for v in values):
-            raise _fail_field("rain.series", "negative rain")
     try:
-        return Series(np.array(times), np.array(values) * MM_H, "step")
+        return Series.from_pairs(spec.series or [], interp="step", scale=MM_H)
     except ValueError as exc:
-        raise _fail_field("rain.series", str(exc)) from exc
+        raise _fail_field(where, str(exc)) from exc
 
 
 def _inflow(
@@ -421,21 +391,19 @@ def _inflow(
     if not keep.any():
         raise _fail_field(where, "falls entirely inside blocked buildings")
     if spec.hydrograph is not None:
-        times, values = _read_pairs(
+        series = _series_csv(
             _resolve(base, spec.hydrograph, f"{where}.hydrograph"),
             where,
             ("time_s", "discharge_m3s"),
+            "linear",
         )
-        try:
-            series = Series(np.array(times), np.array(values), "linear")
-        except ValueError as exc:
-            raise _fail_field(where, str(exc)) from exc
     else:
         series = Series.constant(float(spec.discharge_m3s or 0.0))
     return Inflow(rows[keep], cols[keep], series, spec.id)
 
 
-def run(scenario: Scenario) -> FloodResult:
+def run(scenario: Scenario, progress: Callable[[float, float], None] | None = None) -> FloodResult:
+    """Run the scenario; ``progress(t, duration)`` is called at each output time."""
     s = scenario.spec
     b = s.boundaries
     return simulate(
@@ -455,6 +423,7 @@ def run(scenario: Scenario) -> FloodResult:
         theta=s.solver.theta,
         froude_limit=s.solver.froude_limit,
         dtype=np.float32 if s.solver.dtype == "float32" else np.float64,
+        progress=progress,
     )
 
 
@@ -497,21 +466,18 @@ def summary(scenario: Scenario, result: FloodResult) -> dict[str, Any]:
 
 def write_outputs(scenario: Scenario, result: FloodResult, out: Path) -> dict[str, Any]:
     """GeoTIFFs of the maxima, the probes' series as CSV, and ``summary.json``."""
-    out.mkdir(parents=True, exist_ok=True)
     grid = scenario.grid
-    rows, cols = grid.shape
-    for name, arr in (
-        ("max_depth.tif", result.max_depth),
-        ("time_of_max.tif", result.time_of_max_s),
-        ("max_velocity.tif", result.max_velocity),
-        ("max_hazard.tif", result.max_hazard),
-    ):
-        with rasterio.open(
-            out / name, "w", driver="GTiff", width=cols, height=rows, count=1, dtype="float32",
-            crs=grid.crs.to_wkt(), transform=rasterio.Affine(*grid.transform), nodata=np.nan,
-            compress="deflate",
-        ) as dst:  # fmt: skip
-            dst.write(np.asarray(arr, dtype=np.float32), 1)
+    write_geotiffs(
+        out,
+        {
+            "max_depth.tif": result.max_depth,
+            "time_of_max.tif": result.time_of_max_s,
+            "max_velocity.tif": result.max_velocity,
+            "max_hazard.tif": result.max_hazard,
+        },
+        grid.crs.to_wkt(),
+        grid.transform,
+    )
     with (out / "probes.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["time_s", "probe", "depth_m", "level_m"])

@@ -60,6 +60,13 @@ async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
     return dict(zip([d.name for d in cur.description or ()], row, strict=True))
 
 
+async def _flood_run(conn: Conn, run_id: int) -> dict[str, Any]:
+    run = await _run(conn, run_id)
+    if run["kind"] != "flood":
+        raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
+    return run
+
+
 @router.post("/flood", status_code=202, summary="Start a storm on the twin")
 async def start_flood(
     body: FloodRequest,
@@ -119,9 +126,7 @@ async def run_cells(
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
     min_depth: Annotated[float, Query(ge=0, description="only cells this deep (m)")] = 0.0,
 ) -> dict[str, Any]:
-    run = await _run(conn, run_id)
-    if run["kind"] != "flood":
-        raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
+    await _flood_run(conn, run_id)
     if res not in settings.h3_resolutions:
         raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
     box = parse_bbox(bbox) if bbox else None
@@ -153,9 +158,7 @@ async def run_roads(
     conn: Conn,
     state: Annotated[Literal["passable", "slowed", "closed"] | None, Query()] = None,
 ) -> dict[str, Any]:
-    run = await _run(conn, run_id)
-    if run["kind"] != "flood":
-        raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
+    await _flood_run(conn, run_id)
     cur = await conn.execute(
         "SELECT f.link_id, l.name, l.road_class, f.max_depth_m, f.state"
         " FROM twin.flood_link_result f JOIN twin.road_link l ON l.id = f.link_id"
