@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
@@ -50,14 +51,14 @@ def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
 
 
 async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         f"SELECT {RUN_COLUMNS} FROM twin.sim_run WHERE id = %s",  # noqa: S608 (constant)
         (run_id,),
     )
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no simulation run {run_id}")
-    return dict(zip([d.name for d in cur.description or ()], row, strict=True))
+    return row
 
 
 async def _flood_run(conn: Conn, run_id: int) -> dict[str, Any]:
@@ -98,13 +99,12 @@ async def list_runs(
     kind: Annotated[Literal["flood", "traffic"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         f"SELECT {RUN_COLUMNS} FROM twin.sim_run"  # noqa: S608 (constant)
         " WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY id DESC LIMIT %(limit)s",
         {"kind": kind, "limit": limit},
     )
-    names = [d.name for d in cur.description or ()]
-    runs = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    runs = await cur.fetchall()
     k, allowed = settings.suppression_k, who.can_see_people
     return {"runs": [_public_run(r, k, allowed) for r in runs]}
 
@@ -130,7 +130,7 @@ async def run_cells(
     if res not in settings.h3_resolutions:
         raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
     box = parse_bbox(bbox) if bbox else None
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT twin.h3_to_hex(f.cell) AS h3, f.max_depth_m, f.mean_max_depth_m,"
         " f.time_of_max_s, f.flooded_share, f.time_to_15cm_s, f.max_hazard,"
         " f.affected_buildings, f.affected_people"
@@ -144,8 +144,7 @@ async def run_cells(
          "x0": box[0] if box else None, "y0": box[1] if box else None,
          "x1": box[2] if box else None, "y1": box[3] if box else None},
     )  # fmt: skip
-    names = [d.name for d in cur.description or ()]
-    cells = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    cells = await cur.fetchall()
     if not who.can_see_people:
         for c in cells:
             c["affected_people"] = suppress_count(c["affected_people"], settings.suppression_k)
@@ -159,13 +158,12 @@ async def run_roads(
     state: Annotated[Literal["passable", "slowed", "closed"] | None, Query()] = None,
 ) -> dict[str, Any]:
     await _flood_run(conn, run_id)
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT f.link_id, l.name, l.road_class, f.max_depth_m, f.state"
         " FROM twin.flood_link_result f JOIN twin.road_link l ON l.id = f.link_id"
         " WHERE f.run_id = %(run)s AND (%(state)s::text IS NULL OR f.state = %(state)s)"
         " ORDER BY f.max_depth_m DESC",
         {"run": run_id, "state": state},
     )
-    names = [d.name for d in cur.description or ()]
-    links = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    links = await cur.fetchall()
     return {"run_id": run_id, "count": len(links), "links": links}
