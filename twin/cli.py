@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_sim import flood_app, simulate_app
+from twin.cli_sim import flood_app, simulate_app, traffic_app
 from twin.cli_support import JsonOpt
 from twin.cli_support import emit as _emit
 from twin.cli_support import fail as _fail
@@ -30,6 +30,7 @@ db_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(flood_app, name="flood")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(traffic_app, name="traffic")
 
 
 def _external_reachable(url: str) -> tuple[bool, str]:

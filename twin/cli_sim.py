@@ -7,12 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from twin.cli_support import JsonOpt, emit, fail, load_settings
 
 flood_app = typer.Typer(help="Flood model runs on raw files (no database).", no_args_is_help=True)
 simulate_app = typer.Typer(help="Simulations on the twin's data.", no_args_is_help=True)
+traffic_app = typer.Typer(
+    help="Traffic assignment on TNTP files (no database).", no_args_is_help=True
+)
 
 
 @flood_app.command("run")
@@ -40,6 +44,80 @@ def flood_run(
         f"({data['cell_steps_per_s'] / 1e6:.1f} M cell-steps/s); max depth "
         f"{data['max_depth_m']:.3f} m; rain {v['rain']:.1f} m³, outflow {v['outflow']:.1f} m³, "
         f"stored {v['stored']:.1f} m³, mass error {data['mass_error_rel']:.2e}; outputs in {out}",
+    )
+
+
+@traffic_app.command("run")
+def traffic_run(
+    net: Annotated[Path, typer.Option("--net", help="TNTP network (_net.tntp).")],
+    trips: Annotated[Path, typer.Option("--trips", help="TNTP demand (_trips.tntp).")],
+    gap: Annotated[float, typer.Option(help="Target relative gap (TSTT - SPTT) / TSTT.")] = 1e-6,
+    max_iter: Annotated[int, typer.Option(help="Iteration cap.")] = 500,
+    out: Annotated[Path | None, typer.Option(help="Write link flows here (_flow.tntp).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """User equilibrium (Algorithm B, BPR costs) on a TNTP network: prints TSTT, Beckmann
+    objective, relative gap, iterations and seconds."""
+    from twin.sim import tntp
+    from twin.sim.traffic import assign
+
+    if not gap > 0 or max_iter < 1:
+        fail("--gap must be > 0 and --max-iter >= 1", code=2)
+    try:
+        network = tntp.read_net(net)
+        demand = tntp.read_trips(trips, n_zones=network.n_zones)
+    except tntp.TNTPError as exc:
+        fail(str(exc), code=2)
+    with _progress_bar(as_json, "assignment (log10 gap)") as show:
+        # Progress as the share of the way from gap 1 down to the target, in log10.
+        span = max(-np.log10(gap), 1e-9)
+        result = assign(
+            network,
+            demand,
+            gap=gap,
+            max_iter=max_iter,
+            on_iteration=lambda r: show(min(1.0, -np.log10(max(r.gap, 1e-300)) / span)),
+        )
+    if out is not None:
+        tntp.write_flow(out, network, result.flow, result.cost)
+    data = {
+        "tstt": result.tstt,
+        "objective": result.objective,
+        "relative_gap": result.gap,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "seconds": round(result.seconds, 4),
+        "assigned_demand": result.assigned_demand,
+        "unreachable_demand": result.unreachable_demand,
+        "unreachable": [
+            {"origin": u.origin + 1, "destination": u.destination + 1, "demand": u.demand}
+            for u in result.unreachable
+        ],
+        "history": [
+            {
+                "iteration": h.iteration,
+                "gap": h.gap,
+                "objective": h.objective,
+                "tstt": h.tstt,
+                "seconds": round(h.seconds, 4),
+            }
+            for h in result.history
+        ],
+        "flows": str(out) if out else None,
+    }
+    lost = (
+        f"; {len(result.unreachable)} OD pairs unreachable ({result.unreachable_demand:.1f} trips)"
+        if result.unreachable
+        else ""
+    )
+    emit(
+        data,
+        as_json,
+        f"TSTT {result.tstt:,.2f}, objective {result.objective:,.3f}, relative gap "
+        f"{result.gap:.2e} after {result.iterations} iterations in {result.seconds:.3f} s"
+        + ("" if result.converged else " (iteration cap reached)")
+        + lost
+        + (f"; flows in {out}" if out else ""),
     )
 
 

@@ -1,0 +1,143 @@
+"""TNTP files: the published networks read whole, malformed files rejected with line numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin.sim import tntp
+
+NET_HEAD = """<NUMBER OF ZONES> 2
+<NUMBER OF NODES> 3
+<FIRST THRU NODE> 3
+<NUMBER OF LINKS> 2
+<END OF METADATA>
+
+~ init term capacity length fft b power speed toll type ;
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_anaheim_reads_whole(traffic_data: Path) -> None:
+    net = tntp.read_net(traffic_data / "Anaheim" / "Anaheim_net.tntp")
+    assert (net.n_zones, net.n_nodes, net.n_links, net.first_thru) == (38, 416, 914, 38)
+    # First data line: 1 117 9000 5280 1.090458488 0.15 4 4842 0 1
+    assert (net.tail[0], net.head[0]) == (0, 116)
+    assert net.capacity[0] == 9000 and net.length[0] == 5280
+    assert net.fft[0] == pytest.approx(1.090458488) and net.beta[0] == 4
+    trips = tntp.read_trips(traffic_data / "Anaheim" / "Anaheim_trips.tntp")
+    assert trips.sum() == pytest.approx(104_694.40, abs=0.005)  # <TOTAL OD FLOW>
+    assert trips[0, 1] == pytest.approx(1365.90) and trips[1, 0] == pytest.approx(1171.20)
+
+
+def test_flow_files_round_trip(tmp_path: Path) -> None:
+    net = tntp.read_net(
+        _write(
+            tmp_path, "n.tntp", NET_HEAD + "1 3 100 1 2 0.15 4 0 0 1 ;\n3 2 50 1 3 0.15 4 0 0 1 ;\n"
+        )
+    )
+    path = tmp_path / "flow.tntp"
+    tntp.write_flow(path, net, np.array([1.0 / 3, 7.0]), np.array([2.5, 3.25]))
+    back = tntp.read_flow(path)
+    assert back.tail.tolist() == [1, 3] and back.head.tolist() == [3, 2]
+    assert back.volume.tolist() == [1.0 / 3, 7.0]  # written exactly, read exactly
+    assert back.cost.tolist() == [2.5, 3.25]
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        ("1 3 100 1 2 0.15 4 0 0 1 ;\n3 9 50 1 3 0.15 4 0 0 1 ;\n", 9, "term_node 9 is not a node"),
+        ("1 3 100 1 2 0.15 4 0 0 1 ;\n3 2 abc 1 3 0.15 4 0 0 1 ;\n", 9, "capacity is not a number"),
+        ("1 3 100 1 2 0.15 4 0 0 1 ;\n3 2 0 1 3 0.15 4 0 0 1 ;\n", 9, "capacity must be > 0"),
+        ("1 3 100 1 2 0.15 4 0 0 1 ;\n3 2 50 1 ;\n", 9, "at least 7 fields"),
+        (
+            "1 3 100 1 -2 0.15 4 0 0 1 ;\n3 2 50 1 3 0.15 4 0 0 1 ;\n",
+            8,
+            "free_flow_time must be >= 0",
+        ),
+        ("1 3 100 1 2 0.15 4 0 0 1 ;\n", 8, "says 2 but the file has 1"),
+    ],
+)
+def test_malformed_networks_name_the_line(
+    tmp_path: Path, body: str, line: int, message: str
+) -> None:
+    path = _write(tmp_path, "bad_net.tntp", NET_HEAD + body)
+    with pytest.raises(tntp.TNTPError, match=message) as err:
+        tntp.read_net(path)
+    assert err.value.line == line
+    assert str(err.value).startswith(f"{path}:{line}:")
+
+
+def test_missing_metadata_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, "n.tntp", "<NUMBER OF ZONES> 2\n<END OF METADATA>\n")
+    with pytest.raises(tntp.TNTPError, match="NUMBER OF NODES"):
+        tntp.read_net(path)
+    with pytest.raises(tntp.TNTPError, match="no <END OF METADATA>"):
+        tntp.read_net(_write(tmp_path, "m.tntp", "<NUMBER OF ZONES> 2\n"))
+    with pytest.raises(tntp.TNTPError, match="cannot read"):
+        tntp.read_net(tmp_path / "absent.tntp")
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        ("Origin 1\n 2 : 5.0; 3 : 1.0;\n", 5, "destination 3 is not a zone"),
+        ("Origin 1\n 2 : x;\n", 5, "trips is not a number"),
+        ("Origin 1\n 2 : -1;\n", 5, "trips must be >= 0"),
+        ("Origin 7\n 2 : 1;\n", 4, "origin 7 is not a zone"),
+        (" 2 : 1;\n", 4, "before the first 'Origin'"),
+        ("Origin 1\n 2 = 1;\n", 5, "expected 'zone : trips'"),
+    ],
+)
+def test_malformed_trips_name_the_line(tmp_path: Path, body: str, line: int, message: str) -> None:
+    path = _write(tmp_path, "t.tntp", "<NUMBER OF ZONES> 2\n<END OF METADATA>\n\n" + body)
+    with pytest.raises(tntp.TNTPError, match=message) as err:
+        tntp.read_trips(path)
+    assert err.value.line == line
+
+
+def test_trips_must_fit_the_network(tmp_path: Path) -> None:
+    path = _write(tmp_path, "t.tntp", "<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n2 : 4;\n")
+    assert tntp.read_trips(path).tolist() == [[0, 4], [0, 0]]
+    with pytest.raises(tntp.TNTPError, match="2 zones, but the network has 3"):
+        tntp.read_trips(path, n_zones=3)
+
+
+def test_cli_runs_anaheim_and_writes_flows(traffic_data: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    folder = traffic_data / "Anaheim"
+    out = tmp_path / "flows.tntp"
+    args = ["traffic", "run", "--net", str(folder / "Anaheim_net.tntp"), "--trips",
+            str(folder / "Anaheim_trips.tntp"), "--gap", "1e-5", "--out", str(out), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["relative_gap"] <= 1e-5 and data["converged"]
+    assert data["tstt"] == pytest.approx(1_419_913.85, rel=1e-4)
+    assert len(data["history"]) == data["iterations"] + 1
+    assert tntp.read_flow(out).volume.shape == (914,)
+
+
+def test_cli_names_the_bad_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    net = _write(tmp_path, "n.tntp", NET_HEAD + "1 3 100 1 2 0.15 4 0 0 1 ;\n3 2 x 1 3 0.15 4 ;\n")
+    trips = _write(tmp_path, "t.tntp", "<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n2 : 4;\n")
+    result = CliRunner().invoke(app, ["traffic", "run", "--net", str(net), "--trips", str(trips)])
+    assert result.exit_code == 2
+    assert f"{net}:9: capacity is not a number" in result.output
