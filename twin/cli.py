@@ -213,13 +213,14 @@ def demo(
         with Progress(*columns, console=console, transient=False, disable=as_json) as progress:
             result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
-        if storm:
+            traffic = _demo_traffic(settings, progress, storm)
+        if storm or traffic:
             with psycopg.connect(database_url(settings)) as conn:
                 result.counts = table_counts(conn)
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
     if as_json:
-        out = {**result.as_dict(), "storm": storm}
+        out = {**result.as_dict(), "storm": storm, "traffic": traffic}
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     else:
         table = Table(title=f"demo city '{size}' (seed {seed})")
@@ -239,7 +240,19 @@ def demo(
                 f"{storm['closed_links']} road links closed, {storm['events']} waterlogging "
                 f"events; {storm['wall_s']:.0f} s"
             )
-        console.print("risk one map and traffic runs: not in this version yet")
+        if traffic:
+            line = (
+                f"traffic run {traffic['run_id']} (morning peak, {traffic['trips']:,.0f} trips): "
+                f"delay index {traffic['delay_index']:.2f} ({traffic['delay_band']})"
+            )
+            if "baseline" in traffic:
+                line += (
+                    f" with the storm's {traffic['closed_links']} closed road links, "
+                    f"{traffic['baseline']['delay_index']:.2f} without; "
+                    f"{traffic['change']['tstt_veh_h']:+,.0f} veh-h"
+                )
+            console.print(line)
+        console.print("risk one map: not in this version yet")
     if no_serve:
         return
     base = f"http://{settings.host}:{settings.port}"
@@ -266,6 +279,19 @@ def _demo_storm(
         _fail(str(exc), code=2)
     task = progress.add_task("storm (flood model)", total=100)
     return flood_runs.run_flood(
+        settings, params, progress=lambda f: progress.update(task, completed=round(100 * f))
+    )
+
+
+def _demo_traffic(
+    settings: Settings, progress: Any, storm: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The morning peak, with the demo storm's road closures when there was one."""
+    from twin.runs import traffic as traffic_runs
+
+    params = traffic_runs.TrafficParams(flood_runs=(storm["run_id"],) if storm else ())
+    task = progress.add_task("morning peak (traffic)", total=100)
+    return traffic_runs.run_traffic(
         settings, params, progress=lambda f: progress.update(task, completed=round(100 * f))
     )
 

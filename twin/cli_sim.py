@@ -172,3 +172,64 @@ def simulate_flood(
         f"{summary['affected_buildings']} buildings affected, "
         f"mass error {summary['mass_error_rel']:.1e}, {summary['wall_s']:.1f} s",
     )
+
+
+@simulate_app.command("traffic")
+def simulate_traffic(
+    period: Annotated[str, typer.Option(help="am_peak (home -> work) or pm_peak.")] = "am_peak",
+    closures: Annotated[
+        list[str] | None, typer.Option(help="flood:RUN_ID: close the run's flooded roads.")
+    ] = None,
+    close_links: Annotated[str, typer.Option(help="Road link ids to close, comma separated.")] = "",
+    no_events: Annotated[
+        bool, typer.Option("--no-events", help="Ignore open road_closure events.")
+    ] = False,
+    peak_share: Annotated[
+        float, typer.Option(help="Share of commuters driving in the peak hour.")
+    ] = 0.3,
+    target_trip_min: Annotated[
+        float | None, typer.Option(help="Mean trip time (min) the gravity model reproduces.")
+    ] = None,
+    zone_res: Annotated[int, typer.Option(help="H3 resolution of the zones.")] = 8,
+    gap: Annotated[float, typer.Option(help="Target relative gap.")] = 1e-5,
+    max_iter: Annotated[int, typer.Option(help="Iteration cap.")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """Assign the peak hour on the twin's roads (demand from residents and jobs) with closures
+    from flood runs, road_closure events and explicit links; stores the run, its baseline and
+    per-link and per-cell results."""
+    from twin.runs import traffic as traffic_runs
+
+    settings = load_settings()
+    try:
+        params = traffic_runs.TrafficParams(
+            period=period,
+            peak_share=peak_share,
+            zone_res=zone_res,
+            target_trip_min=target_trip_min,
+            flood_runs=traffic_runs.parse_closures(closures or []),
+            close_links=traffic_runs.parse_link_ids(close_links),
+            events=not no_events,
+            gap=gap,
+            max_iter=max_iter,
+        )
+        with _progress_bar(as_json, "traffic assignment") as show:
+            summary = traffic_runs.run_traffic(settings, params, progress=show)
+    except traffic_runs.TrafficRunError as exc:
+        fail(str(exc), code=2)
+    text = (
+        f"run {summary['run_id']}: {summary['trips']:,.0f} trips, delay index "
+        f"{summary['delay_index']:.3f} ({summary['delay_band']}), "
+        f"{summary['tstt_veh_h']:,.1f} veh-h, gap {summary['relative_gap']:.1e} after "
+        f"{summary['iterations']} iterations"
+    )
+    if "baseline" in summary:
+        b, c = summary["baseline"], summary["change"]
+        text += (
+            f"; {summary['closed_links']} links closed, {summary['slowed_links']} slowed: "
+            f"baseline run {b['run_id']} {b['delay_index']:.3f}, {c['tstt_veh_h']:+,.1f} veh-h "
+            f"({c['tstt_pct']:+.1f}%)"
+        )
+    if summary["unreachable_trips"]:
+        text += f"; {summary['unreachable_trips']:,.1f} trips cut off (see --json)"
+    emit(summary, as_json, text)

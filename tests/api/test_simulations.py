@@ -107,6 +107,81 @@ def test_runs_are_listed_newest_first(client: TestClient, run: dict) -> None:
     assert runs[0]["id"] == run["id"]
 
 
+@pytest.fixture(scope="module")
+def peak(client: TestClient, run: dict) -> dict:
+    """The morning peak with the storm's flooded roads closed (and its baseline)."""
+    r = client.post("/api/simulations/traffic", json={"closures": [f"flood:{run['id']}"]})
+    assert r.status_code == 202, r.text
+    done = wait(client, r.headers["location"])
+    assert done["status"] == "succeeded", done["error"]
+    return done
+
+
+def test_a_traffic_run_reports_against_its_baseline(
+    client: TestClient, run: dict, peak: dict, settings: Settings
+) -> None:
+    s = peak["summary"]
+    assert s["closed_links"] == run["summary"]["closed_links"]
+    assert s["slowed_links"] == run["summary"]["slowed_links"]
+    base = client.get(f"/api/simulations/{s['baseline']['run_id']}").json()
+    assert base["kind"] == "traffic" and base["status"] == "succeeded"
+    assert base["summary"]["delay_index"] == s["baseline"]["delay_index"]
+    assert s["delay_band"] in ("free-flowing", "slow", "congested", "severely congested")
+    assert peak["links"]["links"] == f"/api/simulations/{peak['id']}/links"
+    runs = client.get("/api/simulations", params={"kind": "traffic"}).json()["runs"]
+    assert {r["id"] for r in runs} >= {peak["id"], base["id"]}
+
+
+def test_links_and_cells_of_a_traffic_run(
+    client: TestClient, peak: dict, settings: Settings
+) -> None:
+    closed = client.get(f"/api/simulations/{peak['id']}/links", params={"closed": True}).json()
+    assert closed["count"] == peak["summary"]["closed_links"]
+    assert all(link["flow_vph"] == 0 and link["closed"] for link in closed["links"])
+    busy = client.get(f"/api/simulations/{peak['id']}/links", params={"limit": 5, "closed": False})
+    tti = [link["tti"] for link in busy.json()["links"]]
+    assert tti == sorted(tti, reverse=True)
+    cells = client.get(f"/api/simulations/{peak['id']}/cells", params={"res": 8}).json()
+    assert cells["kind"] == "traffic" and cells["count"] > 0
+    with psycopg.connect(settings.database_url or "") as conn:
+        ((vkt,),) = conn.execute(
+            "SELECT sum(vkt) FROM twin.traffic_cell_result WHERE run_id = %s AND res = 8",
+            (peak["id"],),
+        ).fetchall()
+    assert sum(c["vkt"] for c in cells["cells"]) == pytest.approx(vkt)
+    assert all(c["band"] == "free-flowing" for c in cells["cells"] if c["tti"] < 1.5)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"closures": ["storm:1"]}, 400, "closures"),
+        ({"closures": ["flood:999999"]}, 400, "closures"),
+        ({"close_links": [999999]}, 400, "close_links"),
+        ({"period": "noon"}, 422, None),
+        ({"gap": 0}, 422, None),
+        ({"surprise": 1}, 422, None),
+    ],
+)
+def test_bad_traffic_requests_are_4xx_and_queue_nothing(
+    client: TestClient, settings: Settings, body: dict, status: int, field: str | None
+) -> None:
+    with psycopg.connect(settings.database_url or "") as conn:
+        ((before,),) = conn.execute("SELECT count(*) FROM twin.sim_run").fetchall()
+    r = client.post("/api/simulations/traffic", json=body)
+    assert r.status_code == status, r.text
+    if field:
+        assert field in r.text
+    with psycopg.connect(settings.database_url or "") as conn:
+        ((after,),) = conn.execute("SELECT count(*) FROM twin.sim_run").fetchall()
+    assert after == before
+
+
+def test_run_kinds_are_not_mixed(client: TestClient, run: dict, peak: dict) -> None:
+    assert client.get(f"/api/simulations/{run['id']}/links").status_code == 400
+    assert client.get(f"/api/simulations/{peak['id']}/roads").status_code == 400
+
+
 @pytest.mark.parametrize(
     ("method", "url", "body", "status"),
     [

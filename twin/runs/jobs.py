@@ -15,6 +15,7 @@ import psycopg
 from twin.db.engine import database_url
 from twin.runs import store
 from twin.runs.flood import MM_H, FloodParams, run_flood
+from twin.runs.traffic import TrafficParams, check_references, run_traffic
 from twin.settings import Settings
 from twin.sim.rain import Series
 
@@ -54,6 +55,25 @@ def submit_flood(app: Any, params: FloodParams) -> int:
             run_flood(settings, params, run_id=run_id)
         except Exception:  # recorded on the run by run_flood; the worker must live on
             log.exception("flood run %d failed", run_id)
+
+    pool.submit(work)
+    return run_id
+
+
+def submit_traffic(app: Any, params: TrafficParams) -> int:
+    """Check the closures' references, record a queued traffic run and hand it to the worker.
+    TrafficRunError (before anything is written) on an unknown flood run or link."""
+    settings: Settings = app.state.settings
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        check_references(conn, params)
+        run_id = store.create_run(conn, "traffic", params.as_json())
+    pool: ThreadPoolExecutor = app.state.jobs
+
+    def work() -> None:
+        try:
+            run_traffic(settings, params, run_id=run_id)
+        except Exception:  # recorded on the run by run_traffic; the worker must live on
+            log.exception("traffic run %d failed", run_id)
 
     pool.submit(work)
     return run_id

@@ -348,3 +348,30 @@ def assign(
         unreachable=unreachable,
         assigned_demand=float(demand.sum()),
     )
+
+
+def zone_costs(network: Network, *, closed: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    """Free-flow generalised cost of the shortest path between every pair of zones.
+
+    Returns an ``(n_zones, n_zones)`` matrix in the network's time unit, ``inf`` where no
+    open path exists (centroids are never passed through, as in :func:`assign`).
+    """
+    closed = np.zeros(network.n_links, dtype=bool) if closed is None else np.asarray(closed, bool)
+    nn, nl = network.n_nodes, network.n_links
+    open_ids = np.flatnonzero(~closed).astype(np.int64)
+    out_start, out_link = _star(network.tail.astype(np.int64), open_ids, nn)
+    cost = (network.fft + network.constant_cost).astype(np.float64)
+    dist = np.empty(nn)
+    pred = np.empty(nn, dtype=np.int64)
+    order = np.empty(nn, dtype=np.int64)
+    heap_f = np.empty(nl + nn + 1)
+    heap_i = np.empty(nl + nn + 1, dtype=np.int64)
+    out = np.empty((network.n_zones, network.n_zones))
+    head = network.head.astype(np.int64)
+    for z in range(network.n_zones):
+        bush.dijkstra(
+            z, cost, out_start, out_link, head, int(network.first_thru), dist, pred, order,
+            heap_f, heap_i,
+        )  # fmt: skip
+        out[z] = dist[: network.n_zones]
+    return out

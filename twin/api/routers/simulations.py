@@ -14,9 +14,16 @@ from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.cells import parse_bbox
 from twin.privacy import suppress_count
 from twin.runs import jobs
+from twin.runs import traffic as traffic_runs
+from twin.sim.traffic import delay_band
 
 router = APIRouter(prefix="/api/simulations", tags=["simulations"])
 
+#: Cells whose hexagon meets the optional bbox (bound parameters x0..y1).
+IN_BOX = (
+    " AND (%(x0)s::float8 IS NULL"
+    "      OR c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"
+)
 RUN_COLUMNS = (
     "id, kind, status, progress, params, summary, error, created_at, started_at, finished_at"
 )
@@ -35,6 +42,22 @@ class FloodRequest(BaseModel):
     dtype: Literal["float64", "float32"] = "float64"
 
 
+class TrafficRequest(BaseModel):
+    """A peak hour on the twin's roads, with closures from flood runs, events and link ids."""
+
+    model_config = ConfigDict(extra="forbid")
+    period: Literal["am_peak", "pm_peak"] = "am_peak"
+    closures: list[str] = Field(default_factory=list, max_length=20,
+                                description="flood:RUN_ID entries")  # fmt: skip
+    close_links: list[int] = Field(default_factory=list, max_length=100_000)
+    events: bool = Field(True, description="close roads at open road_closure events")
+    peak_share: float = Field(0.3, gt=0, le=1)
+    target_trip_min: float | None = Field(None, gt=0, le=240)
+    zone_res: int = Field(8, ge=5, le=10)
+    gap: float = Field(1e-5, gt=0, lt=1)
+    max_iter: int = Field(300, ge=1, le=10_000)
+
+
 def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     out = dict(row)
     summary = dict(out.get("summary") or {})
@@ -47,6 +70,9 @@ def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
         "cells": f"/api/simulations/{row['id']}/cells",
         "roads": f"/api/simulations/{row['id']}/roads",
     }
+    if row["kind"] == "traffic":
+        del out["links"]["roads"]
+        out["links"]["links"] = f"/api/simulations/{row['id']}/links"
     return out
 
 
@@ -61,9 +87,9 @@ async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
     return row
 
 
-async def _flood_run(conn: Conn, run_id: int) -> dict[str, Any]:
+async def _run_of(conn: Conn, run_id: int, kind: str) -> dict[str, Any]:
     run = await _run(conn, run_id)
-    if run["kind"] != "flood":
+    if run["kind"] != kind:
         raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
     return run
 
@@ -87,6 +113,39 @@ async def start_flood(
             "rain_series" if body.rain_series else "body", str(exc)
         ) from exc
     run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params)
+    response.headers["Location"] = f"/api/simulations/{run_id}"
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+
+
+@router.post("/traffic", status_code=202, summary="Start a peak-hour traffic assignment")
+async def start_traffic(
+    body: TrafficRequest,
+    request: Request,
+    response: Response,
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
+    """Queue a traffic run (and its no-closure baseline when anything is closed); poll
+    ``Location`` for progress and the summary with the delay index."""
+    if not (who.can_run_simulations or settings.open_simulations):
+        raise ForbiddenError("running simulations needs the analyst role")
+    try:
+        params = traffic_runs.TrafficParams(
+            period=body.period,
+            peak_share=body.peak_share,
+            zone_res=body.zone_res,
+            target_trip_min=body.target_trip_min,
+            flood_runs=traffic_runs.parse_closures(body.closures),
+            close_links=tuple(body.close_links),
+            events=body.events,
+            gap=body.gap,
+            max_iter=body.max_iter,
+        )
+        run_id = await asyncio.to_thread(jobs.submit_traffic, request.app, params)
+    except traffic_runs.TrafficRunError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InvalidParameterError(field if message else "body", message or str(exc)) from exc
     response.headers["Location"] = f"/api/simulations/{run_id}"
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
 
@@ -116,7 +175,7 @@ async def get_run(
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
 
 
-@router.get("/{run_id}/cells", summary="Per-cell flood results of a run")
+@router.get("/{run_id}/cells", summary="Per-cell results of a run (flood or traffic)")
 async def run_cells(
     run_id: int,
     conn: Conn,
@@ -124,31 +183,68 @@ async def run_cells(
     who: PrincipalDep,
     res: Annotated[int, Query(description="H3 resolution")] = 9,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
-    min_depth: Annotated[float, Query(ge=0, description="only cells this deep (m)")] = 0.0,
+    min_depth: Annotated[float, Query(ge=0, description="flood: only cells this deep (m)")] = 0.0,
 ) -> dict[str, Any]:
-    await _flood_run(conn, run_id)
+    """Flood runs: depth, timing, hazard and affected buildings/people per cell. Traffic runs:
+    vehicle-km and the VKT-weighted travel-time index per cell, with its band."""
+    run = await _run(conn, run_id)
     if res not in settings.h3_resolutions:
         raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
     box = parse_bbox(bbox) if bbox else None
+    where = {"run": run_id, "res": res, "min": min_depth,
+             "x0": box[0] if box else None, "y0": box[1] if box else None,
+             "x1": box[2] if box else None, "y1": box[3] if box else None}  # fmt: skip
+    if run["kind"] == "traffic":
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT twin.h3_to_hex(f.cell) AS h3, f.vkt, f.tti"  # noqa: S608 (constants)
+            " FROM twin.traffic_cell_result f"
+            " LEFT JOIN twin.cell_stats c ON c.res = f.res AND c.cell = f.cell"
+            " WHERE f.run_id = %(run)s AND f.res = %(res)s" + IN_BOX + " ORDER BY f.cell",
+            where,
+        )
+        cells = await cur.fetchall()
+        for c in cells:
+            c["band"] = delay_band(c["tti"])
+        return {"run_id": run_id, "kind": "traffic", "res": res, "count": len(cells),
+                "cells": cells}  # fmt: skip
     cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT twin.h3_to_hex(f.cell) AS h3, f.max_depth_m, f.mean_max_depth_m,"
+        "SELECT twin.h3_to_hex(f.cell) AS h3, f.max_depth_m, f.mean_max_depth_m,"  # noqa: S608
         " f.time_of_max_s, f.flooded_share, f.time_to_15cm_s, f.max_hazard,"
         " f.affected_buildings, f.affected_people"
         " FROM twin.flood_cell_result f"
         " LEFT JOIN twin.cell_stats c ON c.res = f.res AND c.cell = f.cell"
         " WHERE f.run_id = %(run)s AND f.res = %(res)s AND f.max_depth_m >= %(min)s"
-        " AND (%(x0)s::float8 IS NULL"
-        "      OR c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"
-        " ORDER BY f.cell",
-        {"run": run_id, "res": res, "min": min_depth,
-         "x0": box[0] if box else None, "y0": box[1] if box else None,
-         "x1": box[2] if box else None, "y1": box[3] if box else None},
-    )  # fmt: skip
+        + IN_BOX
+        + " ORDER BY f.cell",
+        where,
+    )
     cells = await cur.fetchall()
     if not who.can_see_people:
         for c in cells:
             c["affected_people"] = suppress_count(c["affected_people"], settings.suppression_k)
-    return {"run_id": run_id, "res": res, "count": len(cells), "cells": cells}
+    return {"run_id": run_id, "kind": "flood", "res": res, "count": len(cells), "cells": cells}
+
+
+@router.get("/{run_id}/links", summary="Per-link results of a traffic run")
+async def run_links(
+    run_id: int,
+    conn: Conn,
+    min_tti: Annotated[float, Query(ge=0, description="only links this congested")] = 0.0,
+    closed: Annotated[bool | None, Query(description="only closed (true) or open links")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> dict[str, Any]:
+    """Flow (veh/h), time (min), v/c and travel-time index per road link, worst first."""
+    await _run_of(conn, run_id, "traffic")
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        "SELECT t.link_id, l.name, l.road_class, t.flow_vph, t.time_min, t.vc_ratio, t.tti,"
+        " t.closed FROM twin.traffic_link_result t JOIN twin.road_link l ON l.id = t.link_id"
+        " WHERE t.run_id = %(run)s AND t.tti >= %(min)s"
+        " AND (%(closed)s::bool IS NULL OR t.closed = %(closed)s)"
+        " ORDER BY t.closed DESC, t.tti DESC, t.link_id LIMIT %(limit)s",
+        {"run": run_id, "min": min_tti, "closed": closed, "limit": limit},
+    )
+    links = await cur.fetchall()
+    return {"run_id": run_id, "count": len(links), "links": links}
 
 
 @router.get("/{run_id}/roads", summary="Road links reached by water in a run")
@@ -157,7 +253,7 @@ async def run_roads(
     conn: Conn,
     state: Annotated[Literal["passable", "slowed", "closed"] | None, Query()] = None,
 ) -> dict[str, Any]:
-    await _flood_run(conn, run_id)
+    await _run_of(conn, run_id, "flood")
     cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT f.link_id, l.name, l.road_class, f.max_depth_m, f.state"
         " FROM twin.flood_link_result f JOIN twin.road_link l ON l.id = f.link_id"
