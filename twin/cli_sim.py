@@ -54,6 +54,14 @@ def traffic_run(
     gap: Annotated[float, typer.Option(help="Target relative gap (TSTT - SPTT) / TSTT.")] = 1e-6,
     max_iter: Annotated[int, typer.Option(help="Iteration cap.")] = 500,
     out: Annotated[Path | None, typer.Option(help="Write link flows here (_flow.tntp).")] = None,
+    full_sweeps: Annotated[
+        bool,
+        typer.Option(
+            "--full-sweeps",
+            help="Equilibrate every bush each iteration: slower, flows on uncongested links "
+            "settle closer to the reference at a given gap.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """User equilibrium (Algorithm B, BPR costs) on a TNTP network: prints TSTT, Beckmann
@@ -76,6 +84,7 @@ def traffic_run(
             demand,
             gap=gap,
             max_iter=max_iter,
+            full_sweeps=full_sweeps,
             on_iteration=lambda r: show(min(1.0, -np.log10(max(r.gap, 1e-300)) / span)),
         )
     if out is not None:

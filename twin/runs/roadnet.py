@@ -115,7 +115,9 @@ def zone_network(
         # A zero-length connector would tie paths exactly; a floor of 0.01 min breaks ties.
         fft=np.concatenate([roads.free_flow_min, np.maximum(np.tile(c_fft, 2), 0.01)]),
         alpha=np.concatenate([np.full(roads.n_links, BPR_ALPHA), np.zeros(nc)]),
-        beta=np.concatenate([np.full(roads.n_links, BPR_BETA), np.zeros(nc)]),
+        # alpha 0 makes connectors constant-time; beta 1 (not 0) keeps every BPR exponent >= 1
+        # as other tools require when the same network is exported to them.
+        beta=np.concatenate([np.full(roads.n_links, BPR_BETA), np.ones(nc)]),
         length=np.concatenate([roads.length_m, np.tile(dist.ravel(), 2)]),
         toll=np.zeros(roads.n_links + nc),
     )

@@ -30,8 +30,8 @@ from twin.db.engine import database_url
 from twin.runs import store
 from twin.runs.roadnet import RoadGraph, load_roads, zone_network
 from twin.settings import Settings
-from twin.sim.demand import gravity
-from twin.sim.traffic import Assignment, assign, delay_band, zone_costs
+from twin.sim.demand import Distribution, gravity
+from twin.sim.traffic import Assignment, Network, assign, delay_band, zone_costs
 
 #: Share of commuters who drive in the peak hour (the rest travel earlier, later or otherwise).
 PEAK_SHARE = 0.3
@@ -210,6 +210,29 @@ def load_closures(conn: psycopg.Connection, roads: RoadGraph, params: TrafficPar
     return out
 
 
+def demand(roads: RoadGraph, zones: Zones, params: TrafficParams) -> tuple[Network, Distribution]:
+    """The no-closure network with zone centroids, and the period's trips between zones."""
+    base_net = zone_network(roads, zones.x, zones.y)
+    origin, dest = (zones.homes, zones.jobs) if params.period == "am_peak" else (
+        zones.jobs, zones.homes)  # fmt: skip
+    free = zone_costs(base_net)
+    # Intrazonal trips cost half the way to the nearest other zone (a common convention);
+    # they never load the network but count in the mean trip time.
+    off = np.where(np.eye(len(free), dtype=bool), np.inf, free)
+    np.fill_diagonal(free, 0.5 * np.min(off, axis=1, initial=np.inf) if len(free) > 1 else 1.0)
+    target = params.target_trip_min
+    if target is None:
+        # No observed mean trip time: ask for trips a quarter shorter than with no deterrence
+        # at all, which scales with the city instead of assuming one city's commute.
+        target = (
+            NO_TARGET_SHARE
+            * gravity(origin, dest, free, target_mean_cost=math.inf, check_target=False).mean_cost
+        )
+    target = target if target > 0 else 1.0  # no commuters: no trips, any target will do
+    dist = gravity(origin * params.peak_share, dest, free, target_mean_cost=target)
+    return base_net, dist
+
+
 def run_traffic(
     settings: Settings,
     params: TrafficParams,
@@ -250,24 +273,7 @@ def _run(
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
     t1 = time.perf_counter()
-    base_net = zone_network(roads, zones.x, zones.y)
-    origin, dest = (zones.homes, zones.jobs) if params.period == "am_peak" else (
-        zones.jobs, zones.homes)  # fmt: skip
-    free = zone_costs(base_net)
-    # Intrazonal trips cost half the way to the nearest other zone (a common convention);
-    # they never load the network but count in the mean trip time.
-    off = np.where(np.eye(len(free), dtype=bool), np.inf, free)
-    np.fill_diagonal(free, 0.5 * np.min(off, axis=1, initial=np.inf) if len(free) > 1 else 1.0)
-    target = params.target_trip_min
-    if target is None:
-        # No observed mean trip time: ask for trips a quarter shorter than with no deterrence
-        # at all, which scales with the city instead of assuming one city's commute.
-        target = (
-            NO_TARGET_SHARE
-            * gravity(origin, dest, free, target_mean_cost=math.inf, check_target=False).mean_cost
-        )
-    target = target if target > 0 else 1.0  # no commuters: no trips, any target will do
-    dist = gravity(origin * params.peak_share, dest, free, target_mean_cost=target)
+    base_net, dist = demand(roads, zones, params)
     timings["demand_s"] = round(time.perf_counter() - t1, 3)
 
     with store.progress_recorder(url, run_id) as record:
@@ -377,7 +383,7 @@ def _summary(
     params: TrafficParams,
     roads: RoadGraph,
     zones: Zones,
-    dist: Any,
+    dist: Distribution,
     result: Assignment,
     closures: Closures | None,
     baseline: dict[str, Any] | None,

@@ -164,17 +164,17 @@ def _topo(origin, in_bush, out_start, out_link, head, order, pos, indeg):
 
 
 @numba.njit(cache=True)
-def _labels(
-    n, order, in_start, in_link, tail, cost, in_bush, bflow, used_only, lo, lo_pred, hi, hi_pred
-):
-    """Shortest (``lo``) and longest (``hi``) path costs to each bush node, in topological order.
+def _labels(n, order, in_start, in_link, tail, cost, in_bush, bflow, lo, lo_pred, hi, hi_pred, top):
+    """Path costs to each bush node, in one pass in topological order.
 
-    With ``used_only`` the longest paths follow only links that carry the origin's flow (the
-    paths flow can be moved off); otherwise every bush link counts (an ordering for additions).
+    ``lo``: shortest path in the bush. ``hi``: longest path over links carrying the origin's
+    flow (the paths flow can be moved off; ``lo`` where none arrives). ``top``: longest path
+    over every bush link, a key that orders the bush topologically (for adding links).
     """
     origin = order[0]
     lo[origin] = 0.0
     hi[origin] = 0.0
+    top[origin] = 0.0
     lo_pred[origin] = -1
     hi_pred[origin] = -1
     for k in range(1, n):
@@ -183,6 +183,7 @@ def _labels(
         bp = -1
         worst = -_INF
         wp = -1
+        highest = -_INF
         for m in range(in_start[j], in_start[j + 1]):
             a = in_link[m]
             if not in_bush[a]:
@@ -192,7 +193,10 @@ def _labels(
             if c < best:
                 best = c
                 bp = a
-            if used_only and bflow[a] <= 0.0:
+            c = top[i] + cost[a]
+            if c > highest:
+                highest = c
+            if bflow[a] <= 0.0:
                 continue
             c = hi[i] + cost[a]
             if c > worst:
@@ -200,6 +204,7 @@ def _labels(
                 wp = a
         lo[j] = best
         lo_pred[j] = bp
+        top[j] = highest
         if wp < 0:
             hi[j] = best
             hi_pred[j] = bp
@@ -302,6 +307,7 @@ def update_origin(
     in_link,
     passes,
     grow,
+    threshold,
     work_i,
     work_f,
 ):
@@ -314,39 +320,29 @@ def update_origin(
     seg = work_i[5]
     lo = work_f[0]
     hi = work_f[1]
+    top = work_f[2]
     n = _topo(origin, in_bush, out_start, out_link, head, order, pos, indeg)
+    fresh = False
     if grow:
-        n = _grow(
-            origin,
-            first_thru,
-            n,
-            in_bush,
-            bflow,
-            cost,
-            tail,
-            head,
-            open_link,
-            out_start,
-            out_link,
-            in_start,
-            in_link,
-            order,
-            pos,
-            indeg,
-            lo,
-            lo_pred,
-            hi,
-            hi_pred,
-        )
+        n, added = _grow(
+            origin, first_thru, n, in_bush, bflow, cost, tail, head, open_link, out_start,
+            out_link, in_start, in_link, order, pos, indeg, lo, lo_pred, hi, hi_pred, top,
+        )  # fmt: skip
+        # Dropping links without flow changes neither shortest nor longest-used paths: unless
+        # links were added, the labels are still those of the bush.
+        fresh = not added
     worst = 0.0
     for _ in range(passes):
-        _labels(
-            n, order, in_start, in_link, tail, cost, in_bush, bflow, True, lo, lo_pred, hi, hi_pred
-        )
+        if not fresh:
+            _labels(n, order, in_start, in_link, tail, cost, in_bush, bflow, lo, lo_pred, hi,
+                    hi_pred, top)  # fmt: skip
+        fresh = False
         worst = 0.0
         for k in range(n - 1, 0, -1):
             j = order[k]
-            if hi_pred[j] == lo_pred[j] or hi[j] - lo[j] <= 1e-14 * hi[j]:
+            # Differences below the threshold cannot matter at the target gap; skipping them
+            # keeps a pass over a nearly equilibrated bush cheap (no path walks).
+            if hi_pred[j] == lo_pred[j] or hi[j] - lo[j] <= threshold + 1e-14 * hi[j]:
                 continue
             diff = _shift(
                 j, pos, lo_pred, hi_pred, tail, bflow, x, cost, fft, alpha, beta, cap, const, seg
@@ -360,42 +356,18 @@ def update_origin(
 
 @numba.njit(cache=True)
 def _grow(
-    origin,
-    first_thru,
-    n,
-    in_bush,
-    bflow,
-    cost,
-    tail,
-    head,
-    open_link,
-    out_start,
-    out_link,
-    in_start,
-    in_link,
-    order,
-    pos,
-    indeg,
-    lo,
-    lo_pred,
-    hi,
-    hi_pred,
-):
-    """Drop links the origin no longer uses and add shortcuts; returns the bush's node count."""
-    _labels(
-        n, order, in_start, in_link, tail, cost, in_bush, bflow, False, lo, lo_pred, hi, hi_pred
-    )
+    origin, first_thru, n, in_bush, bflow, cost, tail, head, open_link, out_start, out_link,
+    in_start, in_link, order, pos, indeg, lo, lo_pred, hi, hi_pred, top,
+):  # fmt: skip
+    """Drop links the origin no longer uses and add shortcuts; returns the bush's node count
+    and whether links were added."""
+    _labels(n, order, in_start, in_link, tail, cost, in_bush, bflow, lo, lo_pred, hi, hi_pred, top)
     # Drop links that carry none of this origin's flow, except each node's shortest-path link,
     # which keeps every node reachable inside the bush.
-    dropped = False
+    # ``top`` of the larger bush still orders the smaller one topologically.
     for a in range(in_bush.shape[0]):
         if in_bush[a] and bflow[a] <= 0.0 and lo_pred[head[a]] != a:
             in_bush[a] = False
-            dropped = True
-    if dropped:
-        _labels(
-            n, order, in_start, in_link, tail, cost, in_bush, bflow, False, lo, lo_pred, hi, hi_pred
-        )
     # Add shortcuts. Ordering nodes by (longest bush path, topological position) is itself a
     # topological order of the bush, so a link that goes forward in it cannot close a cycle;
     # at a bush equilibrium every shortcut goes forward, so none that matters is refused.
@@ -408,12 +380,12 @@ def _grow(
         if pos[i] < 0 or pos[j] < 0 or (i < first_thru and i != origin):
             continue
         shorter = lo[i] + cost[a] < lo[j] - 1e-12 * lo[j]
-        if shorter and (hi[i] < hi[j] or (hi[i] == hi[j] and pos[i] < pos[j])):
+        if shorter and (top[i] < top[j] or (top[i] == top[j] and pos[i] < pos[j])):
             in_bush[a] = True
             added = True
     if added:
         n = _topo(origin, in_bush, out_start, out_link, head, order, pos, indeg)
-    return n
+    return n, added
 
 
 @numba.njit(cache=True)
