@@ -293,4 +293,11 @@ def test_the_demo_runs_a_storm_and_counts_its_rows(demo: dict[str, Any]) -> None
             "SELECT status FROM twin.sim_run WHERE id = %s", (storm["run_id"],)
         ).fetchone()
     assert status == "succeeded"
-    assert demo["out"]["counts"]["sim_run"] == 1
+    # Then the morning peak, with the storm's closed roads and, if any, its no-closure baseline.
+    traffic = demo["out"]["traffic"]
+    counts = demo["out"]["counts"]
+    runs = 2 if "baseline" in traffic else 1
+    assert traffic["closed_links"] == storm["closed_links"]
+    assert counts["sim_run"] == 1 + runs
+    assert counts["traffic_link_result"] == runs * counts["road_link"]
+    assert traffic["trips"] > 0 and traffic["delay_index"] >= 1.0
