@@ -257,15 +257,10 @@ def run_flood(
     A failure marks the run failed with the error and re-raises.
     """
     url = database_url(settings)
-    with psycopg.connect(url, autocommit=True) as conn:
-        if run_id is None:
-            run_id = store.create_run(conn, "flood", params.as_json())
-        store.start_run(conn, run_id)
-    try:
-        return _run(settings, url, run_id, params, progress)
-    except Exception as exc:
-        store.fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
-        raise
+    return store.record_run(
+        url, "flood", params.as_json(),
+        lambda rid: _run(settings, url, rid, params, progress), run_id=run_id,
+    )  # fmt: skip
 
 
 def _run(

@@ -7,6 +7,7 @@ while a storm runs. One worker at a time: two storms would only halve each other
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,37 +44,42 @@ def flood_params(body: dict[str, Any]) -> FloodParams:
     )
 
 
-def submit_flood(app: Any, params: FloodParams) -> int:
-    """Record a queued run and hand it to the worker; returns the run id."""
+def _submit(
+    app: Any,
+    kind: str,
+    params: dict[str, Any],
+    run: Callable[[Settings, int], object],
+    check: Callable[[psycopg.Connection], None] | None = None,
+) -> int:
+    """Check, record a queued run and hand it to the worker; returns the run id."""
     settings: Settings = app.state.settings
     with psycopg.connect(database_url(settings), autocommit=True) as conn:
-        run_id = store.create_run(conn, "flood", params.as_json())
+        if check is not None:
+            check(conn)
+        run_id = store.create_run(conn, kind, params)
     pool: ThreadPoolExecutor = app.state.jobs
 
     def work() -> None:
         try:
-            run_flood(settings, params, run_id=run_id)
-        except Exception:  # recorded on the run by run_flood; the worker must live on
-            log.exception("flood run %d failed", run_id)
+            run(settings, run_id)
+        except Exception:  # recorded on the run itself; the worker must live on
+            log.exception("%s run %d failed", kind, run_id)
 
     pool.submit(work)
     return run_id
+
+
+def submit_flood(app: Any, params: FloodParams) -> int:
+    """Queue a storm; returns the run id."""
+    return _submit(app, "flood", params.as_json(),
+                   lambda s, rid: run_flood(s, params, run_id=rid))  # fmt: skip
 
 
 def submit_traffic(app: Any, params: TrafficParams) -> int:
-    """Check the closures' references, record a queued traffic run and hand it to the worker.
-    TrafficRunError (before anything is written) on an unknown flood run or link."""
-    settings: Settings = app.state.settings
-    with psycopg.connect(database_url(settings), autocommit=True) as conn:
-        check_references(conn, params)
-        run_id = store.create_run(conn, "traffic", params.as_json())
-    pool: ThreadPoolExecutor = app.state.jobs
-
-    def work() -> None:
-        try:
-            run_traffic(settings, params, run_id=run_id)
-        except Exception:  # recorded on the run by run_traffic; the worker must live on
-            log.exception("traffic run %d failed", run_id)
-
-    pool.submit(work)
-    return run_id
+    """Queue a traffic run; TrafficRunError (before anything is written) on an unknown flood
+    run or link."""
+    return _submit(
+        app, "traffic", params.as_json(),
+        lambda s, rid: run_traffic(s, params, run_id=rid),
+        check=lambda conn: check_references(conn, params),
+    )  # fmt: skip

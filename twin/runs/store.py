@@ -77,3 +77,28 @@ def fail_run(url: str, run_id: int, error: str) -> None:
             "WHERE id = %s",
             (error[:2000], run_id),
         )
+
+
+def record_run(
+    url: str,
+    kind: str,
+    params: dict[str, Any],
+    work: Callable[[int], dict[str, Any]],
+    *,
+    run_id: int | None = None,
+    check: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``work(run_id)`` as a recorded run: created (after ``check``, so bad input leaves no
+    run behind) unless ``run_id`` names a queued one, marked running, and marked failed with the
+    error if ``work`` raises (which re-raises)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if run_id is None:
+            if check is not None:
+                check(conn)
+            run_id = create_run(conn, kind, params)
+        start_run(conn, run_id)
+    try:
+        return work(run_id)
+    except Exception as exc:
+        fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
+        raise

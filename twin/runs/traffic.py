@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import psycopg
+from pyproj import Transformer
 
 from twin import grid as h3grid
 from twin.city.load import bump_layer_versions
@@ -135,8 +136,6 @@ def load_zones(conn: psycopg.Connection, settings: Settings, res: int) -> Zones:
     homes = np.bincount(np.searchsorted(cells, home), weights=a[:, 2], minlength=len(cells))
     jobs = np.bincount(np.searchsorted(cells, work), weights=a[:, 2], minlength=len(cells))
     lon, lat = h3grid.cell_centers(cells)
-    from pyproj import Transformer
-
     x, y = Transformer.from_crs("EPSG:4326", settings.metric_crs, always_xy=True).transform(
         lon, lat
     )
@@ -243,16 +242,11 @@ def run_traffic(
     """Assign the peak hour on the twin and store it; returns the run's summary (with
     ``run_id``). A failure marks the run failed with the error and re-raises."""
     url = database_url(settings)
-    with psycopg.connect(url, autocommit=True) as conn:
-        if run_id is None:
-            check_references(conn, params)  # bad input leaves no failed run behind
-            run_id = store.create_run(conn, "traffic", params.as_json())
-        store.start_run(conn, run_id)
-    try:
-        return _run(settings, url, run_id, params, progress)
-    except Exception as exc:
-        store.fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
-        raise
+    return store.record_run(
+        url, "traffic", params.as_json(),
+        lambda rid: _run(settings, url, rid, params, progress),
+        run_id=run_id, check=lambda conn: check_references(conn, params),
+    )  # fmt: skip
 
 
 def _run(
