@@ -16,6 +16,16 @@ class Principal:
     name: str = "anonymous"
     role: str = "public"
     scope: frozenset[int] = field(default_factory=frozenset)  # admin area ids; empty = none
+    user_id: int | None = None  # app_user.id once tokens exist
+
+    @property
+    def rank(self) -> int:
+        """Position of the role in ROLES (public 0 .. admin 4)."""
+        return ROLES.index(self.role)
+
+    def at_least(self, role: str) -> bool:
+        """Whether this principal's role is ``role`` or above."""
+        return self.rank >= ROLES.index(role)
 
     @property
     def can_see_people(self) -> bool:
@@ -25,6 +35,11 @@ class Principal:
     @property
     def can_run_simulations(self) -> bool:
         return self.role in ("analyst", "operator", "admin")
+
+    @property
+    def can_operate(self) -> bool:
+        """Dispatch tasks, change their state, acknowledge alerts."""
+        return self.role in ("operator", "admin")
 
 
 PUBLIC = Principal()

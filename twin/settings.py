@@ -101,6 +101,22 @@ class Settings(BaseSettings):
         description="Let anonymous callers start simulations (until users and tokens exist).",
     )
 
+    open_operations: bool = Field(
+        default=True,
+        description=(
+            "Let anonymous callers dispatch tasks, change their state and acknowledge alerts "
+            "(until users and tokens exist)."
+        ),
+    )
+    layers_dir: Path = Field(
+        default_factory=lambda: project_root() / "layers",
+        description="The risk one-map layer catalog: one TOML file per layer.",
+    )
+    rules_dir: Path = Field(
+        default_factory=lambda: project_root() / "rules",
+        description="Alert rules: one TOML file per rule.",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

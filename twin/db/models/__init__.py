@@ -17,7 +17,15 @@ from twin.db.models.city import (
 )
 from twin.db.models.network import RoadLink, RoadNode
 from twin.db.models.observe import Event, Observation, RasterAsset, Sensor
-from twin.db.models.ops import Alert, AppUser, AuditLog, RiskScore, Task, TaskTransition
+from twin.db.models.ops import (
+    Alert,
+    AppUser,
+    AuditLog,
+    RiskScore,
+    RiskSnapshot,
+    Task,
+    TaskTransition,
+)
 from twin.db.models.sim import (
     FloodBuildingResult,
     FloodCellResult,
@@ -54,6 +62,7 @@ __all__ = [
     "Poi",
     "RasterAsset",
     "RiskScore",
+    "RiskSnapshot",
     "RoadLink",
     "RoadNode",
     "Sensor",

@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, INET
 from sqlalchemy.orm import Mapped, mapped_column
 
-from twin.db.models.base import Base, check_in, now_default
+from twin.db.models.base import Base, check_in, geom, geom_3857, gist, now_default
 
 RISK_LEVELS = ("blue", "yellow", "orange", "red")
-ALERT_STATUSES = ("active", "acknowledged", "resolved")
+# pending: the condition holds but not yet for as many evaluations as the rule's sensitivity asks.
+ALERT_STATUSES = ("pending", "active", "acknowledged", "resolved")
 TASK_STATES = ("open", "accepted", "in_progress", "done", "closed", "rejected", "reassigned")
 ROLES = ("public", "viewer", "analyst", "operator", "admin")
 
@@ -24,6 +25,7 @@ class RiskScore(Base):
     __table_args__ = (
         check_in("level", RISK_LEVELS, "level"),
         sa.Index("ix_risk_score_cell", "cell"),
+        *gist("risk_score", "geom", "geom_3857"),
     )
 
     layer_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
@@ -32,7 +34,29 @@ class RiskScore(Base):
     score: Mapped[float] = mapped_column(sa.Float)
     level: Mapped[str] = mapped_column(sa.Text)
     components: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    small_count: Mapped[bool] = mapped_column(
+        server_default=sa.false(),
+        comment="a people-count input is 1..k-1 here: the score is hidden from the public",
+    )
     computed_at: Mapped[datetime] = now_default()
+    geom: Mapped[Any] = geom("POLYGON")
+    geom_3857: Mapped[Any] = geom_3857("POLYGON")
+
+
+class RiskSnapshot(Base):
+    """Cells per level of a risk layer in an admin area at one `twin risk compute` (for trends)."""
+
+    __tablename__ = "risk_snapshot"
+    __table_args__ = (sa.Index("ix_risk_snapshot_layer_area", "layer_id", "area_id", "computed_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    computed_at: Mapped[datetime]
+    layer_id: Mapped[str] = mapped_column(sa.Text)
+    area_id: Mapped[int] = mapped_column(sa.ForeignKey("admin_area.id", ondelete="CASCADE"))
+    blue: Mapped[int] = mapped_column(sa.Integer)
+    yellow: Mapped[int] = mapped_column(sa.Integer)
+    orange: Mapped[int] = mapped_column(sa.Integer)
+    red: Mapped[int] = mapped_column(sa.Integer)
 
 
 class Alert(Base):
@@ -42,17 +66,21 @@ class Alert(Base):
     __table_args__ = (
         check_in("status", ALERT_STATUSES, "status"),
         check_in("level", RISK_LEVELS, "level"),
+        # One open (pending, active or acknowledged) alert per dedup key: deduplication.
         sa.Index(
-            "uq_alert_active_dedup",
+            "uq_alert_open_dedup",
             "dedup_key",
             unique=True,
-            postgresql_where=sa.text("status = 'active'"),
+            postgresql_where=sa.text("status <> 'resolved'"),
         ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     rule_id: Mapped[str] = mapped_column(sa.Text, index=True)
     dedup_key: Mapped[str] = mapped_column(sa.Text)
+    subject: Mapped[str | None] = mapped_column(
+        sa.Text, comment="what the rule looked at: a cell (hex), a sensor code, 'city'"
+    )
     level: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.Text, server_default="active")
     area_id: Mapped[int | None] = mapped_column(
@@ -67,6 +95,7 @@ class Alert(Base):
     sim_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sim_run.id", ondelete="SET NULL"))
     first_seen: Mapped[datetime] = now_default()
     last_seen: Mapped[datetime] = now_default()
+    acknowledged_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
 
 
@@ -118,6 +147,11 @@ class TaskTransition(Base):
     by_user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("app_user.id", ondelete="SET NULL")
     )
+    actor: Mapped[str] = mapped_column(
+        sa.Text, server_default="anonymous", comment="who, by name (kept if the user goes)"
+    )
+    from_area_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    to_area_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     note: Mapped[str | None] = mapped_column(sa.Text)
     at: Mapped[datetime] = now_default()
 
