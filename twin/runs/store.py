@@ -102,3 +102,20 @@ def record_run(
     except Exception as exc:
         fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+# The run a map or a cockpit shows for a kind: the newest that succeeded. A traffic run that is
+# another run's no-closure baseline is a reference, not a scenario, so it is never "the latest".
+LATEST_RUN_SQL = """
+SELECT id FROM twin.sim_run r
+WHERE kind = %(kind)s AND status = 'succeeded'
+  AND NOT EXISTS (SELECT 1 FROM twin.sim_run o WHERE o.baseline_run_id = r.id)
+ORDER BY finished_at DESC NULLS LAST, id DESC
+LIMIT 1
+"""
+
+
+def latest_run_id(conn: psycopg.Connection, kind: str) -> int | None:
+    """The id of the newest succeeded run of ``kind`` that is no other run's baseline."""
+    row = conn.execute(LATEST_RUN_SQL, {"kind": kind}).fetchone()
+    return int(row[0]) if row else None

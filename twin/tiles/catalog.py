@@ -46,6 +46,12 @@ class TileLayer:
     description: str = ""
     feature_collection: bool = True
     fields: dict[str, str] = field(default_factory=dict)  # property -> TileJSON/JSON type
+    # H3 layers: rows per resolution, the one shown chosen by zoom (up to max_res).
+    res_by_zoom: bool = False
+    max_res: int | None = None
+    # Rows of a shared table that belong to this layer (bound as a parameter, e.g. risk layers).
+    layer_key: str | None = None
+    min_role: str = "public"
 
     @property
     def version_keys(self) -> tuple[str, ...]:
@@ -135,10 +141,27 @@ LAYERS: dict[str, TileLayer] = {
                     "height_mean_m": "Number", "events_open": "Number", "events_30d": "Number",
                     "hazard_sites": "Number"},
             description="Cell statistics, resolution by zoom; people counts below k hidden.",
-            feature_collection=False,
+            feature_collection=False, res_by_zoom=True,
         ),
     )
 }  # fmt: skip
+
+
+def risk_tile_layer(
+    layer_id: str, title: str, description: str, *, res: int, min_role: str
+) -> TileLayer:
+    """The tile layer of a risk layer of the one-map catalog (rows of ``risk_score``).
+
+    The score is hidden where it would reveal a people count below k (tiles are public)."""
+    return TileLayer(
+        f"risk_{layer_id}", title, "risk_score",
+        {"h3": "twin.h3_to_hex(t.cell)", "res": "t.res", "level": "t.level",
+         "score": "CASE WHEN t.small_count THEN NULL ELSE round(t.score::numeric, 1) END"},
+        minzoom=8, id_expr="t.cell", order="t.cell", versions=("risk_score",),
+        fields={"h3": "String", "res": "Number", "level": "String", "score": "Number"},
+        description=description, feature_collection=False, res_by_zoom=True, max_res=res,
+        layer_key=layer_id, min_role=min_role,
+    )  # fmt: skip
 
 
 def cell_resolution(z: int, resolutions: list[int]) -> int:
@@ -158,8 +181,10 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         if z <= max_z:
             where.append(cond)
             break
-    if layer.id == "cells":
+    if layer.res_by_zoom:
         where.append("t.res = %(res)s")
+    if layer.layer_key is not None:
+        where.append("t.layer_id = %(layer_key)s")
     # Property names are constants of this module (plain identifiers), quoted here.
     props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
     # Only catalog constants are interpolated; request values are bound parameters.

@@ -51,8 +51,11 @@ async def get_tile(
     key = etag.strip('"')
     data = await cache.get(key)
     if data is None:
-        params = {"z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
-                  "res": cell_resolution(z, resolutions)}  # fmt: skip
+        kept = [r for r in resolutions if layer.max_res is None or r <= layer.max_res]
+        params = {
+            "z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
+            "res": cell_resolution(z, kept or resolutions), "layer_key": layer.layer_key,
+        }  # fmt: skip
         cur = await conn.execute(tile_query(layer, z), params)
         row = await cur.fetchone()
         raw = bytes(row[0]) if row and row[0] is not None else b""

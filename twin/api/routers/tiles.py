@@ -12,9 +12,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from twin.api.deps import Conn, SettingsDep
-from twin.api.errors import InvalidParameterError, NotFoundError
-from twin.settings import project_root
+from twin.access import Principal
+from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.risk.layers import risk_tiles
+from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
 from twin.tiles.service import MAX_ZOOM, etag_for, get_tile, layer_version
 
@@ -24,10 +26,17 @@ MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "public, no-cache"
 
 
-def _layer(name: str) -> TileLayer:
+def _layer(name: str, settings: Settings, who: Principal) -> TileLayer:
     layer = LAYERS.get(name)
+    if layer is None and name.startswith("risk_"):
+        layer = risk_tiles(settings).get(name)
     if layer is None:
-        raise NotFoundError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
+        raise NotFoundError(
+            f"no tile layer {name!r}; layers: {', '.join(LAYERS)} and risk_<id> for each "
+            "layer of /api/layers"
+        )
+    if not who.at_least(layer.min_role):
+        raise ForbiddenError(f"layer {name!r} needs the {layer.min_role} role")
     return layer
 
 
@@ -39,8 +48,10 @@ async def style(request: Request) -> Response:
 
 
 @router.get("/{layer}.json", summary="TileJSON 3.0.0 of a layer")
-async def tilejson(layer: str, request: Request, conn: Conn) -> dict[str, Any]:
-    lyr = _layer(layer)
+async def tilejson(
+    layer: str, request: Request, conn: Conn, settings: SettingsDep, who: PrincipalDep
+) -> dict[str, Any]:
+    lyr = _layer(layer, settings, who)
     cur = await conn.execute(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
         " (SELECT ST_Extent(geom) AS e FROM twin.admin_area WHERE level = 'city') x"
@@ -74,9 +85,16 @@ async def tilejson(layer: str, request: Request, conn: Conn) -> dict[str, Any]:
     },
 )
 async def tile(
-    layer: str, z: int, x: int, y: int, request: Request, conn: Conn, settings: SettingsDep
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
 ) -> Response:
-    lyr = _layer(layer)
+    lyr = _layer(layer, settings, who)
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidParameterError("z", f"zoom must be 0..{MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):

@@ -1,0 +1,84 @@
+"""``/api/layers`` and ``/api/risk``: the one-map catalog and the scores of a layer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from twin.access import Principal
+from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.features import parse_bbox
+from twin.risk.catalog import LEVELS, Layer
+from twin.risk.layers import catalog_for
+from twin.risk.read import level_counts, risk_cells
+from twin.settings import Settings
+
+router = APIRouter(prefix="/api", tags=["risk"])
+MAX_CELLS = 50_000
+
+
+def _visible(layer: Layer, who: Principal) -> bool:
+    return who.at_least(layer.visible_to)
+
+
+def _layer(layer_id: str, settings: Settings, who: Principal) -> Layer:
+    layer = catalog_for(settings).get(layer_id)
+    if layer is None:
+        raise NotFoundError(f"no risk layer {layer_id!r}; see /api/layers")
+    if not _visible(layer, who):
+        raise ForbiddenError(f"layer {layer_id!r} needs the {layer.visible_to} role")
+    return layer
+
+
+@router.get("/layers", summary="The risk one-map layer catalog")
+async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
+    """Every layer the caller may see (and the combined one map) with its family, scoring,
+    thresholds, style, tiles and cells per level at the last `twin risk compute`. Files that
+    fail to load are listed under ``errors`` (by file name) and left out."""
+    catalog = catalog_for(settings)
+    counts = await level_counts(conn)
+    out = []
+    for lyr in catalog.all_layers():
+        if not _visible(lyr, who):
+            continue
+        d = lyr.describe()
+        got = counts.get((lyr.id, lyr.res), {"levels": {}, "computed_at": None})
+        d["cells"] = {lvl: got["levels"].get(lvl, 0) for lvl in LEVELS}
+        d["computed_at"] = got["computed_at"]
+        out.append(d)
+    errors = [
+        {"file": e.path.rsplit("/", 1)[-1], "field": e.field, "error": str(e).split(": ", 1)[-1]}
+        for e in catalog.errors
+    ]
+    return {"layers": out, "errors": errors}
+
+
+@router.get("/risk", summary="Risk scores of a layer per cell")
+async def risk(
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    layer: Annotated[str, Query(description="layer id from /api/layers ('onemap': combined)")],
+    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
+    res: Annotated[int | None, Query(description="H3 resolution (default: the layer's)")] = None,
+    level: Annotated[str | None, Query(description=f"only cells at this level {LEVELS}")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_CELLS)] = MAX_CELLS,
+) -> dict[str, Any]:
+    """Cells with score (0-100), level and the components of the score; coarser resolutions
+    carry each cell's worst child. Scores that would reveal a people count below k are hidden
+    (``suppressed``) from callers without the right to see people."""
+    lyr = _layer(layer, settings, who)
+    res = lyr.res if res is None else res
+    allowed = sorted(r for r in settings.h3_resolutions if r <= lyr.res)
+    if res not in allowed:
+        raise InvalidParameterError("res", f"layer {lyr.id!r} is scored at resolutions {allowed}")
+    if level is not None and level not in LEVELS:
+        raise InvalidParameterError("level", f"one of {', '.join(LEVELS)}")
+    box = parse_bbox(bbox) if bbox is not None else None
+    cells = await risk_cells(
+        conn, lyr, res=res, bbox=box, level=level, allowed=who.can_see_people, limit=limit
+    )
+    return {"layer": lyr.id, "title": lyr.title, "res": res, "levels": lyr.levels,
+            "colors": lyr.colors, "count": len(cells), "cells": cells}  # fmt: skip

@@ -1,0 +1,1 @@
+"""The risk one map, alert rules, task dispatch and cockpits."""

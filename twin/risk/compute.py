@@ -1,0 +1,202 @@
+"""`twin risk compute`: read each layer's inputs from the model, score them, write ``risk_score``.
+
+Two phases, so a layer's SQL can neither change the model nor leave half a result behind:
+every source query runs first in one READ ONLY transaction (a snapshot of the model); then one
+write transaction replaces the scores of the computed layers, writes the level counts per admin
+area to ``risk_snapshot`` (cockpit trends) and bumps the tiles' data version. Any error names the
+layer file and leaves the previous scores in place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from twin import grid
+from twin.city.load import bump_layer_versions, ewkb
+from twin.db.copy import copy_rows
+from twin.risk.catalog import LEVELS, ONEMAP, Catalog, CatalogError, Layer
+from twin.risk.scoring import combine, roll_up, score_layer
+from twin.runs.store import latest_run_id
+
+RISK_VERSION_KEY = "risk_score"
+
+
+class ComputeError(RuntimeError):
+    """A layer's source query failed or returned the wrong shape; names the file."""
+
+
+@dataclass
+class ComputeResult:
+    computed_at: datetime
+    flood_run: int | None
+    traffic_run: int | None
+    levels: dict[str, dict[str, int]] = field(default_factory=dict)  # layer -> level -> cells
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "computed_at": self.computed_at.isoformat(),
+            "flood_run": self.flood_run,
+            "traffic_run": self.traffic_run,
+            "layers": self.levels,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def read_inputs(conn: psycopg.Connection, layer: Layer, params: dict[str, Any]) -> pd.DataFrame:
+    """Run a layer's source query; one row per cell at the layer's resolution."""
+    try:
+        cur = conn.execute(layer.sql.encode(), {**params, "res": layer.res})
+    except psycopg.Error as exc:
+        raise ComputeError(f"{layer.path}: source.sql: {exc}".strip()) from exc
+    cols = [d.name for d in cur.description or []]
+    want = ["cell", *(i.name for i in layer.inputs)]
+    missing = [c for c in want if c not in cols]
+    if missing:
+        raise ComputeError(f"{layer.path}: source.sql: returns no column {missing[0]!r} "
+                           f"(it returns {cols})")  # fmt: skip
+    df = pd.DataFrame(cur.fetchall(), columns=cols)[want]
+    df = df[df["cell"].notna()]
+    df["cell"] = df["cell"].astype(np.int64)
+    if df["cell"].duplicated().any():
+        dup = grid.to_hex([int(df["cell"][df["cell"].duplicated()].iloc[0])])[0]
+        raise ComputeError(f"{layer.path}: source.sql: cell {dup} appears more than once")
+    if len(df):
+        res = grid.resolution(df["cell"].to_numpy())
+        bad = res != layer.res
+        if bad.any():
+            raise ComputeError(
+                f"{layer.path}: source.sql: cells must be at resolution {layer.res}, "
+                f"found {int(res[bad][0])}"
+            )
+    return df
+
+
+def _frame_rows(layer_id: str, res: int, df: pd.DataFrame, at: datetime) -> pd.DataFrame:
+    cells = df["cell"].to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "layer_id": layer_id,
+            "res": res,
+            "cell": cells,
+            "score": df["score"].to_numpy(),
+            "level": df["level"].to_numpy(),
+            "components": [json.dumps(c) for c in df["components"]],
+            "small_count": df["small_count"].to_numpy(),
+            "computed_at": at.isoformat(),
+            "geom": ewkb([grid.boundary(int(c)) for c in cells]),
+        }
+    )
+
+
+SNAPSHOT_SQL = """
+INSERT INTO twin.risk_snapshot (computed_at, layer_id, area_id, blue, yellow, orange, red)
+WITH RECURSIVE up(grid, area) AS (
+    SELECT id, id FROM twin.admin_area WHERE level = 'grid'
+    UNION ALL
+    SELECT up.grid, a.parent_id FROM up JOIN twin.admin_area a ON a.id = up.area
+    WHERE a.parent_id IS NOT NULL
+),
+lay AS (SELECT * FROM unnest(%(layers)s::text[], %(res)s::int[]) AS l(layer_id, res)),
+counts AS (
+    SELECT r.layer_id, up.area,
+           count(*) FILTER (WHERE r.level = 'blue') AS blue,
+           count(*) FILTER (WHERE r.level = 'yellow') AS yellow,
+           count(*) FILTER (WHERE r.level = 'orange') AS orange,
+           count(*) FILTER (WHERE r.level = 'red') AS red
+    FROM twin.risk_score r
+    JOIN lay ON lay.layer_id = r.layer_id AND lay.res = r.res
+    JOIN twin.cell_stats c ON c.res = r.res AND c.cell = r.cell
+    JOIN up ON up.grid = c.area_id
+    GROUP BY r.layer_id, up.area
+)
+SELECT %(at)s, lay.layer_id, a.id, coalesce(c.blue, 0), coalesce(c.yellow, 0),
+       coalesce(c.orange, 0), coalesce(c.red, 0)
+FROM twin.admin_area a CROSS JOIN lay
+LEFT JOIN counts c ON c.area = a.id AND c.layer_id = lay.layer_id
+"""
+
+
+def compute_risk(
+    url: str,
+    catalog: Catalog,
+    *,
+    resolutions: list[int],
+    k: int,
+    only: list[str] | None = None,
+    as_of: datetime | None = None,
+) -> ComputeResult:
+    """Score the catalog's layers (or ``only`` these ids) and the one map; write them.
+
+    Parameters
+    ----------
+    url
+        Database URL.
+    catalog
+        The layer catalog; refused while any of its files is broken.
+    resolutions
+        The twin's H3 resolutions: scores are also rolled up to each one coarser than a layer's.
+    k
+        Suppression threshold for ``small_count``.
+    only
+        Layer ids to compute (the one map is recomputed whenever a combined layer is).
+    as_of
+        The time event windows end at (default: now).
+    """
+    if catalog.errors:
+        raise catalog.errors[0]
+    t0 = time.perf_counter()
+    layers = list(catalog.layers)
+    if only:
+        known = {lyr.id for lyr in layers} | {ONEMAP}
+        unknown = [i for i in only if i not in known]
+        if unknown:
+            raise CatalogError("layers", unknown[0], f"no such layer; layers: {sorted(known)}")
+        todo = [lyr for lyr in layers if lyr.id in only]
+    else:
+        todo = layers
+    onemap = catalog.get(ONEMAP)
+    assert onemap is not None
+    parts = {i.name for i in onemap.inputs}
+    with_onemap = not only or ONEMAP in only or any(lyr.id in parts for lyr in todo)
+    # The one map needs every combined layer's scores, computed or not.
+    need = {lyr.id: lyr for lyr in layers if lyr in todo or (with_onemap and lyr.id in parts)}
+    at = as_of or datetime.now(UTC)
+    scored: dict[str, pd.DataFrame] = {}
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        flood_run = latest_run_id(conn, "flood")
+        traffic_run = latest_run_id(conn, "traffic")
+        params = {"as_of": at, "flood_run": flood_run, "traffic_run": traffic_run}
+        for lyr in need.values():
+            scored[lyr.id] = score_layer(read_inputs(conn, lyr, params), lyr, k=k)
+    result = ComputeResult(computed_at=at, flood_run=flood_run, traffic_run=traffic_run)
+    out: dict[str, tuple[Layer, pd.DataFrame]] = {lyr.id: (lyr, scored[lyr.id]) for lyr in todo}
+    if with_onemap:
+        out[ONEMAP] = (onemap, combine({p: scored[p] for p in parts if p in scored}))
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM twin.risk_score WHERE layer_id = ANY(%s)", (list(out),))
+        frames = []
+        for lid, (lyr, df) in out.items():
+            result.levels[lid] = {lvl: int((df["level"] == lvl).sum()) for lvl in LEVELS}
+            frames.append(_frame_rows(lid, lyr.res, df, at))
+            for res in sorted(r for r in resolutions if r < lyr.res):
+                up = roll_up(df, grid.parent(df["cell"].to_numpy(dtype=np.int64), res))
+                frames.append(_frame_rows(lid, res, up, at))
+        rows = pd.concat(frames, ignore_index=True)
+        copy_rows(conn, "twin.risk_score", list(rows.columns), rows)
+        conn.execute(
+            SNAPSHOT_SQL,
+            {"layers": list(out), "res": [lyr.res for lyr, _ in out.values()], "at": at},
+        )
+        bump_layer_versions(conn, (RISK_VERSION_KEY,))
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,24 @@
+"""The catalog as the API sees it: per settings, with the tile layer of each risk layer."""
+
+from __future__ import annotations
+
+from twin.risk.catalog import Catalog, Layer, load_catalog
+from twin.settings import Settings
+from twin.tiles.catalog import TileLayer, risk_tile_layer
+
+
+def catalog_for(settings: Settings) -> Catalog:
+    """The layer catalog of ``settings.layers_dir`` (re-read when a file changes)."""
+    return load_catalog(settings.layers_dir, resolutions=settings.h3_resolutions)
+
+
+def tile_layer(layer: Layer) -> TileLayer:
+    return risk_tile_layer(
+        layer.id, f"Risk: {layer.title}", layer.description or layer.title,
+        res=layer.res, min_role=layer.visible_to,
+    )  # fmt: skip
+
+
+def risk_tiles(settings: Settings) -> dict[str, TileLayer]:
+    """Tile layer id (``risk_<id>``) -> tile layer, for every layer and the one map."""
+    return {lyr.tile_id: tile_layer(lyr) for lyr in catalog_for(settings).all_layers()}

@@ -1,0 +1,80 @@
+"""Reading risk scores for the API: per layer and cell, with the people rule applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from twin.risk.catalog import Layer
+
+LEVEL_COUNTS_SQL = """
+SELECT layer_id, res, level, count(*)::int AS n, max(computed_at) AS computed_at
+FROM twin.risk_score GROUP BY layer_id, res, level
+"""
+
+CELLS_SQL = """
+SELECT twin.h3_to_hex(cell) AS h3, score, level, components, small_count
+FROM twin.risk_score
+WHERE layer_id = %(layer)s AND res = %(res)s
+  AND (%(minx)s::float8 IS NULL
+       OR geom && ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
+  AND (%(level)s::text IS NULL OR level = %(level)s)
+ORDER BY score DESC, cell
+LIMIT %(limit)s
+"""
+
+
+async def level_counts(conn: AsyncConnection) -> dict[tuple[str, int], dict[str, Any]]:
+    """(layer id, res) -> {"levels": {level: cells}, "computed_at": when}."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    cur = await conn.execute(LEVEL_COUNTS_SQL)
+    for layer_id, res, level, n, at in await cur.fetchall():
+        entry = out.setdefault((layer_id, res), {"levels": {}, "computed_at": at})
+        entry["levels"][level] = n
+        entry["computed_at"] = max(entry["computed_at"], at)
+    return out
+
+
+def _hide_people(row: dict[str, Any], layer: Layer) -> dict[str, Any]:
+    # A score built from a count below k would give the count away: hide the score and the
+    # people inputs, keep the level (four bands say next to nothing about a count).
+    people = {i.name for i in layer.inputs if i.people}
+    row["score"] = None
+    row["components"] = {
+        name: ({"value": None, "norm": None, "points": None} if name in people else comp)
+        for name, comp in row["components"].items()
+    }
+    return row
+
+
+async def risk_cells(
+    conn: AsyncConnection,
+    layer: Layer,
+    *,
+    res: int,
+    bbox: tuple[float, float, float, float] | None,
+    level: str | None,
+    allowed: bool,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Scored cells of a layer at ``res`` (best first), optionally within a bbox or at a level."""
+    minx, miny, maxx, maxy = bbox if bbox else (None, None, None, None)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            CELLS_SQL,
+            {"layer": layer.id, "res": res, "minx": minx, "miny": miny, "maxx": maxx,
+             "maxy": maxy, "level": level, "limit": limit},
+        )  # fmt: skip
+        rows = await cur.fetchall()
+    out = []
+    for row in rows:
+        small = row.pop("small_count")
+        if small and not allowed and res == layer.res:
+            row = _hide_people(row, layer)
+        elif small and not allowed:
+            row["score"] = None  # a rolled-up cell keeps only its level counts
+        row["suppressed"] = bool(small and not allowed)
+        out.append(row)
+    return out
