@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
 from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.settings import Settings
 
 flood_app = typer.Typer(help="Flood model runs on raw files (no database).", no_args_is_help=True)
 simulate_app = typer.Typer(help="Simulations on the twin's data.", no_args_is_help=True)
@@ -143,6 +144,23 @@ def _progress_bar(as_json: bool, label: str) -> Iterator[Callable[[float], None]
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
+NoRiskOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-risk", help="Do not recompute the risk one map and the alerts after the run."
+    ),
+]
+
+
+def _refresh(settings: Settings, skip: bool) -> dict[str, Any] | None:
+    """Recompute the one map and evaluate the alerts on the new results (unless skipped)."""
+    if skip:
+        return None
+    from twin.risk.refresh import refresh_quietly
+
+    return refresh_quietly(settings)
+
+
 @simulate_app.command("flood")
 def simulate_flood(
     storm: Annotated[str, typer.Option(help="Design storm: chicago.")] = "chicago",
@@ -153,6 +171,7 @@ def simulate_flood(
         Path | None, typer.Option(help="CSV time_s,intensity_mm_h instead of a design storm.")
     ] = None,
     dtype: Annotated[str, typer.Option(help="float64 or float32.")] = "float64",
+    no_risk: NoRiskOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a storm on the twin (DEM, raised buildings, roughness from land use, drainage
@@ -173,6 +192,7 @@ def simulate_flood(
             summary = flood_runs.run_flood(settings, params, progress=show)
     except flood_runs.FloodRunError as exc:
         fail(str(exc), code=2)
+    summary["risk"] = _refresh(settings, no_risk)
     emit(
         summary,
         as_json,
@@ -202,6 +222,7 @@ def simulate_traffic(
     zone_res: Annotated[int, typer.Option(help="H3 resolution of the zones.")] = 8,
     gap: Annotated[float, typer.Option(help="Target relative gap.")] = 1e-5,
     max_iter: Annotated[int, typer.Option(help="Iteration cap.")] = 300,
+    no_risk: NoRiskOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Assign the peak hour on the twin's roads (demand from residents and jobs) with closures
@@ -226,6 +247,7 @@ def simulate_traffic(
             summary = traffic_runs.run_traffic(settings, params, progress=show)
     except traffic_runs.TrafficRunError as exc:
         fail(str(exc), code=2)
+    summary["risk"] = _refresh(settings, no_risk)
     text = (
         f"run {summary['run_id']}: {summary['trips']:,.0f} trips, delay index "
         f"{summary['delay_index']:.3f} ({summary['delay_band']}), "

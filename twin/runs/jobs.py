@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from twin.db.engine import database_url
+from twin.risk.refresh import refresh_quietly
 from twin.runs import store
 from twin.runs.flood import MM_H, FloodParams, run_flood
 from twin.runs.traffic import TrafficParams, check_references, run_traffic
@@ -64,6 +65,9 @@ def _submit(
             run(settings, run_id)
         except Exception:  # recorded on the run itself; the worker must live on
             log.exception("%s run %d failed", kind, run_id)
+            return
+        # New results change the risk map and may fire rules (flood depth, delay index).
+        refresh_quietly(settings)
 
     pool.submit(work)
     return run_id

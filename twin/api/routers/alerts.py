@@ -1,0 +1,122 @@
+"""``/api/alerts``: alerts raised by the rules; evaluate on demand; acknowledge or resolve."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict
+
+from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidParameterError,
+    NotFoundError,
+)
+from twin.db.engine import database_url
+from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate, status_filter
+from twin.risk.catalog import LEVELS
+from twin.risk.rules import load_rules
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+async def _area_id(conn: Conn, area: str | None) -> int | None:
+    if area is None:
+        return None
+    cur = await conn.execute(
+        "SELECT id FROM twin.admin_area WHERE code = %s OR id::text = %s LIMIT 1", (area, area)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no admin area {area!r} (give its id or code)")
+    return int(row[0])
+
+
+@router.get("", summary="Alerts, newest first")
+async def list_alerts(
+    conn: Conn,
+    status: Annotated[
+        str,
+        Query(
+            description="open (default: pending, active, acknowledged), active, all, or one status"
+        ),
+    ] = "open",
+    rule: Annotated[str | None, Query(description="rule id")] = None,
+    area: Annotated[str | None, Query(description="admin area id or code (whole subtree)")] = None,
+    level: Annotated[str | None, Query(description=f"one of {LEVELS}")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    try:
+        statuses = status_filter(status)
+    except ValueError as exc:
+        raise InvalidParameterError("status", str(exc)) from None
+    if level is not None and level not in LEVELS:
+        raise InvalidParameterError("level", f"one of {', '.join(LEVELS)}")
+    params = {"statuses": statuses, "rule": rule, "level": level,
+              "area": await _area_id(conn, area), "limit": limit}  # fmt: skip
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(ALERTS_SQL, params)
+        rows = await cur.fetchall()
+    return {"count": len(rows), "alerts": [alert_row(r) for r in rows]}
+
+
+@router.get("/rules", summary="The alert rules (rules/*.toml)")
+async def rules(settings: SettingsDep) -> dict[str, Any]:
+    found, errors = load_rules(settings.rules_dir)
+    return {
+        "rules": [r.describe() for r in found],
+        "errors": [{"file": e.path.rsplit("/", 1)[-1], "field": e.field} for e in errors],
+    }
+
+
+@router.post("/evaluate", summary="Evaluate the alert rules now")
+async def evaluate_now(settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
+    """Runs every rule once (deduplicating, escalating and resolving) and returns the counts."""
+    if not (who.can_operate or settings.open_operations):
+        raise ForbiddenError("evaluating alerts needs the operator role")
+    found, errors = load_rules(settings.rules_dir)
+    if errors:
+        raise InvalidParameterError("rules", str(errors[0]))
+    result = await run_in_threadpool(evaluate, database_url(settings), found)
+    return {"rules": result}
+
+
+class AlertPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["acknowledged", "resolved"]
+
+
+@router.patch("/{alert_id}", summary="Acknowledge or resolve an alert")
+async def patch_alert(
+    alert_id: int, body: AlertPatch, conn: Conn, settings: SettingsDep, who: PrincipalDep
+) -> dict[str, Any]:
+    if not (who.can_operate or settings.open_operations):
+        raise ForbiddenError("changing alerts needs the operator role")
+    cur = await conn.execute("SELECT status FROM twin.alert WHERE id = %s FOR UPDATE", (alert_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    legal = {"pending": {"resolved"}, "active": {"acknowledged", "resolved"},
+             "acknowledged": {"resolved"}, "resolved": set()}  # fmt: skip
+    if body.status not in legal[row[0]]:
+        raise ConflictError(f"alert {alert_id} is {row[0]}; it cannot become {body.status}")
+    await conn.execute(
+        "UPDATE twin.alert SET status = %(s)s,"
+        " acknowledged_at = CASE WHEN %(s)s = 'acknowledged' THEN now() ELSE acknowledged_at END,"
+        " resolved_at = CASE WHEN %(s)s = 'resolved' THEN now() ELSE resolved_at END"
+        " WHERE id = %(id)s",
+        {"s": body.status, "id": alert_id},
+    )
+    async with conn.cursor(row_factory=dict_row) as c:
+        await c.execute(
+            ALERTS_SQL.replace("WHERE al.status", "WHERE al.id = %(id)s AND al.status"),
+            {"id": alert_id, "statuses": ["acknowledged", "resolved"], "rule": None,
+             "level": None, "area": None, "limit": 1},
+        )  # fmt: skip
+        updated = await c.fetchone()
+    assert updated is not None
+    return alert_row(updated)

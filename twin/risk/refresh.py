@@ -1,0 +1,47 @@
+"""After new data: recompute the risk one map, then evaluate the alert rules on it.
+
+Called on demand (`twin risk compute`), after a simulation run (CLI and API) and by the demo,
+so the map, the alerts and the cockpits always describe the latest runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from twin.db.engine import database_url
+from twin.risk.alerts import evaluate
+from twin.risk.catalog import CatalogError, load_catalog
+from twin.risk.compute import ComputeError, compute_risk
+from twin.risk.rules import RuleError, load_rules
+from twin.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def refresh(settings: Settings, *, at: datetime | None = None) -> dict[str, Any]:
+    """Compute every layer and the one map, then evaluate every rule.
+
+    Raises CatalogError, RuleError or ComputeError (naming the file) before anything is
+    written when a layer or rule file is broken.
+    """
+    url = database_url(settings)
+    catalog = load_catalog(settings.layers_dir, resolutions=settings.h3_resolutions)
+    rules, errors = load_rules(settings.rules_dir)
+    if errors:
+        raise errors[0]
+    result = compute_risk(
+        url, catalog, resolutions=settings.h3_resolutions, k=settings.suppression_k, as_of=at
+    )
+    return {"risk": result.as_dict(), "alerts": evaluate(url, rules, at=at)}
+
+
+def refresh_quietly(settings: Settings) -> dict[str, Any] | None:
+    """:func:`refresh` for callers whose own work already succeeded (a simulation run): a
+    broken layer or rule file is logged, not raised, so it cannot fail the run."""
+    try:
+        return refresh(settings)
+    except (CatalogError, RuleError, ComputeError) as exc:
+        log.warning("risk refresh skipped: %s", exc)
+        return None
