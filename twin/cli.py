@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,11 +10,14 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from twin.cli_report import report as report_command
+from twin.cli_risk import alerts_app, risk_app
 from twin.cli_sim import flood_app, simulate_app, traffic_app
 from twin.cli_support import JsonOpt
 from twin.cli_support import emit as _emit
 from twin.cli_support import fail as _fail
 from twin.cli_support import load_settings as _settings
+from twin.cli_tasks import tasks_app
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
 from twin.settings import Settings
@@ -31,6 +35,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(flood_app, name="flood")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(traffic_app, name="traffic")
+app.add_typer(risk_app, name="risk")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(tasks_app, name="tasks")
+app.command("report")(report_command)
 
 
 def _external_reachable(url: str) -> tuple[bool, str]:
@@ -214,13 +222,14 @@ def demo(
             result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
             traffic = _demo_traffic(settings, progress, storm)
+            risk = _demo_risk(settings, progress)
         if storm or traffic:
             with psycopg.connect(database_url(settings)) as conn:
                 result.counts = table_counts(conn)
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
     if as_json:
-        out = {**result.as_dict(), "storm": storm, "traffic": traffic}
+        out = {**result.as_dict(), "storm": storm, "traffic": traffic, "risk": risk}
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     else:
         table = Table(title=f"demo city '{size}' (seed {seed})")
@@ -252,7 +261,13 @@ def demo(
                     f"{traffic['change']['tstt_veh_h']:+,.0f} veh-h"
                 )
             console.print(line)
-        console.print("risk one map: not in this version yet")
+        red = risk["risk"]["layers"]["onemap"]["red"]
+        alerts = sum(c["raised"] for c in risk["alerts"].values())
+        console.print(
+            f"risk one map: {len(risk['risk']['layers']) - 1} layers, {red} red cells; "
+            f"{alerts} alerts raised (GET /api/alerts), {len(risk['tasks'])} tasks dispatched "
+            "(GET /api/tasks)"
+        )
     if no_serve:
         return
     base = f"http://{settings.host}:{settings.port}"
@@ -281,6 +296,44 @@ def _demo_storm(
     return flood_runs.run_flood(
         settings, params, progress=lambda f: progress.update(task, completed=round(100 * f))
     )
+
+
+def _demo_risk(settings: Settings, progress: Any) -> dict[str, Any]:
+    """The risk one map on the demo's runs, then the alert rules."""
+    from twin.risk.catalog import CatalogError
+    from twin.risk.compute import ComputeError
+    from twin.risk.refresh import refresh
+    from twin.risk.rules import RuleError
+
+    task = progress.add_task("risk one map and alerts", total=1)
+    try:
+        out = refresh(settings)
+    except (CatalogError, RuleError, ComputeError) as exc:
+        _fail(str(exc), code=2)
+    out["tasks"] = asyncio.run(_demo_dispatch(database_url(settings)))
+    progress.update(task, completed=1)
+    return out
+
+
+async def _demo_dispatch(url: str, limit: int = 5) -> list[int]:
+    """One-click dispatch for the deepest flooded cells: a task per alert to its grid patch."""
+    from twin.risk.tasks import dispatch
+
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT id, subject, value FROM twin.alert WHERE rule_id = 'flood_depth_cell'"
+            " AND status = 'active' ORDER BY value DESC, id LIMIT %s",
+            (limit,),
+        )
+        ids = []
+        for alert_id, subject, depth in await cur.fetchall():
+            task = await dispatch(
+                conn, title=f"积水处置 / clear waterlogging: {depth:.2f} m in {subject}",
+                actor="demo", priority=1, alert_id=alert_id,
+            )  # fmt: skip
+            ids.append(int(task["id"]))
+        await conn.commit()
+    return ids
 
 
 def _demo_traffic(

@@ -301,3 +301,35 @@ def test_the_demo_runs_a_storm_and_counts_its_rows(demo: dict[str, Any]) -> None
     assert counts["sim_run"] == 1 + runs
     assert counts["traffic_link_result"] == runs * counts["road_link"]
     assert traffic["trips"] > 0 and traffic["delay_index"] >= 1.0
+
+
+def test_the_demo_computes_the_risk_map_raises_alerts_and_dispatches(
+    demo: dict[str, Any],
+) -> None:
+    risk = demo["out"]["risk"]
+    storm = demo["out"]["storm"]
+    assert risk["risk"]["flood_run"] == storm["run_id"]
+    assert risk["risk"]["traffic_run"] == demo["out"]["traffic"]["run_id"]
+    with psycopg.connect(demo["url"]) as c:
+        per_layer = dict(
+            c.execute(
+                "SELECT layer_id, count(*) FROM twin.risk_score WHERE res = 9 GROUP BY 1"
+            ).fetchall()
+        )
+        deep = c.execute(
+            "SELECT count(*) FROM twin.flood_cell_result WHERE run_id = %s AND res = 9"
+            " AND max_depth_m >= 0.3",
+            (storm["run_id"],),
+        ).fetchone()[0]  # type: ignore[index]
+        flood_alerts = c.execute(
+            "SELECT count(*) FROM twin.alert WHERE rule_id = 'flood_depth_cell'"
+        ).fetchone()[0]  # type: ignore[index]
+        tasks = c.execute(
+            "SELECT t.id, al.status FROM twin.task t JOIN twin.alert al ON al.id = t.alert_id"
+        ).fetchall()
+    for lid, counts in risk["risk"]["layers"].items():
+        assert sum(counts.values()) == per_layer.get(lid, 0), lid
+    assert per_layer["waterlogging"] > 0 and per_layer["onemap"] > 0
+    assert flood_alerts == deep  # one alert per cell deeper than the rule's 0.3 m
+    assert sorted(t for t, _ in tasks) == sorted(risk["tasks"])
+    assert len(tasks) == min(5, deep) and all(s == "acknowledged" for _, s in tasks)

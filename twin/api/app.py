@@ -17,6 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 import twin
 from twin.api import errors
 from twin.api.routers import addresses, cells, features, health, simulations, tiles
+from twin.api.routers import alerts as alerts_router
+from twin.api.routers import cockpit as cockpit_router
+from twin.api.routers import risk as risk_router
+from twin.api.routers import tasks as tasks_router
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
 from twin.settings import Settings
@@ -90,4 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(features.router)
     app.include_router(simulations.router)
+    app.include_router(risk_router.router)
+    app.include_router(alerts_router.router)
+    app.include_router(tasks_router.router)
+    app.include_router(cockpit_router.router)
     return app

@@ -47,7 +47,9 @@ class RiskSnapshot(Base):
     """Cells per level of a risk layer in an admin area at one `twin risk compute` (for trends)."""
 
     __tablename__ = "risk_snapshot"
-    __table_args__ = (sa.Index("ix_risk_snapshot_layer_area", "layer_id", "area_id", "computed_at"),)
+    __table_args__ = (
+        sa.Index("ix_risk_snapshot_layer_area", "layer_id", "area_id", "computed_at"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     computed_at: Mapped[datetime]
