@@ -141,7 +141,14 @@ def alerts_list(
     with psycopg.connect(database_url(settings), row_factory=dict_row) as conn:
         rows = conn.execute(
             ALERTS_SQL,
-            {"statuses": statuses, "rule": None, "area": None, "level": None, "limit": limit},
+            {
+                "statuses": statuses,
+                "rule": None,
+                "area": None,
+                "level": None,
+                "limit": limit,
+                "id": None,
+            },
         ).fetchall()
     alerts = [alert_row(r) for r in rows]
     lines = [f"#{a['id']:<5} {a['status']:12s} {a['level']:6s} {a['area_code'] or '-':12s} "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -17,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import psycopg
 import typer
 
+from twin import durations
 from twin.api.errors import ConflictError, InvalidParameterError, NotFoundError
 from twin.cli_support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
@@ -66,16 +66,14 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(text: str) -> timedelta | None:
-    """``"90m"``, ``"24h"``, ``"2d"``, ``"1w"`` (or ``"30s"``) -> a timedelta; None if malformed."""
-    m = _DURATION.match(text)
-    if m is None or float(m.group(1)) <= 0:
+    """``"90m"``, ``"24h"``, ``"2d"``, ``"1w"`` (or ``"30s"``) -> a timedelta; None if malformed
+    or not positive."""
+    try:
+        delta = durations.parse_duration(text)
+    except ValueError:
         return None
-    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2).lower()])
+    return delta if delta > timedelta(0) else None
 
 
 def _when(t: datetime | None) -> str:

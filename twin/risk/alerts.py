@@ -261,6 +261,7 @@ WHERE al.status = ANY(%(statuses)s)
   AND (%(rule)s::text IS NULL OR al.rule_id = %(rule)s)
   AND (%(level)s::text IS NULL OR al.level = %(level)s)
   AND (%(area)s::bigint IS NULL OR al.area_id IN (SELECT twin.area_subtree(%(area)s)))
+  AND (%(id)s::bigint IS NULL OR al.id = %(id)s)
 ORDER BY al.last_seen DESC, al.id DESC
 LIMIT %(limit)s
 """

@@ -13,12 +13,12 @@ while any file is broken.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twin.access import ROLES
+from twin.risk.specfile import SpecFileError, read_toml, require
 
 FAMILIES = {
     "city_lifelines": ("City lifelines", "城市生命线"),
@@ -38,13 +38,8 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _PARAM = re.compile(r"%\((\w+)\)s")
 
 
-class CatalogError(ValueError):
+class CatalogError(SpecFileError):
     """A layer file is malformed; the message names the file and the field."""
-
-    def __init__(self, path: Path | str, field_name: str, message: str) -> None:
-        super().__init__(f"{path}: {field_name}: {message}")
-        self.path = str(path)
-        self.field = field_name
 
 
 @dataclass(frozen=True)
@@ -131,17 +126,7 @@ def onemap_layer(layers: list[Layer]) -> Layer:
 
 # ---------------------------------------------------------------------------------- reading
 def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
-    if key not in doc:
-        raise CatalogError(path, key, "missing")
-    value = doc[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise CatalogError(path, key, f"expected {_kind_name(kind)}, got {value!r}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
+    return require(doc, key, kind, path, CatalogError)
 
 
 def _number(doc: dict[str, Any], key: str, path: Path, where: str, default: float) -> float:
@@ -221,12 +206,7 @@ def _style(doc: Any, path: Path) -> dict[str, Any]:
 
 def read_layer(path: Path, *, resolutions: list[int] | None = None) -> Layer:
     """Read and check one layer file."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(path, "toml", str(exc)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(path, "file", str(exc)) from exc
+    doc = read_toml(path, CatalogError)
     layer_id = _get(doc, "id", str, path)
     if not _ID.match(layer_id):
         raise CatalogError(path, "id", f"expected lower_snake_case (<= 40 chars), got {layer_id!r}")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.durations import parse_duration
 from twin.risk.catalog import LEVELS
 
 
@@ -27,8 +28,6 @@ def _check_res(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_age(params: dict[str, Any]) -> dict[str, Any]:
-    from twin.risk.rules import parse_duration  # rules import this module
-
     age = parse_duration(str(params.get("max_age")))
     return {**params, "max_age": f"{age.total_seconds():.0f} seconds"}
 

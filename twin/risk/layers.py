@@ -19,6 +19,18 @@ def tile_layer(layer: Layer) -> TileLayer:
     )  # fmt: skip
 
 
+_TILES: dict[str, tuple[Catalog, dict[str, TileLayer]]] = {}  # layers dir -> built
+
+
 def risk_tiles(settings: Settings) -> dict[str, TileLayer]:
-    """Tile layer id (``risk_<id>``) -> tile layer, for every layer and the one map."""
-    return {lyr.tile_id: tile_layer(lyr) for lyr in catalog_for(settings).all_layers()}
+    """Tile layer id (``risk_<id>``) -> tile layer, for every layer and the one map.
+
+    Built once per catalog (a new catalog object whenever a file changes): this sits on the
+    tile hot path."""
+    catalog = catalog_for(settings)
+    key = str(settings.layers_dir)
+    hit = _TILES.get(key)
+    if hit is None or hit[0] is not catalog:
+        hit = (catalog, {lyr.tile_id: tile_layer(lyr) for lyr in catalog.all_layers()})
+        _TILES[key] = hit
+    return hit[1]

@@ -11,37 +11,23 @@ colour up). Errors name the file and the field.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from twin.durations import parse_duration
 from twin.risk.catalog import LEVELS
 from twin.risk.indicators import INDICATORS
+from twin.risk.specfile import SpecFileError, read_toml, require
 
 AREA_LEVELS = ("city", "district", "street", "community", "grid")
 OPS = (">", ">=", "<", "<=")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|min|m|h|d)$")
-_UNIT_S = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 
 
-class RuleError(ValueError):
+class RuleError(SpecFileError):
     """A rule file is malformed; the message names the file and the field."""
-
-    def __init__(self, path: Path | str, field_name: str, message: str) -> None:
-        super().__init__(f"{path}: {field_name}: {message}")
-        self.path = str(path)
-        self.field = field_name
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '15min', '6h', '2d' -> timedelta; ValueError otherwise."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"expected a duration like 30min, 6h or 2d, got {text!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
 
 
 @dataclass(frozen=True)
@@ -82,22 +68,12 @@ class Rule:
 
 
 def _req(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
-    if key not in doc:
-        raise RuleError(path, key, "missing")
-    value = doc[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise RuleError(path, key, f"wrong type: {value!r}")
-    return value
+    return require(doc, key, kind, path, RuleError)
 
 
 def read_rule(path: Path) -> Rule:
     """Read and check one rule file."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleError(path, "toml", str(exc)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(path, "file", str(exc)) from exc
+    doc = read_toml(path, RuleError)
     rule_id = _req(doc, "id", str, path)
     if not _ID.match(rule_id) or rule_id != path.stem:
         raise RuleError(path, "id", f"lower_snake_case and equal to the file name, got {rule_id!r}")

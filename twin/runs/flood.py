@@ -9,7 +9,6 @@ water at their walls and the people living in them, and waterlogging events at t
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 
+from twin import durations
 from twin.city.load import bump_layer_versions
 from twin.db.engine import database_url
 from twin.runs import floodcells, store
@@ -112,11 +112,10 @@ class FloodParams:
 
 def parse_duration(text: str) -> float:
     """'2h', '90min', '45m', '3600s' or '3600' -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(h|min|m|s)?\s*", text)
-    if not m:
-        raise FloodRunError(f"duration {text!r}: use e.g. 2h, 90min or 3600s")
-    value = float(m.group(1))
-    return value * {"h": 3600, "min": 60, "m": 60, "s": 1, None: 1}[m.group(2)]
+    try:
+        return durations.parse_duration(text, bare_seconds=True).total_seconds()
+    except ValueError:
+        raise FloodRunError(f"duration {text!r}: use e.g. 2h, 90min or 3600s") from None
 
 
 def read_rain_series(path: Path) -> Series:

@@ -19,21 +19,10 @@ from twin.api.errors import (
 from twin.db.engine import database_url
 from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate, status_filter
 from twin.risk.catalog import LEVELS
+from twin.risk.cockpit import find_area
 from twin.risk.rules import load_rules
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
-
-
-async def _area_id(conn: Conn, area: str | None) -> int | None:
-    if area is None:
-        return None
-    cur = await conn.execute(
-        "SELECT id FROM twin.admin_area WHERE code = %s OR id::text = %s LIMIT 1", (area, area)
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"no admin area {area!r} (give its id or code)")
-    return int(row[0])
 
 
 @router.get("", summary="Alerts, newest first")
@@ -56,8 +45,9 @@ async def list_alerts(
         raise InvalidParameterError("status", str(exc)) from None
     if level is not None and level not in LEVELS:
         raise InvalidParameterError("level", f"one of {', '.join(LEVELS)}")
-    params = {"statuses": statuses, "rule": rule, "level": level,
-              "area": await _area_id(conn, area), "limit": limit}  # fmt: skip
+    area_id = (await find_area(conn, area))["id"] if area else None
+    params = {"statuses": statuses, "rule": rule, "level": level, "area": area_id,
+              "limit": limit, "id": None}  # fmt: skip
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(ALERTS_SQL, params)
         rows = await cur.fetchall()
@@ -113,7 +103,7 @@ async def patch_alert(
     )
     async with conn.cursor(row_factory=dict_row) as c:
         await c.execute(
-            ALERTS_SQL.replace("WHERE al.status", "WHERE al.id = %(id)s AND al.status"),
+            ALERTS_SQL,
             {"id": alert_id, "statuses": ["acknowledged", "resolved"], "rule": None,
              "level": None, "area": None, "limit": 1},
         )  # fmt: skip
