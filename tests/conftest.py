@@ -78,3 +78,25 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url) as c:
         yield c
         c.rollback()
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(make_database, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A whole tiny demo twin, built once per session by the real command
+    (`twin demo --size tiny --no-serve`): city, a 10-minute design storm, the traffic runs, the
+    risk one map, alerts and the dispatched tasks. Tests that use it must not depend on being
+    alone: the web-map and notebook tests add runs and move tasks."""
+    import subprocess
+    import sys
+
+    url: str = make_database("twin_tiny_demo")
+    data = tmp_path_factory.mktemp("tiny-demo-data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
+    env.update(TWIN_DATABASE_URL=url, TWIN_DATA_DIR=str(data))
+    r = subprocess.run(
+        [sys.executable, "-m", "twin", "demo", "--size", "tiny", "--seed", "3", "--no-serve",
+         "--storm-duration", "10min", "--json"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {"url": url, "data_dir": str(data)}

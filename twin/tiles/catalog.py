@@ -52,6 +52,9 @@ class TileLayer:
     # Rows of a shared table that belong to this layer (bound as a parameter, e.g. risk layers).
     layer_key: str | None = None
     min_role: str = "public"
+    # Results of one simulation run: a join onto the run's result table (bound ``%(run)s``).
+    join: str = ""
+    run_id: int | None = None
 
     @property
     def version_keys(self) -> tuple[str, ...]:
@@ -156,7 +159,7 @@ def risk_tile_layer(
     return TileLayer(
         f"risk_{layer_id}", title, "risk_score",
         {"h3": "twin.h3_to_hex(t.cell)", "res": "t.res", "level": "t.level",
-         "score": "CASE WHEN t.small_count THEN NULL ELSE round(t.score::numeric, 1) END"},
+         "score": "CASE WHEN t.small_count THEN NULL ELSE round(t.score::numeric, 1)::float8 END"},
         minzoom=8, id_expr="t.cell", order="t.cell", versions=("risk_score",),
         fields={"h3": "String", "res": "Number", "level": "String", "score": "Number"},
         description=description, feature_collection=False, res_by_zoom=True, max_res=res,
@@ -194,6 +197,7 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         f" {BUFFER}, true)"
         f" AS geom, {layer.id_expr} AS fid, {props}"
         " FROM {table} t"
+        f"{' ' + layer.join if layer.join else ''}"
         f" WHERE {' AND '.join(where)}"
         f" ORDER BY {layer.order} LIMIT {layer.cap}"
         ") q WHERE q.geom IS NOT NULL"

@@ -55,6 +55,7 @@ async def get_tile(
         params = {
             "z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
             "res": cell_resolution(z, kept or resolutions), "layer_key": layer.layer_key,
+            "run": layer.run_id,
         }  # fmt: skip
         cur = await conn.execute(tile_query(layer, z), params)
         row = await cur.fetchone()

@@ -18,6 +18,7 @@ from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
+from twin.tiles.runs import run_tile_layer
 from twin.tiles.service import MAX_ZOOM, etag_for, get_tile, layer_version
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
@@ -26,14 +27,21 @@ MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "public, no-cache"
 
 
-def _layer(name: str, settings: Settings, who: Principal) -> TileLayer:
+async def _layer(name: str, conn: Conn, settings: Settings, who: Principal) -> TileLayer:
     layer = LAYERS.get(name)
     if layer is None and name.startswith("risk_"):
         layer = risk_tiles(settings).get(name)
+    if layer is None and (run := run_tile_layer(name)) is not None:
+        kind, run_id, layer = run
+        cur = await conn.execute("SELECT kind FROM twin.sim_run WHERE id = %s", (run_id,))
+        row = await cur.fetchone()
+        if row is None or row[0] != kind:
+            raise NotFoundError(f"no {kind} run {run_id} (see /api/simulations?kind={kind})")
     if layer is None:
         raise NotFoundError(
-            f"no tile layer {name!r}; layers: {', '.join(LAYERS)} and risk_<id> for each "
-            "layer of /api/layers"
+            f"no tile layer {name!r}; layers: {', '.join(LAYERS)}, risk_<id> for each "
+            "layer of /api/layers, and flood_<run>, flood_roads_<run>, traffic_<run> for "
+            "simulation runs"
         )
     if not who.at_least(layer.min_role):
         raise ForbiddenError(f"layer {name!r} needs the {layer.min_role} role")
@@ -51,7 +59,7 @@ async def style(request: Request) -> Response:
 async def tilejson(
     layer: str, request: Request, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    lyr = _layer(layer, settings, who)
+    lyr = await _layer(layer, conn, settings, who)
     cur = await conn.execute(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
         " (SELECT ST_Extent(geom) AS e FROM twin.admin_area WHERE level = 'city') x"
@@ -94,7 +102,7 @@ async def tile(
     settings: SettingsDep,
     who: PrincipalDep,
 ) -> Response:
-    lyr = _layer(layer, settings, who)
+    lyr = await _layer(layer, conn, settings, who)
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidParameterError("z", f"zoom must be 0..{MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
