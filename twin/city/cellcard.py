@@ -26,7 +26,9 @@ METRICS = ("population", "elderly", "jobs", "buildings", "floor_area_m2", "heigh
 async def cell_card(
     conn: AsyncConnection, cell: int, *, fine_res: int, k: int, allowed: bool, limit: int = 50
 ) -> dict[str, Any] | None:
-    """Everything the twin holds about one cell, or None when it has no statistics."""
+    """Everything the twin holds about one cell, or None when it has no statistics: its
+    statistics, the admin areas holding it (finest first), and up to ``limit`` open events,
+    hazard sites and buildings (tallest first) lying in it."""
     res = int(grid.resolution([cell])[0])
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query(SQL, "cell_stats"), {"res": res, "cell": cell})
@@ -45,10 +47,13 @@ async def cell_card(
         events = list(await cur.fetchall())
         await cur.execute(query(SQL, "hazard_sites"), window)
         sites = list(await cur.fetchall())
+        await cur.execute(query(SQL, "buildings"), window)
+        buildings = list(await cur.fetchall())
     stats["h3"] = grid.to_hex([cell])[0]
     stats["parent"] = grid.to_hex([stats["parent"]])[0] if stats["parent"] else None
     del stats["cell"]
-    return {"cell": stats, "areas": areas, "open_events": events, "hazard_sites": sites}
+    return {"cell": stats, "areas": areas, "open_events": events, "hazard_sites": sites,
+            "buildings": buildings}  # fmt: skip
 
 
 async def cells_in_bbox(

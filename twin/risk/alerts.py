@@ -239,11 +239,14 @@ def evaluate(
 
 
 def alert_row(row: dict[str, Any]) -> dict[str, Any]:
-    """An alert as the API serves it (cells as hex)."""
-    from twin.grid import to_hex
+    """An alert as the API serves it: cells as hex, and where to put it on a map (``lon``,
+    ``lat``: the cell's centre, else a point inside its area)."""
+    from twin.grid import cell_centers, to_hex
 
     out = dict(row)
     if out.get("cell") is not None:
+        lon, lat = cell_centers([int(out["cell"])])
+        out["lon"], out["lat"] = float(lon[0]), float(lat[0])
         out["cell"] = to_hex([int(out["cell"])])[0]
     return out
 
@@ -255,7 +258,8 @@ ALERTS_SQL = """
 SELECT al.id, al.rule_id, al.subject, al.level, al.status, al.cell, al.value, al.threshold,
        al.message, al.hits, al.escalation, al.sim_run_id, al.first_seen, al.last_seen,
        al.acknowledged_at, al.resolved_at, al.area_id, a.code AS area_code, a.name AS area_name,
-       a.level AS area_level
+       a.level AS area_level, ST_X(ST_PointOnSurface(a.geom)) AS lon,
+       ST_Y(ST_PointOnSurface(a.geom)) AS lat
 FROM twin.alert al LEFT JOIN twin.admin_area a ON a.id = al.area_id
 WHERE al.status = ANY(%(statuses)s)
   AND (%(rule)s::text IS NULL OR al.rule_id = %(rule)s)

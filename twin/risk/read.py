@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from twin.risk.catalog import Layer
+from twin.risk.catalog import LEVELS, Layer
 
 LEVEL_COUNTS_SQL = """
 SELECT layer_id, res, level, count(*)::int AS n, max(computed_at) AS computed_at
@@ -23,6 +23,11 @@ WHERE layer_id = %(layer)s AND res = %(res)s
   AND (%(level)s::text IS NULL OR level = %(level)s)
 ORDER BY score DESC, cell
 LIMIT %(limit)s
+"""
+
+CELL_SQL = """
+SELECT layer_id, level, score, small_count, computed_at
+FROM twin.risk_score WHERE res = %(res)s AND cell = %(cell)s
 """
 
 
@@ -77,4 +82,28 @@ async def risk_cells(
             row["score"] = None  # a rolled-up cell keeps only its level counts
         row["suppressed"] = bool(small and not allowed)
         out.append(row)
+    return out
+
+
+async def cell_risks(
+    conn: AsyncConnection, cell: int, *, res: int, layers: list[Layer], allowed: bool
+) -> list[dict[str, Any]]:
+    """The cell's level and score in each of ``layers`` (those the caller may see), worst first.
+
+    Where a layer's score rests on a people count below k and the caller may not see people,
+    the score is hidden and only the level is kept, as in the risk tiles."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(CELL_SQL, {"res": res, "cell": cell})
+        rows = {r["layer_id"]: r for r in await cur.fetchall()}
+    out = []
+    for layer in layers:
+        row = rows.get(layer.id)
+        if row is None:
+            continue
+        hidden = bool(row["small_count"] and not allowed)
+        out.append({"layer": layer.id, "title": layer.title, "family": layer.family,
+                    "level": row["level"], "score": None if hidden else row["score"],
+                    "suppressed": hidden, "computed_at": row["computed_at"]})  # fmt: skip
+    rank = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
+    out.sort(key=lambda r: (rank.get(r["level"], 9), r["layer"] != "onemap", r["layer"]))
     return out

@@ -10,9 +10,14 @@ from twin import grid
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
+from twin.risk import tasks
+from twin.risk.layers import catalog_for
+from twin.risk.read import cell_risks
 
 router = APIRouter(prefix="/api/cells", tags=["cells"])
 MAX_CELLS = 20_000
+#: Tasks the card lists: those still being worked on (finished ones live in /api/tasks).
+ACTIVE_STATES = [s for s in tasks.STATES if s not in tasks.FINISHED]
 
 
 def parse_cell(h3: str) -> int:
@@ -40,7 +45,8 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 @router.get("/{h3}", summary="The cell card")
 async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """A cell's statistics (people counts below k hidden for those without the right), the admin
-    areas holding it, its open events and hazard sites."""
+    areas holding it, its open events, hazard sites and buildings, its level in each risk layer
+    the caller may see, and the unfinished tasks of the area (grid patch) holding it."""
     cell = parse_cell(h3)
     card = await cell_card(
         conn, cell, fine_res=settings.finest_resolution, k=settings.suppression_k,
@@ -49,6 +55,18 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
     if card is None:
         raise NotFoundError(f"no statistics for cell {h3} (outside the city, or a resolution "
                             f"not in {settings.h3_resolutions})")  # fmt: skip
+    lon, lat = grid.cell_centers([cell])
+    card["center"] = [float(lon[0]), float(lat[0])]
+    visible = [lyr for lyr in catalog_for(settings).all_layers() if who.at_least(lyr.visible_to)]
+    card["risks"] = await cell_risks(
+        conn, cell, res=card["cell"]["res"], layers=visible, allowed=who.can_see_people
+    )
+    patch = card["areas"][0] if card["areas"] else None
+    card["tasks"] = (
+        await tasks.list_tasks(conn, area=patch["id"], states=ACTIVE_STATES, limit=50)
+        if patch
+        else {"total": 0, "count": 0, "area": None, "tasks": []}
+    )
     return card
 
 

@@ -47,3 +47,10 @@ FROM twin.address a
 WHERE a.normalized LIKE %(contains)s
 ORDER BY rank, length(a.normalized), a.id
 LIMIT %(limit)s;
+
+-- name: buildings
+-- Buildings whose centroid lies in the cell, tallest first.
+SELECT id, use, height_m, floors, footprint_m2
+FROM twin.building
+WHERE cell BETWEEN %(lo)s AND %(hi)s
+ORDER BY height_m DESC NULLS LAST, id LIMIT %(limit)s;
