@@ -16,7 +16,8 @@ SEED  ?= 1
 demo: setup
 	$(TWIN) demo --size $(SIZE) --seed $(SEED) --port $(PORT)
 
-test: setup
+test:
+	@bash scripts/setup.sh --browser
 	$(BIN)/ruff check twin tests benchmarks
 	$(BIN)/ruff format --check twin tests benchmarks
 	$(BIN)/mypy

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian/Ubuntu machine (or an existing one):
 #   1. a virtualenv in .venv with the package installed editable with its dev extras;
-#   2. PostgreSQL server binaries and PostGIS, from the OS packages where missing.
+#   2. PostgreSQL server binaries and PostGIS, from the OS packages where missing;
+#   3. the web map's front-end packages (MapLibre GL JS) from npm into web/node_modules;
+#   4. with --browser (make test): Chromium from the OS packages, for the browser tests.
 # Safe to run twice: every step checks before it acts. Never prompts (CI has no terminal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +58,7 @@ if [ -n "$need_install" ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     say "apt-get update"
-    apt-get update -qq
+    apt-get update -qq; APT_UPDATED=1
     if [ "$need_install" = auto ]; then
         # Newest packaged major that has a PostGIS 3 package.
         major=$(apt-cache search --names-only '^postgresql-[0-9]+-postgis-3$' | sed -E 's/^postgresql-([0-9]+)-.*/\1/' | sort -n | tail -1)
@@ -68,5 +70,35 @@ if [ -n "$need_install" ]; then
     apt-get install -y -qq --no-install-recommends $need_install postgresql-contrib >/dev/null \
         || apt-get install -y -qq --no-install-recommends $need_install >/dev/null \
         || die "apt-get install $need_install failed"
+fi
+# --- 3. Front-end packages ----------------------------------------------------------------
+apt_install() {  # apt_install PKG...: install OS packages when we may, else explain and stop
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        die "missing: $*. Install with: sudo apt-get install -y $*"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    [ -n "${APT_UPDATED:-}" ] || { say "apt-get update"; apt-get update -qq; APT_UPDATED=1; }
+    say "installing $*"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
+}
+command -v npm >/dev/null || apt_install nodejs npm
+WANT=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$WANT" ] || [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
+    say "installing the web map's npm packages into web/node_modules"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v 'Unknown user config' >&2)) \
+        || die "npm ci in web/ failed (the npm registry must be reachable once)"
+    echo "$WANT" > "$STAMP_DIR/npm"
+else
+    say "npm packages up to date"
+fi
+
+# --- 4. Chromium for the browser tests ----------------------------------------------------
+if [ "${1:-}" = "--browser" ]; then
+    # A CJK font too: the demo city's names are Chinese, and screenshots should show them.
+    want=""
+    [ -x /usr/bin/chromium ] || want="chromium"
+    fc-list 2>/dev/null | grep -qi 'wqy\|noto.*cjk' || want="$want fonts-wqy-microhei"
+    # shellcheck disable=SC2086
+    if [ -n "$want" ]; then apt_install $want; else say "Chromium and a CJK font found"; fi
 fi
 say "done: activate with 'source .venv/bin/activate' or use .venv/bin/twin"

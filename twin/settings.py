@@ -116,6 +116,10 @@ class Settings(BaseSettings):
         default_factory=lambda: project_root() / "rules",
         description="Alert rules: one TOML file per rule.",
     )
+    web_vendor_dir: Path = Field(
+        default_factory=lambda: project_root() / "web" / "node_modules",
+        description="npm packages of the web map (MapLibre GL JS), installed by `make setup`.",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import twin
 from twin.api import errors
-from twin.api.routers import addresses, cells, features, health, simulations, tiles
+from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
 from twin.api.routers import cockpit as cockpit_router
 from twin.api.routers import risk as risk_router
@@ -98,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router.router)
     app.include_router(tasks_router.router)
     app.include_router(cockpit_router.router)
+    app.include_router(webmap.router)
     return app

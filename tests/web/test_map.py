@@ -1,0 +1,237 @@
+"""The web map in a real browser: Debian's Chromium driven by Playwright, against a live server on
+the tiny demo twin. Screenshots are kept in ``tests/artifacts/web/``.
+
+Expected values come from the API and the database, not from the page's own code: the card's
+numbers are compared with ``/api/cells/{h3}``, task moves are read back through ``/api/tasks``,
+the clicked cell is computed with the h3 library from the map centre.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h3
+import httpx
+import numpy as np
+import psycopg
+import pytest
+import uvicorn
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from twin.api.app import create_app
+from twin.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web"
+BACKGROUND = (0xF4, 0xF1, 0xEA)  # the style's background colour
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_demo: dict[str, str]) -> Iterator[str]:
+    """The real app under uvicorn on a free port, in a thread."""
+    settings = Settings(
+        _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
+    )
+    port = _free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    yield base
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), (
+        "Chromium is missing: run `make test` (its set-up installs the OS package chromium)"
+    )
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page in a fresh context with everything that went wrong recorded."""
+
+    def __init__(self, browser: Browser, tmp: Path) -> None:
+        # A fresh user-data dir per test: a new context is an empty, isolated profile.
+        self.context = browser.new_context(viewport={"width": 1280, "height": 800})
+        self.page: Page = self.context.new_page()
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        self.page.on(
+            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}")
+        )
+
+    def open(self, url: str) -> Page:
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready=yes]", timeout=30_000)
+        self.settle()
+        return self.page
+
+    def settle(self) -> None:
+        self.page.wait_for_function(
+            "window.twinMap.map.loaded() && window.twinMap.map.areTilesLoaded()", timeout=30_000
+        )
+        self.page.wait_for_timeout(300)  # a frame or two after the last tile
+
+    def assert_clean(self) -> None:
+        assert not self.errors, f"console errors: {self.errors}"
+        assert not self.failed, f"failed requests: {self.failed}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def watched(browser: Browser, tmp_path: Path) -> Iterator[Watched]:
+    w = Watched(browser, tmp_path)
+    yield w
+    w.close()
+
+
+def _shot(page: Page, name: str) -> Image.Image:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png")
+    return Image.open(io.BytesIO(page.locator("#map canvas").screenshot())).convert("RGB")
+
+
+def _drawn_share(img: Image.Image) -> tuple[float, int]:
+    """Share of pixels that differ from the background, and how many colours there are."""
+    px = np.asarray(img, dtype=np.int32).reshape(-1, 3)
+    far = np.abs(px - np.array(BACKGROUND)).sum(axis=1) > 30
+    return float(far.mean()), len(np.unique(px, axis=0))
+
+
+@pytest.mark.parametrize("mode", ["planner", "emergency", "grid"])
+def test_each_mode_draws_the_city_without_errors(server: str, watched: Watched, mode: str) -> None:
+    page = watched.open(f"{server}/map?mode={mode}")
+    assert page.get_attribute("body", "data-mode") == mode
+    assert page.locator(f"[data-panel={mode}]").is_visible()
+    share, colours = _drawn_share(_shot(page, f"mode-{mode}"))
+    assert share > 0.3 and colours > 50, (share, colours)
+    layers = page.evaluate(
+        "window.twinMap.map.getStyle().layers.filter(l => (l.layout||{}).visibility !== 'none').map(l => l.id)"
+    )
+    expected = {
+        "planner": {"buildings-3d", "columns"},
+        "emergency": {"risk-fill", "flood-fill", "traffic-line", "alerts-circle"},
+        "grid": {"cells-fill", "buildings-flat"},
+    }[mode]
+    assert expected <= set(layers)
+    watched.assert_clean()
+
+
+def _task_cell(url: str) -> tuple[int, str]:
+    with psycopg.connect(url) as c:
+        row = c.execute(
+            "SELECT t.id, twin.h3_to_hex(t.cell) FROM twin.task t WHERE t.state = 'open' AND t.cell IS NOT NULL"
+            " AND twin.h3_resolution(t.cell) = 9 ORDER BY t.id LIMIT 1"
+        ).fetchone()
+    assert row, "the demo dispatches open tasks to res-9 cells"
+    return row[0], row[1]
+
+
+def test_clicking_a_cell_opens_its_card_and_moves_a_task(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    task_id, cell = _task_cell(tiny_demo["url"])
+    lat, lon = h3.cell_to_latlng(cell)
+    page = watched.open(f"{server}/map?mode=grid&center={lon},{lat}&zoom=14")  # res 9 at z14
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#card[data-loaded=yes]", timeout=15_000)
+    assert page.get_attribute("#card", "data-h3") == cell
+    api: dict[str, Any] = httpx.get(f"{server}/api/cells/{cell}").json()
+    shown = page.eval_on_selector_all(
+        "#card [data-field]",
+        "els => els.map(e => [e.dataset.field, e.dataset.value, e.textContent])",
+    )
+    assert len(shown) >= 8
+    for field, value, text in shown:
+        assert _json(value) == api["cell"][field], field
+        if api["cell"][field] is None:
+            assert text == "< k"  # a suppressed count says so, it does not show 0
+    assert page.locator(f"#card .task[data-task='{task_id}']").count() == 1
+    _shot(page, "card")
+
+    page.click(f"#card button[data-task='{task_id}'][data-state=accepted]")
+    page.wait_for_function(
+        f"document.querySelector(\"#card .task[data-task='{task_id}']\")?.dataset.taskState === 'accepted'",
+        timeout=15_000,
+    )
+    task = httpx.get(f"{server}/api/tasks/{task_id}").json()
+    assert task["state"] == "accepted"
+    assert [h["to"] for h in task["transitions"]][-1] == "accepted"
+    # An illegal move is refused by the server and said in the card, and changes nothing.
+    page.evaluate(
+        f"fetch('/api/tasks/{task_id}', {{method: 'PATCH', headers: {{'Content-Type': 'application/json'}}, body: '{{\"state\": \"closed\"}}'}})"
+    )
+    assert httpx.get(f"{server}/api/tasks/{task_id}").json()["state"] == "accepted"
+    _shot(page, "card-after-accept")
+    watched.errors = [e for e in watched.errors if "409" not in e]  # the deliberate refusal above
+    watched.failed = [f for f in watched.failed if not f.startswith("409 ")]
+    watched.assert_clean()
+
+
+def _json(text: str) -> Any:
+    import json
+
+    return json.loads(text)
+
+
+def test_one_click_runs_a_storm_and_shows_it(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    with psycopg.connect(tiny_demo["url"]) as c:
+        before = c.execute("SELECT coalesce(max(id), 0) FROM twin.sim_run").fetchone()[0]  # type: ignore[index]
+    page = watched.open(f"{server}/map?mode=emergency")
+    page.fill("#storm-duration", "10")
+    page.fill("#storm-after", "0")
+    page.click("#run-storm")
+    page.wait_for_selector("#storm-progress:not([hidden])")
+    page.wait_for_selector("#storm-state[data-status]", timeout=180_000)
+    assert page.get_attribute("#storm-state", "data-status") == "succeeded", page.inner_text(
+        "#storm-state"
+    )
+    run_id = int(page.get_attribute("#storm-state", "data-run") or 0)
+    assert run_id > before
+    run = httpx.get(f"{server}/api/simulations/{run_id}").json()
+    assert run["status"] == "succeeded" and run["params"]["duration_s"] == 600
+    assert page.input_value("#flood-run") == str(run_id)
+    watched.settle()
+    sources = page.evaluate("Object.keys(window.twinMap.map.getStyle().sources)")
+    assert "flood" in sources
+    assert page.evaluate("window.twinMap.map.getSource('flood').url").endswith(
+        f"/tiles/flood_{run_id}.json"
+    )
+    _shot(page, "storm-done")
+    watched.assert_clean()
