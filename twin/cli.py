@@ -271,7 +271,9 @@ def demo(
     if no_serve:
         return
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"open {base}/docs (API) and {base}/healthz; Ctrl-C stops the server")
+    console.print(
+        f"open {base}/map (web map), {base}/docs (API) and {base}/healthz; Ctrl-C stops the server"
+    )
     import uvicorn
 
     from twin.api.app import create_app
@@ -583,7 +585,7 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    typer.echo(f"serving on http://{settings.host}:{settings.port} (map at /map, docs at /docs)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 

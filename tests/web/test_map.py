@@ -235,3 +235,21 @@ def test_one_click_runs_a_storm_and_shows_it(
     )
     _shot(page, "storm-done")
     watched.assert_clean()
+
+
+def test_address_search_opens_the_card_of_its_cell(server: str, watched: Watched) -> None:
+    found = httpx.get(f"{server}/api/addresses", params={"q": "1号", "limit": 10}).json()[
+        "addresses"
+    ]
+    assert found, "the demo city has numbered addresses"
+    page = watched.open(f"{server}/map?mode=grid")
+    page.fill("#search", "1号")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#search-results li")
+    assert page.locator("#search-results li").first.inner_text() == found[0]["text"]
+    page.locator("#search-results li").first.click()
+    page.wait_for_selector("#card[data-loaded=yes]", timeout=15_000)
+    assert page.get_attribute("#card", "data-h3") == found[0]["h3"]
+    watched.settle()
+    _shot(page, "search")
+    watched.assert_clean()
