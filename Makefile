@@ -18,19 +18,19 @@ demo: setup
 
 test:
 	@bash scripts/setup.sh --browser
-	$(BIN)/ruff check twin tests benchmarks
-	$(BIN)/ruff format --check twin tests benchmarks
+	$(BIN)/ruff check twin tests benchmarks notebooks
+	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check twin tests benchmarks
-	$(BIN)/ruff format --check twin tests benchmarks
+	$(BIN)/ruff check twin tests benchmarks notebooks
+	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff check --fix twin tests benchmarks
-	$(BIN)/ruff format twin tests benchmarks
+	$(BIN)/ruff check --fix twin tests benchmarks notebooks
+	$(BIN)/ruff format twin tests benchmarks notebooks
 
 db-start: setup
 	$(TWIN) db start
