@@ -201,3 +201,18 @@ def test_a_twin_without_a_dem_fails_clearly_and_marks_the_run(
         run_flood(s, FloodParams())
     ((status, error),) = q(s, "SELECT status, error FROM twin.sim_run ORDER BY id DESC LIMIT 1")
     assert status == "failed" and "no DEM" in error
+
+
+def test_cell_statistics_count_the_new_events(settings: Settings, storm: dict) -> None:
+    """The cell card reads open-event counts from cell_stats: they include the run's events."""
+    rows = q(
+        settings,
+        "SELECT s.res, s.cell, s.events_open, (SELECT count(*) FROM twin.event e"
+        "  WHERE e.status <> 'closed' AND twin.h3_parent(e.cell, s.res) = s.cell)"
+        " FROM twin.cell_stats s WHERE EXISTS (SELECT 1 FROM twin.event e WHERE e.sim_run_id = %s"
+        "  AND twin.h3_parent(e.cell, s.res) = s.cell)",
+        storm["run_id"],
+    )
+    assert rows
+    for res, cell, stored, counted in rows:
+        assert stored == counted, (res, cell)

@@ -14,6 +14,7 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from twin import grid as h3grid
+from twin.city.cells import refresh_cell_stats
 from twin.city.load import ewkb
 from twin.db.copy import copy_rows
 from twin.settings import Settings
@@ -246,4 +247,6 @@ def _events(
         "WHERE x.sim_run_id = %s AND a.level = 'grid' AND ST_Intersects(a.geom, x.geom)",
         (run_id,),
     )
+    # The cell card counts open events from cell_stats: recount the cells that gained some.
+    refresh_cell_stats(conn, settings.h3_resolutions, cells=frame["cell"].to_numpy())
     return len(frame)
