@@ -1,7 +1,10 @@
 """Who is asking: the principal of a request and what it may see.
 
-Until users and tokens exist, every request is the anonymous public principal: aggregates only,
-people counts below k suppressed. Roles and scopes plug in here (see DESIGN.md section 9).
+A request without a token is the anonymous public principal: aggregates only, people counts
+below k suppressed. A bearer token stands for a user (``twin.auth``): a role, and a scope of
+admin areas (with everything under them) that limits every read and write; an empty scope is the
+whole city. The scope reaches PostgreSQL as the setting ``twin.scope`` of the request's
+transaction, where row-level security applies it (``twin/db/sql/access_v1.sql``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,24 @@ ROLES = ("public", "viewer", "analyst", "operator", "admin")
 class Principal:
     name: str = "anonymous"
     role: str = "public"
-    scope: frozenset[int] = field(default_factory=frozenset)  # admin area ids; empty = none
-    user_id: int | None = None  # app_user.id once tokens exist
+    # Admin area ids the principal may touch (its scope areas and all under them); empty: all.
+    scope: frozenset[int] = field(default_factory=frozenset)
+    user_id: int | None = None  # app_user.id; None for the anonymous public
+    scope_roots: tuple[int, ...] = ()  # the areas named in the user's scope
+
+    @property
+    def scoped(self) -> bool:
+        """Whether reads and writes are limited to some admin areas."""
+        return bool(self.scope)
+
+    @property
+    def scope_setting(self) -> str:
+        """The value of ``twin.scope`` for this principal's transactions ('*': everything)."""
+        return ",".join(str(a) for a in sorted(self.scope)) if self.scope else "*"
+
+    def may_touch(self, area_id: int | None) -> bool:
+        """Whether an area (None: the whole city) is within the scope."""
+        return not self.scoped or (area_id is not None and area_id in self.scope)
 
     @property
     def rank(self) -> int:
@@ -40,6 +59,20 @@ class Principal:
     def can_operate(self) -> bool:
         """Dispatch tasks, change their state, acknowledge alerts."""
         return self.role in ("operator", "admin")
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+    def may_run_simulations(self, open_to_anonymous: bool) -> bool:
+        """Analysts and above; callers without a token too where the setting opens it (demo).
+
+        A user with a token always gets exactly its role's rights."""
+        return self.can_run_simulations or (self.anonymous and open_to_anonymous)
+
+    def may_operate(self, open_to_anonymous: bool) -> bool:
+        """Operators and admins; callers without a token too where the setting opens it."""
+        return self.can_operate or (self.anonymous and open_to_anonymous)
 
 
 PUBLIC = Principal()

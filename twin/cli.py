@@ -18,6 +18,7 @@ from twin.cli_support import emit as _emit
 from twin.cli_support import fail as _fail
 from twin.cli_support import load_settings as _settings
 from twin.cli_tasks import tasks_app
+from twin.cli_users import audit_command, users_app
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
 from twin.settings import Settings
@@ -38,6 +39,8 @@ app.add_typer(traffic_app, name="traffic")
 app.add_typer(risk_app, name="risk")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(users_app, name="users")
+app.command("audit")(audit_command)
 app.command("report")(report_command)
 
 

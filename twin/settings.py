@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         default_factory=lambda: project_root() / "rules",
         description="Alert rules: one TOML file per rule.",
     )
+    api_db_role: str = Field(
+        "twin_api",
+        description="Database role API requests run as (row-level security applies to it).",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
     web_vendor_dir: Path = Field(
         default_factory=lambda: project_root() / "web" / "node_modules",
         description="npm packages of the web map (MapLibre GL JS), installed by `make setup`.",

@@ -41,7 +41,9 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         # gives up, the next waiting request starts a fresh attempt at once.
         reconnect_timeout=settings.pool_reconnect_timeout_s,
         kwargs={
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # twin.scope=none: a statement outside a request's scoped transaction sees no
+            # scoped rows (fail closed); each request sets its own scope.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c twin.scope=none",
             "connect_timeout": max(1, int(settings.pool_timeout_s)),
             "application_name": "twin-api",
         },

@@ -36,6 +36,10 @@ class InvalidParameterError(TwinError, ValueError):
         self.parameter = parameter
 
 
+class UnauthorizedError(TwinError):
+    """A bearer token that is malformed, unknown or revoked (401, never a silent downgrade)."""
+
+
 class ForbiddenError(TwinError):
     """The caller's role does not allow this."""
 
@@ -53,7 +57,10 @@ class DatabaseUnavailableError(TwinError):
 EXCEPTION_STATUS: dict[type[Exception], int] = {
     NotFoundError: 404,
     InvalidParameterError: 400,
+    UnauthorizedError: 401,
     ForbiddenError: 403,
+    # Row-level security refused a write outside the caller's scope.
+    psycopg.errors.InsufficientPrivilege: 403,
     ConflictError: 409,
     DatabaseUnavailableError: 503,
     DatabaseNotConfiguredError: 503,
@@ -65,6 +72,7 @@ EXCEPTION_STATUS: dict[type[Exception], int] = {
 }
 
 _PUBLIC_DETAIL: dict[int, str] = {
+    403: "outside your scope or role",
     503: "database unavailable",
     504: "query took too long and was cancelled",
 }
@@ -82,6 +90,8 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
         if isinstance(exc, InvalidParameterError):
             body["parameter"] = exc.parameter
         headers = {"Retry-After": "5"} if status == 503 else None
+        if status == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="twin"'}
         return JSONResponse(body, status_code=status, headers=headers)
 
     return handle

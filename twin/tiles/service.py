@@ -45,9 +45,15 @@ async def get_tile(
     version: int,
     k: int,
     resolutions: list[int],
+    extra: str | None = None,
 ) -> Tile:
-    """The tile, from the cache when its version is current, else from PostGIS."""
-    etag = etag_for(layer, version, z, x, y, f"-k{k}" if layer.id == "cells" else "")
+    """The tile, from the cache when its version is current, else from PostGIS.
+
+    ``extra`` distinguishes variants of one tile (suppression k, the caller's scope); by
+    default the k of the cells layer."""
+    if extra is None:
+        extra = f"-k{k}" if layer.id == "cells" else ""
+    etag = etag_for(layer, version, z, x, y, extra)
     key = etag.strip('"')
     data = await cache.get(key)
     if data is None:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
+from twin import audit
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import (
     ConflictError,
@@ -64,14 +65,15 @@ async def rules(settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.post("/evaluate", summary="Evaluate the alert rules now")
-async def evaluate_now(settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
+async def evaluate_now(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """Runs every rule once (deduplicating, escalating and resolving) and returns the counts."""
-    if not (who.can_operate or settings.open_operations):
+    if not who.may_operate(settings.open_operations):
         raise ForbiddenError("evaluating alerts needs the operator role")
     found, errors = load_rules(settings.rules_dir)
     if errors:
         raise InvalidParameterError("rules", str(errors[0]))
     result = await run_in_threadpool(evaluate, database_url(settings), found)
+    await audit.record(conn, who, "alerts.evaluate", "alerts", detail={"rules": len(found)})
     return {"rules": result}
 
 
@@ -84,7 +86,7 @@ class AlertPatch(BaseModel):
 async def patch_alert(
     alert_id: int, body: AlertPatch, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    if not (who.can_operate or settings.open_operations):
+    if not who.may_operate(settings.open_operations):
         raise ForbiddenError("changing alerts needs the operator role")
     cur = await conn.execute("SELECT status FROM twin.alert WHERE id = %s FOR UPDATE", (alert_id,))
     row = await cur.fetchone()
@@ -109,4 +111,6 @@ async def patch_alert(
         )  # fmt: skip
         updated = await c.fetchone()
     assert updated is not None
+    await audit.record(conn, who, "alert.update", f"alert/{alert_id}",
+                       area_id=updated["area_id"], detail={"status": body.status})  # fmt: skip
     return alert_row(updated)

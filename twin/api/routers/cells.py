@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from twin import grid
+from twin import audit, grid
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
@@ -55,6 +55,9 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
     if card is None:
         raise NotFoundError(f"no statistics for cell {h3} (outside the city, or a resolution "
                             f"not in {settings.h3_resolutions})")  # fmt: skip
+    if who.can_see_people:  # unsuppressed people counts: a personal-data read
+        await audit.record(conn, who, "people.read", f"cell/{h3}",
+                           area_id=card["areas"][0]["id"] if card["areas"] else None)  # fmt: skip
     lon, lat = grid.cell_centers([cell])
     card["center"] = [float(lon[0]), float(lat[0])]
     visible = [lyr for lyr in catalog_for(settings).all_layers() if who.at_least(lyr.visible_to)]

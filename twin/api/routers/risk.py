@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from twin import audit
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
@@ -80,5 +81,8 @@ async def risk(
     cells = await risk_cells(
         conn, lyr, res=res, bbox=box, level=level, allowed=who.can_see_people, limit=limit
     )
+    if lyr.visible_to != "public" or who.can_see_people:  # a personal layer, or raw counts
+        await audit.record(conn, who, "layer.read", f"risk/{lyr.id}",
+                           detail={"res": res, "bbox": bbox, "cells": len(cells)})  # fmt: skip
     return {"layer": lyr.id, "title": lyr.title, "res": res, "levels": lyr.levels,
             "colors": lyr.colors, "count": len(cells), "cells": cells}  # fmt: skip

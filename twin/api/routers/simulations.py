@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin import audit
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.cells import parse_bbox
@@ -104,7 +105,7 @@ async def start_flood(
     who: PrincipalDep,
 ) -> dict[str, Any]:
     """Queue a flood run; poll ``Location`` for its progress and summary."""
-    if not (who.can_run_simulations or settings.open_simulations):
+    if not who.may_run_simulations(settings.open_simulations):
         raise ForbiddenError("running simulations needs the analyst role")
     try:
         params = jobs.flood_params(body.model_dump())
@@ -113,6 +114,7 @@ async def start_flood(
             "rain_series" if body.rain_series else "body", str(exc)
         ) from exc
     run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params)
+    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}", detail={"kind": "flood"})
     response.headers["Location"] = f"/api/simulations/{run_id}"
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
 
@@ -128,7 +130,7 @@ async def start_traffic(
 ) -> dict[str, Any]:
     """Queue a traffic run (and its no-closure baseline when anything is closed); poll
     ``Location`` for progress and the summary with the delay index."""
-    if not (who.can_run_simulations or settings.open_simulations):
+    if not who.may_run_simulations(settings.open_simulations):
         raise ForbiddenError("running simulations needs the analyst role")
     try:
         params = traffic_runs.TrafficParams(
@@ -146,6 +148,8 @@ async def start_traffic(
     except traffic_runs.TrafficRunError as exc:
         field, _, message = str(exc).partition(": ")
         raise InvalidParameterError(field if message else "body", message or str(exc)) from exc
+    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}",
+                       detail={"kind": "traffic"})  # fmt: skip
     response.headers["Location"] = f"/api/simulations/{run_id}"
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
 

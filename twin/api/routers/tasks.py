@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from twin import audit
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError
@@ -57,7 +58,7 @@ class TaskUpdate(BaseModel):
 
 
 def _may_operate(who: Principal, settings: Settings) -> None:
-    if not (who.can_operate or settings.open_operations):
+    if not who.may_operate(settings.open_operations):
         raise ForbiddenError("dispatching and updating tasks needs the operator role")
 
 
@@ -101,6 +102,8 @@ async def dispatch_task(
         user_id=who.user_id,
     )  # fmt: skip
     response.headers["Location"] = f"/api/tasks/{task['id']}"
+    await audit.record(conn, who, "task.dispatch", f"task/{task['id']}",
+                       area_id=(task.get("area") or {}).get("id"))  # fmt: skip
     return task
 
 
@@ -110,8 +113,12 @@ async def update_task(
 ) -> dict[str, Any]:
     """Illegal transitions are 409 and change nothing; the answer is the task with history."""
     _may_operate(who, settings)
-    return await tasks.update_task(
+    task = await tasks.update_task(
         conn, task_id, state=body.state, area=body.area, escalate=body.escalate,
         note=body.note, priority=body.priority, due_at=body.due_at, actor=who.name,
         user_id=who.user_id,
     )  # fmt: skip
+    await audit.record(conn, who, "task.update", f"task/{task_id}",
+                       area_id=(task.get("area") or {}).get("id"),
+                       detail=body.model_dump(exclude_none=True, mode="json"))  # fmt: skip
+    return task

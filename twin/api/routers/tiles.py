@@ -8,6 +8,7 @@ for tile coordinates that do not exist.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -25,6 +26,12 @@ router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 # Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
 CACHE_CONTROL = "public, no-cache"
+#: Tables under row-level security (twin/db/sql/access_v1.sql).
+ROW_SECURED = frozenset({"event", "task", "alert", "task_transition", "audit_log"})
+
+
+def scope_key(who: Principal) -> str:
+    return hashlib.sha256(who.scope_setting.encode()).hexdigest()[:16]
 
 
 async def _layer(name: str, conn: Conn, settings: Settings, who: Principal) -> TileLayer:
@@ -108,18 +115,24 @@ async def tile(
     if not (0 <= x < 2**z and 0 <= y < 2**z):
         raise InvalidParameterError("x/y", f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2^{z})")
     headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+    if not who.anonymous:  # what a user sees depends on its token: no shared caches
+        headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding, Authorization"}
     if not lyr.minzoom <= z <= lyr.maxzoom:
         headers["X-Tile-Reason"] = f"zoom outside {lyr.minzoom}..{lyr.maxzoom}"
         return Response(status_code=204, headers=headers)
     version = await layer_version(conn, lyr)
     k = settings.suppression_k
-    etag = etag_for(lyr, version, z, x, y, f"-k{k}" if lyr.id == "cells" else "")
+    extra = f"-k{k}" if lyr.id == "cells" else ""
+    if lyr.table in ROW_SECURED and who.scoped:
+        # Row security hands a scoped caller fewer rows: its tiles are its own cache entries.
+        extra += f"-s{scope_key(who)}"
+    etag = etag_for(lyr, version, z, x, y, extra)
     headers["ETag"] = etag
     if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
         return Response(status_code=304, headers=headers)
     t = await get_tile(
         conn, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
-        resolutions=settings.h3_resolutions,
+        resolutions=settings.h3_resolutions, extra=extra,
     )  # fmt: skip
     if t.empty:
         return Response(status_code=204, headers=headers)

@@ -173,6 +173,8 @@ class AppUser(Base):
     token_hash: Mapped[str] = mapped_column(sa.Text, unique=True)
     disabled: Mapped[bool] = mapped_column(server_default=sa.false())
     created_at: Mapped[datetime] = now_default()
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class AuditLog(Base):
