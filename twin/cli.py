@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from twin.cli_backup import db_dump, db_restore
 from twin.cli_report import report as report_command
 from twin.cli_risk import alerts_app, risk_app
 from twin.cli_sim import flood_app, simulate_app, traffic_app
@@ -157,6 +158,10 @@ def db_migrate(
     except Exception as exc:  # alembic and SQLAlchemy errors: say which and stop
         _fail(f"migration failed: {type(exc).__name__}: {exc}")
     _emit({"revision": at}, as_json, f"schema at revision {at}")
+
+
+db_app.command("dump")(db_dump)
+db_app.command("restore")(db_restore)
 
 
 class _RichReporter:
