@@ -314,3 +314,11 @@ def test_users_cli_prints_the_token_once_and_checks_the_scope(settings: Settings
     token = json.loads(r.stdout)["token"]
     listed = twin("users", "list", "--json")
     assert token not in listed.stdout and "grid7" in listed.stdout
+
+
+def test_me_names_the_caller(client: TestClient, world: dict[str, Any]) -> None:
+    assert client.get("/api/me").json()["role"] == "public"
+    me = client.get("/api/me", headers=auth(world["A"]["token"])).json()
+    assert me["name"] == "opA" and me["role"] == "operator"
+    assert me["scope"] == [f"district:{world['A']['code']}"] and me["can_operate"]
+    assert not client.get("/api/me", headers=auth(world["viewer"])).json()["can_operate"]

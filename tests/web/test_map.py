@@ -253,3 +253,30 @@ def test_address_search_opens_the_card_of_its_cell(server: str, watched: Watched
     watched.settle()
     _shot(page, "search")
     watched.assert_clean()
+
+
+def test_signing_in_scopes_the_map_to_the_user(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    from twin.auth import add_user
+
+    with psycopg.connect(tiny_demo["url"]) as c:
+        district, code = c.execute(
+            "SELECT id, code FROM twin.admin_area WHERE level = 'district' ORDER BY code LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        _, token = add_user(c, "map-operator", "operator", f"district:{code}")
+        c.commit()
+        mine = c.execute(
+            "SELECT count(*) FROM twin.task WHERE area_id IN (SELECT twin.area_subtree(%s))",
+            (district,),
+        ).fetchone()[0]  # type: ignore[index]
+        everyone = c.execute("SELECT count(*) FROM twin.task").fetchone()[0]  # type: ignore[index]
+    page = watched.open(f"{server}/map?mode=grid")
+    assert page.evaluate("api('/api/tasks?limit=1000').then(r => r.total)") == everyone
+    page.fill("#token", token)
+    page.click("#sign-in")
+    page.wait_for_selector("body[data-ready=yes]", timeout=30_000)
+    watched.settle()
+    assert page.inner_text("#who").startswith("map-operator · operator")
+    assert page.evaluate("api('/api/tasks?limit=1000').then(r => r.total)") == mine < everyone
+    watched.assert_clean()

@@ -19,6 +19,7 @@ from twin.api import errors
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
 from twin.api.routers import cockpit as cockpit_router
+from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import tasks as tasks_router
 from twin.db.engine import DatabaseNotConfiguredError, database_url
@@ -100,5 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router.router)
     app.include_router(tasks_router.router)
     app.include_router(cockpit_router.router)
+    app.include_router(me_router.router)
     app.include_router(webmap.router)
     return app

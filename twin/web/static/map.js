@@ -41,8 +41,14 @@ const state = { mode: null, map: null, runs: [], layers: [], risk: "onemap", sel
 window.twinMap = state; // for the browser tests and the curious
 
 // ----------------------------------------------------------------------------- helpers
+// A bearer token (from `twin users add`), kept for this tab only: the API and the tiles then
+// answer within the user's role and scope.
+const TOKEN_KEY = "twin.token";
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+function authHeaders() { return token() ? { Authorization: `Bearer ${token()}` } : {}; }
+
 async function api(path, options = {}) {
-  const init = { ...options, headers: { Accept: "application/json" } };
+  const init = { ...options, headers: { Accept: "application/json", ...authHeaders() } };
   if (options.body !== undefined) {
     init.body = JSON.stringify(options.body);
     init.headers["Content-Type"] = "application/json";
@@ -443,8 +449,30 @@ function setMode(mode) {
   applyVisibility();
 }
 
+async function signIn(event) {
+  event.preventDefault();
+  const value = $("#token").value.trim();
+  if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+  location.reload(); // every source and list again, as the new caller
+}
+
+async function showWho() {
+  if (!token()) { $("#who").textContent = "public"; return; }
+  try {
+    const me = await api("/api/me");
+    $("#who").textContent = `${me.name} · ${me.role}${me.scope.length ? ` · ${me.scope.join(", ")}` : ""}`;
+    $("#sign-in").textContent = "Switch";
+  } catch (err) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("#who").textContent = "public";
+    say(`sign-in failed: ${err.message}`, true);
+  }
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
+  $("#token-form").addEventListener("submit", signIn);
+  await showWho();
   const city = await api("/tiles/admin_areas.json");
   const [x0, y0, x1, y1] = city.bounds;
   const center = params.get("center") ? params.get("center").split(",").map(Number) : null;
@@ -453,6 +481,8 @@ async function start() {
     bounds: center ? undefined : [[x0, y0], [x1, y1]], fitBoundsOptions: { padding: 20 },
     center: center || undefined, zoom: params.get("zoom") ? Number(params.get("zoom")) : undefined,
     canvasContextAttributes: { preserveDrawingBuffer: true }, // so screenshots read the canvas
+    // Tiles and TileJSON of this server carry the token too (scoped layers, private caching).
+    transformRequest: (url) => (url.startsWith(location.origin) && token() ? { url, headers: authHeaders() } : { url }),
   });
   state.map = map;
   map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), "top-right");
