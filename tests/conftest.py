@@ -100,3 +100,13 @@ def tiny_demo(make_database, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     return {"url": url, "data_dir": str(data)}
+
+
+@pytest.fixture(scope="module")
+def tiny_settings(tiny_demo: dict[str, str]) -> Settings:
+    """Settings pointing at the shared tiny demo twin."""
+    from pathlib import Path
+
+    return Settings(
+        _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
+    )

@@ -19,6 +19,8 @@ from twin.tiles.catalog import LAYERS, TileLayer
 
 RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
 MAX_LIMIT = 10_000
+#: PostgreSQL's OFFSET is a BIGINT.
+MAX_OFFSET = 2**63 - 1
 
 
 def collections() -> list[TileLayer]:
@@ -87,6 +89,8 @@ def _where(layer: TileLayer, params: dict[str, str]) -> tuple[list[str], dict[st
             raise InvalidParameterError(
                 name, f"not a property of {layer.id} (filterable: {', '.join(layer.props)})"
             )
+        if "\x00" in value:  # PostgreSQL text cannot hold it
+            raise InvalidParameterError(name, "must not contain NUL (\\x00) characters")
         conds.append(f"({layer.props[name]})::text = %(p{i})s")
         values[f"p{i}"] = value
     return conds, values

@@ -63,7 +63,11 @@ def to_int(cells: Iterable[str] | str) -> CellArray:
     items = [cells] if isinstance(cells, str) else list(cells)
     out = np.empty(len(items), dtype=np.int64)
     for i, s in enumerate(items):
-        if not isinstance(s, str) or not h3.is_valid_cell(s):
+        try:
+            valid = isinstance(s, str) and h3.is_valid_cell(s)
+        except (ValueError, OverflowError):  # not hex, or hex outside 0..2**64-1 ('-1', 17 f's)
+            valid = False
+        if not valid:
             raise ValueError(f"entry {i}: {s!r} is not a valid H3 cell id")
         out[i] = int(s, 16)
     return out

@@ -4,7 +4,6 @@ direct PostGIS queries on the run's result tables."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import mapbox_vector_tile
 import psycopg
@@ -18,10 +17,8 @@ from .test_tiles import tile_of
 
 
 @pytest.fixture(scope="module")
-def settings(tiny_demo: dict[str, str]) -> Settings:
-    return Settings(
-        _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
-    )
+def settings(tiny_settings: Settings) -> Settings:
+    return tiny_settings
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,8 @@ from twin.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def settings(tiny_demo: dict[str, str]) -> Settings:
-    return Settings(
-        _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
-    )
+def settings(tiny_settings: Settings) -> Settings:
+    return tiny_settings
 
 
 @pytest.fixture(scope="module")

@@ -42,11 +42,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_demo: dict[str, str]) -> Iterator[str]:
+def server(tiny_settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free port, in a thread."""
-    settings = Settings(
-        _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
-    )
+    settings = tiny_settings
     port = _free_port()
     srv = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

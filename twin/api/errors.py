@@ -2,17 +2,21 @@
 
 Handlers raise domain exceptions; this table decides the status. Anything that is the client's
 fault is 4xx with a body naming the parameter or field; a database that cannot be reached is 503;
-nothing expected ever surfaces as 500.
+nothing expected ever surfaces as 500. Request validation errors keep FastAPI's 422 body, made
+safe to render whatever the client sent (see :func:`json_safe`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from twin.db.engine import DatabaseNotConfiguredError
@@ -97,7 +101,34 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
     return handle
 
 
+def json_safe(value: object) -> object:
+    """``value`` with what strict JSON in UTF-8 cannot carry turned into text.
+
+    A 422 echoes the invalid input back, and Python's JSON parser lets a client send NaN,
+    Infinity and lone surrogates (``"\\ud800"``); a body of another media type arrives as bytes
+    that need not be UTF-8. Rendered as they are, each makes the error response itself fail (500).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # 'nan', 'inf', '-inf'
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 body (``{"detail": [{"loc", "msg", "type", "input", ...}]}``)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": jsonable_encoder(json_safe(errors))}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
-    """Register a handler for every entry of :data:`EXCEPTION_STATUS`."""
+    """Register a handler for every entry of :data:`EXCEPTION_STATUS`, and the 422 one."""
     for exc_type, status in EXCEPTION_STATUS.items():
         app.add_exception_handler(exc_type, _handler(status))
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -29,6 +29,9 @@ from twin.risk.cockpit_sql import Window
 
 MAX_PERIOD_DAYS = 366
 MAX_ID = 2**63 - 1
+#: The earliest ``as_of``: the period before the longest period (and a day for UTC offsets)
+#: must still be a date, and dates start at year 1.
+EARLIEST_AS_OF = datetime(1, 1, 1, tzinfo=UTC) + timedelta(days=2 * MAX_PERIOD_DAYS + 1)
 _PERIOD = re.compile(r"^\s*(\d{1,4})\s*([dw]?)\s*$", re.IGNORECASE)
 
 #: id -> (title, Chinese title, unit) of every indicator, in cockpit order.
@@ -80,7 +83,8 @@ def parse_as_of(text: str | datetime | None) -> datetime:
     Raises
     ------
     InvalidParameterError
-        naming ``as_of`` when the text is not an ISO date or date-time.
+        naming ``as_of`` when the text is not an ISO date or date-time, or is before
+        :data:`EARLIEST_AS_OF`.
     """
     if text is None or text == "":
         return datetime.now(UTC)
@@ -93,7 +97,12 @@ def parse_as_of(text: str | datetime | None) -> datetime:
             raise InvalidParameterError(
                 "as_of", f"{text!r} is not an ISO 8601 date or date-time"
             ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value < EARLIEST_AS_OF:
+        raise InvalidParameterError(
+            "as_of", f"{text!r} is too early: the earliest is {EARLIEST_AS_OF.date().isoformat()}"
+        )
+    return value
 
 
 def check_level(level: str) -> str:
@@ -119,7 +128,8 @@ async def find_area(conn: AsyncConnection, area: str | int | None) -> dict[str, 
             raise NotFoundError("the twin has no city area (build the demo or ingest areas)")
         return row
     text = str(area).strip()
-    if text.isdigit() and int(text) <= MAX_ID:
+    # ASCII digits only (int() fails on '²'), and few enough for int() (at most 4300 digits).
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID:
         row = await cq.fetch_one(conn, "area_by_id", {"id": int(text)})
     if row is None:
         row = await cq.fetch_one(conn, "area_by_code", {"code": text})

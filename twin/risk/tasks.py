@@ -136,6 +136,12 @@ def _text(value: str | None, parameter: str, max_len: int = MAX_TEXT) -> str | N
     return value.strip()
 
 
+def _is_id_text(text: str) -> bool:
+    """Whether ``text`` is the decimal form of a BIGINT id (ASCII digits only: ``int('²')``
+    fails, and ``int()`` refuses texts of more than 4300 digits)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID
+
+
 def _id(value: int | None, parameter: str) -> int | None:
     if value is not None and not 1 <= value <= MAX_ID:
         raise InvalidParameterError(parameter, f"{value} is not an id")
@@ -176,7 +182,7 @@ async def find_area(conn: AsyncConnection, ref: int | str, parameter: str = "are
     text = str(ref).strip()
     if not text:
         raise InvalidParameterError(parameter, "empty; give an admin area id or code")
-    as_id = int(text) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
+    as_id = int(text) if _is_id_text(text) else None
     cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT id, code, name, level, parent_id FROM twin.admin_area"
         " WHERE id = %(id)s OR code = %(code)s"
@@ -194,7 +200,7 @@ def parse_cell(cell: str, parameter: str = "cell") -> int:
     text = cell.strip().lower() if isinstance(cell, str) else ""
     try:
         valid = bool(text) and h3.is_valid_cell(text)
-    except (ValueError, TypeError):  # h3 raises on strings that are not hex at all
+    except (ValueError, TypeError, OverflowError):  # not hex, or hex outside 0..2**64-1
         valid = False
     if not valid:
         raise InvalidParameterError(parameter, f"{cell!r} is not an H3 cell id (hex string)")

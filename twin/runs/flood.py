@@ -77,8 +77,11 @@ class FloodParams:
             raise FloodRunError("return_period_years must be positive")
         if self.duration_s <= 0 or self.after_s < 0:
             raise FloodRunError("duration must be positive and the time after it not negative")
-        if self.duration_s + self.after_s > 3 * 86400:
+        # A rain series sets the run's length itself: its last time (s) and the time after.
+        if self.total_s > 3 * 86400:
             raise FloodRunError("runs are limited to three days of simulated time")
+        if self.total_s <= 0:
+            raise FloodRunError("the rain series and the time after it end at or before time 0")
         if self.dtype not in ("float64", "float32"):
             raise FloodRunError("dtype must be float64 or float32")
         if not 0 < self.peak_ratio < 1:

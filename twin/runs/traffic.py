@@ -94,7 +94,8 @@ def parse_closures(specs: list[str]) -> tuple[int, ...]:
     runs = []
     for spec in specs:
         kind, _, value = spec.partition(":")
-        if kind != "flood" or not value.isdigit():
+        # ASCII digits (int() fails on '²'), few enough for int() and a BIGINT id.
+        if kind != "flood" or not (value.isascii() and value.isdigit() and len(value) <= 19):
             raise TrafficRunError(f"closures: {spec!r} is not of the form flood:RUN_ID")
         runs.append(int(value))
     return tuple(runs)
@@ -103,7 +104,7 @@ def parse_closures(specs: list[str]) -> tuple[int, ...]:
 def parse_link_ids(text: str) -> tuple[int, ...]:
     """``"12,13 14"`` -> link ids."""
     parts = [p for p in text.replace(",", " ").split() if p]
-    bad = [p for p in parts if not p.isdigit()]
+    bad = [p for p in parts if not (p.isascii() and p.isdigit() and len(p) <= 19)]
     if bad:
         raise TrafficRunError(f"close-links: {bad[0]!r} is not a link id")
     return tuple(int(p) for p in parts)

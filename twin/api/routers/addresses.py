@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from twin.api.deps import Conn
 from twin.api.errors import InvalidParameterError
+from twin.api.params import Text
 from twin.city.cellcard import find_addresses
 
 router = APIRouter(prefix="/api/addresses", tags=["addresses"])
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api/addresses", tags=["addresses"])
 @router.get("", summary="Find addresses")
 async def search(
     conn: Conn,
-    q: Annotated[str, Query(description="address text in any common form", max_length=200)],
+    q: Annotated[Text, Query(description="address text in any common form", max_length=200)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Addresses whose normal form matches ``q`` (full-width, spacing, 號/号, Chinese numerals and

@@ -17,6 +17,7 @@ from twin.api.errors import (
     InvalidParameterError,
     NotFoundError,
 )
+from twin.api.params import Text
 from twin.db.engine import database_url
 from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate, status_filter
 from twin.risk.catalog import LEVELS
@@ -35,8 +36,8 @@ async def list_alerts(
             description="open (default: pending, active, acknowledged), active, all, or one status"
         ),
     ] = "open",
-    rule: Annotated[str | None, Query(description="rule id")] = None,
-    area: Annotated[str | None, Query(description="admin area id or code (whole subtree)")] = None,
+    rule: Annotated[Text | None, Query(description="rule id")] = None,
+    area: Annotated[Text | None, Query(description="admin area id or code (whole subtree)")] = None,
     level: Annotated[str | None, Query(description=f"one of {LEVELS}")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import InvalidParameterError
+from twin.api.params import Text
 from twin.db.models.city import ADMIN_LEVELS
 from twin.risk.cockpit import check_level, cockpit, parse_as_of, parse_period
 
@@ -24,7 +25,7 @@ async def get_cockpit(
         str | None, Query(description=f"one of {', '.join(ADMIN_LEVELS)} (required)")
     ] = None,
     area: Annotated[
-        str | None, Query(description="the area's id or code (the city when omitted)")
+        Text | None, Query(description="the area's id or code (the city when omitted)")
     ] = None,
     as_of: Annotated[
         str | None, Query(description="ISO 8601 instant described (UTC without offset); now")

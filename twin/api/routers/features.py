@@ -107,7 +107,7 @@ async def get_items(
     conn: Conn,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
     datetime: Annotated[str | None, Query(description="instant or interval (events)")] = None,
     f: str | None = None,
@@ -148,7 +148,8 @@ async def get_item(
 ) -> JSONResponse:  # fmt: skip
     _check_f(f)
     layer = _collection(collection_id)
-    if not feature_id.isdigit():
+    # ASCII digits of a BIGINT: int() fails on '²' and on texts of more than 4300 digits.
+    if not (feature_id.isascii() and feature_id.isdigit() and len(feature_id) <= 19):
         raise NotFoundError(f"no feature {feature_id!r} in {layer.id}")
     feat = await features.item(conn, layer, int(feature_id), k=settings.suppression_k)
     if feat is None:

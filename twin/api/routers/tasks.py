@@ -11,13 +11,14 @@ from twin import audit
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError
+from twin.api.params import Text
 from twin.risk import tasks
 from twin.settings import Settings
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 TaskId = Annotated[int, Path(ge=1, le=tasks.MAX_ID, description="task id")]
-AreaRef = StrictInt | Annotated[str, Field(min_length=1, max_length=200)]
+AreaRef = StrictInt | Annotated[Text, Field(min_length=1, max_length=200)]
 Level = Literal["city", "district", "street", "community", "grid"]
 
 
@@ -26,8 +27,8 @@ class TaskCreate(BaseModel):
     from ``alert_id`` (its area and cell; the alert is acknowledged)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=tasks.MAX_TITLE)
-    description: str | None = Field(None, max_length=tasks.MAX_TEXT)
+    title: Text = Field(min_length=1, max_length=tasks.MAX_TITLE)
+    description: Text | None = Field(None, max_length=tasks.MAX_TEXT)
     priority: int = Field(2, ge=1, le=4, description="1 urgent (due in 2 h) .. 4 (7 days)")
     due_at: AwareDatetime | None = Field(None, description="default: now + time for priority")
     area: AreaRef | None = Field(None, description="admin area id or code")
@@ -35,7 +36,7 @@ class TaskCreate(BaseModel):
     level: Level | None = Field(None, description="lift the area to this level (cell: grid)")
     alert_id: int | None = Field(None, ge=1, le=tasks.MAX_ID)
     event_id: int | None = Field(None, ge=1, le=tasks.MAX_ID)
-    note: str | None = Field(None, max_length=tasks.MAX_TEXT)
+    note: Text | None = Field(None, max_length=tasks.MAX_TEXT)
 
 
 class TaskUpdate(BaseModel):
@@ -45,7 +46,7 @@ class TaskUpdate(BaseModel):
     state: tasks.TaskState | None = None
     area: AreaRef | None = Field(None, description="target of a reassignment (id or code)")
     escalate: bool = Field(False, description="reassign to the parent of the current area")
-    note: str | None = Field(None, max_length=tasks.MAX_TEXT, description="needed to reject")
+    note: Text | None = Field(None, max_length=tasks.MAX_TEXT, description="needed to reject")
     priority: int | None = Field(None, ge=1, le=4)
     due_at: AwareDatetime | None = None
 
@@ -69,7 +70,7 @@ async def list_tasks(
         list[str] | None, Query(description="state(s); repeat or comma-separate")
     ] = None,
     area: Annotated[
-        str | None, Query(description="admin area id or code: tasks of its whole subtree")
+        Text | None, Query(description="admin area id or code: tasks of its whole subtree")
     ] = None,
     overdue: Annotated[bool | None, Query(description="true: only late; false: none late")] = None,
     alert: Annotated[int | None, Query(ge=1, le=tasks.MAX_ID, description="alert id")] = None,
