@@ -20,6 +20,18 @@ from twin.db.engine import libpq_url, local_cluster
 from twin.db.migrate import upgrade
 from twin.settings import Settings
 
+# Most tests act as callers without a token on a twin opened up as a public demo would be
+# (simulations, task and alert operations, important data). The secure defaults (all closed,
+# aggregates only) are what tests/api/test_classification.py and tests/test_settings.py check,
+# with these variables removed.
+DEMO_OPENINGS = {
+    "TWIN_OPEN_SIMULATIONS": "true",
+    "TWIN_OPEN_OPERATIONS": "true",
+    "TWIN_PUBLIC_CLEARANCE": "important",
+}
+for _name, _value in DEMO_OPENINGS.items():
+    os.environ.setdefault(_name, _value)
+
 
 def _with_db(url: str, dbname: str) -> str:
     base, _, query = url.partition("?")

@@ -15,11 +15,20 @@ def test_env_prefix_sets_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.suppression_k == 5
 
 
-def test_defaults_follow_the_design() -> None:
+def test_defaults_follow_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TWIN_OPEN_SIMULATIONS", "TWIN_OPEN_OPERATIONS", "TWIN_PUBLIC_CLEARANCE"):
+        monkeypatch.delenv(name, raising=False)
     s = Settings(_env_file=None)
     assert s.h3_resolutions == [7, 8, 9, 10]
     assert s.suppression_k == 10
     assert s.city_center == (120.16, 30.27)
+    # Secure by default: nothing is opened to callers without a token.
+    assert (s.open_simulations, s.open_operations, s.public_clearance) == (False, False, "general")
+
+
+def test_public_clearance_is_never_core() -> None:
+    with pytest.raises(ValidationError, match="public_clearance"):
+        Settings(_env_file=None, public_clearance="core")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from twin.classification import ROLE_CLEARANCE, rank
+
 ROLES = ("public", "viewer", "analyst", "operator", "admin")
 
 
@@ -22,6 +24,17 @@ class Principal:
     scope: frozenset[int] = field(default_factory=frozenset)
     user_id: int | None = None  # app_user.id; None for the anonymous public
     scope_roots: tuple[int, ...] = ()  # the areas named in the user's scope
+    # What a caller without a token may read (TWIN_PUBLIC_CLEARANCE); ignored for users.
+    public_clearance: str = "general"
+
+    @property
+    def clearance(self) -> str:
+        """The most sensitive data class this principal may read (twin.classification)."""
+        return ROLE_CLEARANCE.get(self.role, self.public_clearance)
+
+    def cleared_for(self, level: str) -> bool:
+        """Whether data labelled ``level`` (general, important, core) may be shown."""
+        return rank(self.clearance) >= rank(level)
 
     @property
     def scoped(self) -> bool:

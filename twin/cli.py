@@ -231,13 +231,18 @@ def demo(
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
             traffic = _demo_traffic(settings, progress, storm)
             risk = _demo_risk(settings, progress)
-        if storm or traffic:
-            with psycopg.connect(database_url(settings)) as conn:
+        with psycopg.connect(database_url(settings)) as conn:
+            if storm or traffic:
                 result.counts = table_counts(conn)
+            demo_token = _demo_user(conn)
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
+    base = f"http://{settings.host}:{settings.port}"
+    signed_in = f"{base}/map#token={demo_token}"
     if as_json:
-        out = {**result.as_dict(), "storm": storm, "traffic": traffic, "risk": risk}
+        out = {**result.as_dict(), "storm": storm, "traffic": traffic, "risk": risk,
+               "demo_user": {"name": DEMO_USER, "role": "operator", "token": demo_token,
+                             "map": signed_in}}  # fmt: skip
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     else:
         table = Table(title=f"demo city '{size}' (seed {seed})")
@@ -276,17 +281,35 @@ def demo(
             f"{alerts} alerts raised (GET /api/alerts), {len(risk['tasks'])} tasks dispatched "
             "(GET /api/tasks)"
         )
+    if not as_json:
+        console.print(
+            f"the public view (aggregates only): {base}/map; signed in as '{DEMO_USER}' "
+            f"(operator, whole city; a new token each run): {signed_in}"
+        )
     if no_serve:
         return
-    base = f"http://{settings.host}:{settings.port}"
-    console.print(
-        f"open {base}/map (web map), {base}/docs (API) and {base}/healthz; Ctrl-C stops the server"
-    )
+    console.print(f"API: {base}/docs, {base}/healthz; Ctrl-C stops the server")
     import uvicorn
 
     from twin.api.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+DEMO_USER = "demo"
+
+
+def _demo_user(conn: psycopg.Connection) -> str:
+    """The demo's operator, with a fresh token (tokens are stored hashed, so a new one each run:
+    the previous run's stops working)."""
+    from twin.auth import add_user, new_user_token
+
+    if conn.execute("SELECT 1 FROM twin.app_user WHERE name = %s", (DEMO_USER,)).fetchone():
+        token = new_user_token(conn, DEMO_USER)
+    else:
+        _, token = add_user(conn, DEMO_USER, "operator")
+    conn.commit()
+    return token
 
 
 def _demo_storm(
@@ -565,7 +588,7 @@ def grid_refresh(as_json: JsonOpt = False) -> None:
         url = database_url(settings)
         t0 = time.perf_counter()
         with psycopg.connect(url) as conn, conn.transaction():
-            rows = refresh_cell_stats(conn, settings.h3_resolutions)
+            rows = refresh_cell_stats(conn, settings.h3_resolutions, k=settings.suppression_k)
             bump_layer_versions(conn, ("cell_stats",))
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")

@@ -81,7 +81,7 @@ def layers(as_json: JsonOpt = False) -> None:
         "layers": [lyr.describe() for lyr in catalog.all_layers()],
         "errors": [str(e) for e in catalog.errors],
     }
-    lines = [f"{lyr.id:22s} {lyr.family:18s} {lyr.visible_to:8s} {lyr.title} / {lyr.title_zh}"
+    lines = [f"{lyr.id:22s} {lyr.family:18s} {lyr.classification:9s} {lyr.title} / {lyr.title_zh}"
              for lyr in catalog.all_layers()]  # fmt: skip
     lines += [f"error: {e}" for e in catalog.errors]
     emit(data, as_json, "\n".join(lines))

@@ -7,8 +7,13 @@ decides who has the right; these decide what a count becomes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
+
+from twin import grid
 
 # Fields of a cell's statistics that count people (residents or workers).
 PEOPLE_FIELDS = ("population", "elderly", "jobs")
@@ -25,14 +30,18 @@ def suppress_count(value: int | None, k: int) -> int | None:
 def suppress_stats(row: Mapping[str, Any], k: int, *, allowed: bool) -> dict[str, Any]:
     """A copy of a statistics row with people counts below ``k`` hidden unless ``allowed``.
 
-    Adds ``suppressed``: the names of the fields (or ``field.key``) that were hidden.
+    Fields named in the row's ``hidden`` (stored by the cell refresh, see
+    :func:`cell_hidden_fields`) are hidden too; ``hidden`` itself is dropped. Adds
+    ``suppressed``: the names of the fields (or ``field.key``) that were hidden.
     """
     out = dict(row)
+    # Fields the last refresh chose to hide as well (complementary suppression).
+    marked = set(out.pop("hidden", None) or ())
     hidden: list[str] = []
     if not allowed:
         for f in PEOPLE_FIELDS:
             if f in out:
-                v = suppress_count(out[f], k)
+                v = None if f in marked else suppress_count(out[f], k)
                 if v is None and out[f] is not None:
                     hidden.append(f)
                 out[f] = v
@@ -40,7 +49,7 @@ def suppress_stats(row: Mapping[str, Any], k: int, *, allowed: bool) -> dict[str
             if isinstance(out.get(f), Mapping):
                 m = {}
                 for key, v in out[f].items():
-                    sv = suppress_count(v, k)
+                    sv = None if f"{f}.{key}" in marked else suppress_count(v, k)
                     if sv is None and v is not None:
                         hidden.append(f"{f}.{key}")
                     m[key] = sv
@@ -55,3 +64,165 @@ def is_people_metric(metric: str) -> bool:
 
 def suppress_values(values: Iterable[int | None], k: int, *, allowed: bool) -> list[int | None]:
     return [v if allowed else suppress_count(v, k) for v in values]
+
+
+# Fields a stored cell row may list in ``cell_stats.hidden`` (complementary suppression).
+ELDERLY_BANDS = ("60-74", "75+")
+
+
+def complementary_suppression(
+    values: Sequence[int] | np.ndarray,
+    groups: Sequence[tuple[int, Sequence[int]]],
+    *,
+    k: int,
+) -> np.ndarray:
+    """Which counts to hide so that no hidden count can be recovered by subtraction.
+
+    Parameters
+    ----------
+    values
+        Counts of people (persons), one per node.
+    groups
+        Additive relations ``(total, parts)``: ``values[total] == sum(values[parts])``, e.g. a
+        parent cell and its children, or a cell's population and its age bands.
+    k
+        Threshold: counts from 1 to k-1 are hidden (primary suppression).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where a count must be hidden from those without the right to see people.
+
+    Notes
+    -----
+    Primary suppression alone leaks: a parent of 40 with visible children 12 and 25 gives away
+    the hidden third child as 40 - 12 - 25 = 3. So, until nothing changes, every relation is made
+    to hold either no hidden member or at least two, and where its total is shown, the hidden
+    parts must add up to k or more (their sum is what a reader can work out). The member added is
+    the smallest shown non-zero part (hiding the least information), else the total, which then
+    spreads the check to the relations the total is a part of. Zeros are never hidden: they
+    reveal no one. This is the usual hierarchical heuristic, not an optimal solution of the cell
+    suppression problem (which is NP-hard), and it protects against one-relation differencing.
+    """
+    v = np.asarray(values, dtype=np.int64)
+    hidden = (v > 0) & (v < k)
+    member_of: dict[int, list[int]] = {}
+    for g, (total, parts) in enumerate(groups):
+        for node in (total, *parts):
+            member_of.setdefault(int(node), []).append(g)
+    queue = [g for g, (total, parts) in enumerate(groups)
+             if hidden[total] or any(hidden[p] for p in parts)]  # fmt: skip
+    queued = set(queue)
+    while queue:
+        g = queue.pop()
+        queued.discard(g)
+        total, parts = groups[g]
+        while True:
+            hid = [p for p in parts if hidden[p]]
+            if hidden[total]:
+                leak = not hid  # the total alone is hidden: it is the sum of the parts
+            else:
+                leak = bool(hid) and (len(hid) == 1 or int(v[hid].sum()) < k)
+            if not leak:
+                break
+            shown = [p for p in parts if not hidden[p] and v[p] > 0]
+            if shown:
+                pick = min(shown, key=lambda p: (v[p], p))
+            elif not hidden[total]:
+                pick = total
+            else:  # every part is zero, so the total is zero too: nothing to protect
+                break
+            hidden[pick] = True
+            for other in member_of.get(int(pick), ()):
+                if other != g and other not in queued:
+                    queue.append(other)
+                    queued.add(other)
+    return hidden
+
+
+def cell_hidden_fields(
+    res: Sequence[int] | np.ndarray,
+    cells: Sequence[int] | np.ndarray,
+    counts: Mapping[str, Sequence[int] | np.ndarray],
+    by_age: Sequence[Mapping[str, int] | None],
+    *,
+    k: int,
+) -> list[list[str]]:
+    """The people fields of each cell row to hide from those without the right.
+
+    Parameters
+    ----------
+    res, cells
+        H3 resolution and cell id (int64) of each row; the rows hold every cell with people or
+        jobs at each resolution (a cell with no row counts zero).
+    counts
+        ``population``, ``elderly`` and ``jobs`` per row (persons).
+    by_age
+        Residents per age band per row (``{"0-14": 12, ...}``); elderly are the bands of
+        :data:`ELDERLY_BANDS`.
+    k
+        Suppression threshold.
+
+    Returns
+    -------
+    list of list of str
+        Per row, the fields to hide: ``population``, ``elderly``, ``jobs`` and
+        ``population_by_age.<band>``.
+
+    Notes
+    -----
+    The relations protected (:func:`complementary_suppression`): a cell's population is its
+    elderly plus the rest (the rest is never shown but is population minus elderly), elderly and
+    the rest are sums of their age bands, every field of a cell is the sum over its children at
+    the next finer resolution, and the city total of a field is the sum over the coarsest cells.
+    """
+    res_arr = np.asarray(res, dtype=np.int64)
+    cell_arr = np.asarray(cells, dtype=np.int64)
+    n = len(cell_arr)
+    bands = sorted({b for m in by_age if m for b in m})
+    old = [b for b in bands if b in ELDERLY_BANDS]
+    young = [b for b in bands if b not in ELDERLY_BANDS]
+    fields = ["population", "elderly", "rest", "jobs", *(f"population_by_age.{b}" for b in bands)]
+    nf = len(fields)
+    col = {f: i for i, f in enumerate(fields)}
+    values = np.zeros(n * nf + nf, dtype=np.int64)  # the last nf nodes: city totals
+    pop = np.asarray(counts["population"], dtype=np.int64)
+    eld = np.asarray(counts["elderly"], dtype=np.int64)
+    values[col["population"] : n * nf : nf] = pop
+    values[col["elderly"] : n * nf : nf] = eld
+    values[col["rest"] : n * nf : nf] = pop - eld
+    values[col["jobs"] : n * nf : nf] = np.asarray(counts["jobs"], dtype=np.int64)
+    for i, m in enumerate(by_age):
+        for b, c in (m or {}).items():
+            values[i * nf + col[f"population_by_age.{b}"]] = int(c or 0)
+
+    def node(row: int, f: str) -> int:
+        return row * nf + col[f]
+
+    groups: list[tuple[int, list[int]]] = []
+    for i in range(n):
+        groups.append((node(i, "population"), [node(i, "elderly"), node(i, "rest")]))
+        if bands:
+            groups.append((node(i, "elderly"), [node(i, f"population_by_age.{b}") for b in old]))
+            groups.append((node(i, "rest"), [node(i, f"population_by_age.{b}") for b in young]))
+    levels = sorted(set(res_arr.tolist()))
+    index = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(res_arr, cell_arr, strict=True))}
+    for coarse, fine in itertools.pairwise(levels):
+        rows = np.flatnonzero(res_arr == fine)
+        parents = grid.parent(cell_arr[rows], coarse) if rows.size else rows
+        children: dict[int, list[int]] = {}
+        for row, par in zip(rows.tolist(), np.asarray(parents).tolist(), strict=True):
+            p = index.get((coarse, int(par)))
+            if p is not None:
+                children.setdefault(p, []).append(row)
+        for p, kids in children.items():
+            for j in range(nf):
+                groups.append((p * nf + j, [c * nf + j for c in kids]))
+    if levels:
+        top = np.flatnonzero(res_arr == levels[0]).tolist()
+        for j in range(nf):
+            values[n * nf + j] = values[j : n * nf : nf][top].sum()
+            groups.append((n * nf + j, [r * nf + j for r in top]))
+    hidden = complementary_suppression(values, groups, k=k)
+    shown = [f for f in fields if f != "rest"]
+    return [[f for f in shown if hidden[i * nf + col[f]]] for i in range(n)]

@@ -9,7 +9,7 @@ Nothing here is built at import time: the CLI and the API app factory each call
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -97,15 +97,27 @@ class Settings(BaseSettings):
     )
 
     open_simulations: bool = Field(
-        default=True,
-        description="Let anonymous callers start simulations (until users and tokens exist).",
+        default=False,
+        description=(
+            "Let callers without a token start simulations (a public demo); users always get "
+            "exactly their role's rights."
+        ),
     )
 
     open_operations: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "Let anonymous callers dispatch tasks, change their state and acknowledge alerts "
-            "(until users and tokens exist)."
+            "Let callers without a token dispatch tasks, change their state and acknowledge "
+            "alerts (a public demo)."
+        ),
+    )
+
+    public_clearance: Literal["general", "important"] = Field(
+        default="general",
+        description=(
+            "The most sensitive data class callers without a token may read: general "
+            "(aggregates only) or important (also events, hazard sites, tasks, alerts). Core "
+            "data (people, users, audit) is never public."
         ),
     )
     layers_dir: Path = Field(

@@ -93,7 +93,7 @@ def test_risk_cells_hide_small_people_counts(client: TestClient, settings: Setti
 
 def test_risk_parameters(client: TestClient) -> None:
     assert client.get("/api/risk", params={"layer": "nope"}).status_code == 404
-    assert client.get("/api/risk", params={"layer": "elderly_alone"}).status_code == 403
+    assert client.get("/api/risk", params={"layer": "elderly_alone"}).status_code == 401  # sign in
     r = client.get("/api/risk", params={"layer": "onemap", "res": 10})
     assert r.status_code == 400 and r.json()["parameter"] == "res"
     assert client.get("/api/risk", params={"layer": "onemap", "level": "pink"}).status_code == 400
@@ -136,7 +136,7 @@ def test_risk_tile_matches_postgis(client: TestClient, settings: Settings) -> No
     r2 = client.get(f"/tiles/risk_onemap/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["etag"] != etag
     assert client.get("/tiles/risk_onemap/5/0/0.mvt").status_code == 204  # below minzoom
-    assert client.get(f"/tiles/risk_elderly_alone/{z}/{x}/{y}.mvt").status_code == 403
+    assert client.get(f"/tiles/risk_elderly_alone/{z}/{x}/{y}.mvt").status_code == 401
     assert client.get(f"/tiles/risk_nope/{z}/{x}/{y}.mvt").status_code == 404
     assert client.get("/tiles/risk_onemap.json").json()["tilejson"] == "3.0.0"
 

@@ -39,7 +39,7 @@ def test_the_shipped_catalog_loads_and_covers_the_four_families() -> None:
     assert onemap is not None
     # Only public layers make up the public one map.
     assert "elderly_alone" not in {i.name for i in onemap.inputs}
-    assert all(catalog.get(i.name).visible_to == "public" for i in onemap.inputs)  # type: ignore[union-attr]
+    assert all(catalog.get(i.name).classification == "general" for i in onemap.inputs)  # type: ignore[union-attr]
 
 
 def test_the_shipped_rules_load() -> None:

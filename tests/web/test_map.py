@@ -43,8 +43,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a free port, in a thread."""
-    settings = tiny_settings
+    """The real app under uvicorn on a free port, in a thread (opened as a public demo)."""
+    yield from _serve(tiny_settings)
+
+
+@pytest.fixture(scope="module")
+def secure_server(tiny_settings: Settings) -> Iterator[str]:
+    """The same twin with the secure defaults: the public gets aggregates only."""
+    yield from _serve(tiny_settings.model_copy(update={
+        "open_simulations": False, "open_operations": False, "public_clearance": "general"}))  # fmt: skip
+
+
+def _serve(settings: Settings) -> Iterator[str]:
     port = _free_port()
     srv = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -277,4 +287,35 @@ def test_signing_in_scopes_the_map_to_the_user(
     watched.settle()
     assert page.inner_text("#who").startswith("map-operator · operator")
     assert page.evaluate("api('/api/tasks?limit=1000').then(r => r.total)") == mine < everyone
+    watched.assert_clean()
+
+
+def test_the_public_map_shows_aggregates_and_a_demo_link_signs_in(
+    secure_server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """Secure defaults: the public map draws without a single refused request (it asks only
+    for what the public may read), then a `twin demo`-style link with the token in the
+    fragment signs the tab in."""
+    from twin.auth import add_user
+
+    page = watched.open(f"{secure_server}/map?mode=emergency")
+    assert page.inner_text("#who") == "public"
+    assert page.is_disabled("#run-storm")
+    assert "Sign in" in page.inner_text("#alerts")
+    watched.assert_clean()
+    with psycopg.connect(tiny_demo["url"]) as c:
+        _, token = add_user(c, "map-demo-link", "operator")
+        c.commit()
+    # Same page, new fragment: the map takes the token and reloads itself.
+    with page.expect_navigation():
+        page.goto(f"{secure_server}/map?mode=emergency#token={token}")
+    page.wait_for_selector("body[data-ready=yes]", timeout=30_000)
+    watched.settle()
+    assert token not in page.url  # taken out of the address bar (and history)
+    assert page.inner_text("#who").startswith("map-demo-link · operator")
+    assert not page.is_disabled("#run-storm")
+    assert "Sign in" not in page.inner_text("#alerts")
+    assert page.evaluate("api('/api/alerts?limit=1').then(r => r.count)") >= 0
+    # The reload cancels what the old page still had in flight (its favicon): not a failure.
+    watched.failed = [f for f in watched.failed if not f.endswith("net::ERR_ABORTED")]
     watched.assert_clean()

@@ -9,15 +9,15 @@ switched to the API's database role with the caller's scope (``SET LOCAL`` seman
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from twin.access import PUBLIC, Principal
-from twin.api.errors import DatabaseUnavailableError, UnauthorizedError
+from twin.api.errors import DatabaseUnavailableError, ForbiddenError, UnauthorizedError
 from twin.auth import TOKEN_PREFIX, principal_for_token
 from twin.settings import Settings
 
@@ -51,6 +51,13 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
+def _public(settings: Settings) -> Principal:
+    """The anonymous caller, with the clearance this deployment gives it."""
+    if settings.public_clearance == PUBLIC.public_clearance:
+        return PUBLIC
+    return replace(PUBLIC, public_clearance=settings.public_clearance)
+
+
 @dataclass
 class Session:
     conn: AsyncConnection
@@ -64,7 +71,7 @@ async def get_session(
     token = bearer_token(request)
     settings: Settings = request.app.state.settings
     async with pool.connection() as conn:
-        who = PUBLIC
+        who = _public(settings)
         if token is not None:
             found = await principal_for_token(conn, token)
             if found is None:
@@ -78,11 +85,16 @@ async def get_session(
         yield Session(conn, who)
 
 
-def get_conn(session: Annotated[Session, Depends(get_session)]) -> AsyncConnection:
+# scope="function": the transaction commits before the response is sent, so a 2xx answer means
+# the write is in the database; a commit that fails (database gone) is answered 503, never lost.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_conn(session: SessionDep) -> AsyncConnection:
     return session.conn
 
 
-def get_principal(session: Annotated[Session, Depends(get_session)]) -> Principal:
+def get_principal(session: SessionDep) -> Principal:
     """The caller: the user of the bearer token, else the anonymous public."""
     return session.principal
 
@@ -91,3 +103,22 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
+
+
+def ensure_cleared(who: Principal, level: str, what: str) -> None:
+    """Refuse ``what`` (labelled ``level``) to a caller not cleared for it: 401 without a
+    token (signing in may help), 403 with one."""
+    if who.cleared_for(level):
+        return
+    if who.anonymous:
+        raise UnauthorizedError(f"{what} is {level} data: sign in with a token (viewer or above)")
+    raise ForbiddenError(f"{what} is {level} data, beyond the {who.role} role")
+
+
+def require(level: str, what: str) -> Any:
+    """A dependency refusing callers not cleared for ``level`` (routers of labelled data)."""
+
+    async def check(who: PrincipalDep) -> None:
+        ensure_cleared(who, level, what)
+
+    return Depends(check)

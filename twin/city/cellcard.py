@@ -73,7 +73,8 @@ async def cells_in_bbox(
         await cur.execute(query(SQL, "cells_in_bbox"), params)
         rows = await cur.fetchall()
     values = [r[metric] for r in rows]
-    if metric in ("population", "elderly", "jobs"):
+    if metric in ("population", "elderly", "jobs") and not allowed:
+        values = [None if metric in r["hidden"] else v for r, v in zip(rows, values, strict=True)]
         values = suppress_values(values, k, allowed=allowed)
     return [
         {"h3": h, "value": v}

@@ -20,8 +20,10 @@ import shapely
 from twin import grid
 from twin.db.copy import copy_rows
 from twin.db.queries import query
+from twin.privacy import cell_hidden_fields
 
 SQL = "cell_stats.sql"
+DEFAULT_K = 10  # the default of TWIN_SUPPRESSION_K
 
 
 def polygon_cells(
@@ -46,6 +48,7 @@ def refresh_cell_stats(
     *,
     as_of: datetime | None = None,
     cells: npt.ArrayLike | None = None,
+    k: int = DEFAULT_K,
 ) -> int:
     """Recompute ``twin.cell_stats`` at ``resolutions``; returns the rows written.
 
@@ -59,6 +62,9 @@ def refresh_cell_stats(
         Incremental refresh: the (finest) cells whose entities changed, old and new positions
         both. Every cell under their parents at the coarsest resolution is recomputed, which
         gives exactly the rows a full refresh would. None: full refresh.
+    k
+        Suppression threshold (``TWIN_SUPPRESSION_K``): which people counts to hide from the
+        public is decided here, for the whole table (:func:`mark_hidden`).
     """
     res_list = sorted({int(r) for r in resolutions})
     r0 = res_list[0]
@@ -91,6 +97,29 @@ def refresh_cell_stats(
     conn.execute(query(SQL, "delete_stats"), params)
     cur = conn.execute(query(SQL, "insert_stats"))
     conn.execute(query(SQL, "drop_temp"))
+    mark_hidden(conn, k=k)
+    return cur.rowcount
+
+
+def mark_hidden(conn: psycopg.Connection, *, k: int) -> int:
+    """Store in ``cell_stats.hidden`` the people fields each cell must hide from the public.
+
+    The whole table is decided at once, even after an incremental refresh: a changed count can
+    make a sibling, a parent or the city total the one that gives it away. Returns the rows
+    whose flags changed."""
+    rows = conn.execute(query(SQL, "people_counts")).fetchall()
+    if not rows:
+        return 0
+    res, cells, pop, eld, jobs, by_age = zip(*rows, strict=True)
+    hidden = cell_hidden_fields(
+        res, cells, {"population": pop, "elderly": eld, "jobs": jobs}, by_age, k=k
+    )
+    frame = pd.DataFrame(
+        {"res": res, "cell": cells, "hidden": ["{" + ",".join(h) + "}" for h in hidden]}
+    )
+    conn.execute(query(SQL, "create_hidden"))
+    copy_rows(conn, "_cs_hidden", ["res", "cell", "hidden"], frame)
+    cur = conn.execute(query(SQL, "update_hidden"))
     return cur.rowcount
 
 

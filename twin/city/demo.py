@@ -123,7 +123,7 @@ def build_demo(
             timings["load"] = clock() - t
             t = clock()
             rep.stage("cells")
-            refresh_cell_stats(conn, settings.h3_resolutions)
+            refresh_cell_stats(conn, settings.h3_resolutions, k=settings.suppression_k)
             bump_layer_versions(conn)
             rep.done("cells")
             timings["cells"] = clock() - t

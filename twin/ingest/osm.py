@@ -314,7 +314,7 @@ def ingest_osm(
         counts["hazard_sites"] = len(pois)
         progress("refreshing the affected cells")
         report.details["cells_refreshed"] = refresh_cell_stats(
-            conn, settings.h3_resolutions, cells=affected
+            conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
         )
     report.details["layers"] = counts
     report.details["skipped_landuse"] = h.skipped_landuse

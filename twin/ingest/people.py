@@ -184,7 +184,7 @@ def ingest_people(
             (json.dumps({"file": path.name, "rows": n, "mode": mode}),),
         )
         report.details["cells_refreshed"] = refresh_cell_stats(
-            conn, settings.h3_resolutions, cells=affected
+            conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
         )
     report.loaded = n
     report.seconds = time.perf_counter() - t0

@@ -79,7 +79,7 @@ def ingest_vector(
             affected = write.write_events(conn, frame, mode=mode, res=res, path=path)
         progress("refreshing the affected cells")
         report.details["cells_refreshed"] = refresh_cell_stats(
-            conn, settings.h3_resolutions, cells=affected
+            conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
         )
     report.loaded = len(frame)
     report.seconds = time.perf_counter() - t0

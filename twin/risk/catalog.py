@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twin.access import ROLES
+from twin.classification import LEVELS as CLASSES
 from twin.risk.specfile import SpecFileError, read_toml, require
 
 FAMILIES = {
@@ -66,7 +66,7 @@ class Layer:
     inputs: tuple[Input, ...]
     levels: dict[str, float]  # yellow, orange, red thresholds on the 0-100 score
     res: int = 9
-    visible_to: str = "public"
+    classification: str = "general"  # who may read it (twin.classification)
     combine: bool = True
     description: str = ""
     style: dict[str, Any] = field(default_factory=dict)
@@ -91,7 +91,7 @@ class Layer:
             "family_title_zh": FAMILIES[self.family][1],
             "description": self.description,
             "res": self.res,
-            "visible_to": self.visible_to,
+            "classification": self.classification,
             "combine": self.combine,
             "inputs": [
                 {
@@ -114,8 +114,8 @@ class Layer:
 
 def onemap_layer(layers: list[Layer]) -> Layer:
     """The combined index: per cell the worst level and highest score over the public layers
-    marked ``combine``. Only public layers take part, so the one map stays public."""
-    parts = [lyr for lyr in layers if lyr.combine and lyr.visible_to == "public"]
+    marked ``combine``. Only general layers take part, so the one map stays public."""
+    parts = [lyr for lyr in layers if lyr.combine and lyr.classification == "general"]
     return Layer(
         id=ONEMAP, title="Risk one map", title_zh="风险一张图", family="public_safety", sql="",
         inputs=tuple(Input(name=lyr.id, weight=1.0, title=lyr.title) for lyr in parts),
@@ -220,9 +220,9 @@ def read_layer(path: Path, *, resolutions: list[int] | None = None) -> Layer:
     res = _get(doc, "res", int, path) if "res" in doc else 9
     if resolutions is not None and res not in resolutions:
         raise CatalogError(path, "res", f"must be one of the twin's resolutions {resolutions}")
-    visible_to = doc.get("visible_to", "public")
-    if visible_to not in ROLES:
-        raise CatalogError(path, "visible_to", f"one of {ROLES}, got {visible_to!r}")
+    classification = doc.get("classification", "general")
+    if classification not in CLASSES:
+        raise CatalogError(path, "classification", f"one of {CLASSES}, got {classification!r}")
     source = _get(doc, "source", dict, path)
     sql = _get(source, "sql", str, path).strip()
     if not re.match(r"(?is)^(select|with)\b", sql):
@@ -250,7 +250,7 @@ def read_layer(path: Path, *, resolutions: list[int] | None = None) -> Layer:
         inputs=inputs,
         levels=_levels(doc.get("levels"), path),
         res=res,
-        visible_to=visible_to,
+        classification=classification,
         combine=combine,
         description=str(doc.get("description", "")).strip(),
         style=_style(doc.get("style", {}), path),

@@ -15,7 +15,7 @@ def catalog_for(settings: Settings) -> Catalog:
 def tile_layer(layer: Layer) -> TileLayer:
     return risk_tile_layer(
         layer.id, f"Risk: {layer.title}", layer.description or layer.title,
-        res=layer.res, min_role=layer.visible_to,
+        res=layer.res, classification=layer.classification,
     )  # fmt: skip
 
 

@@ -248,5 +248,7 @@ def _events(
         (run_id,),
     )
     # The cell card counts open events from cell_stats: recount the cells that gained some.
-    refresh_cell_stats(conn, settings.h3_resolutions, cells=frame["cell"].to_numpy())
+    refresh_cell_stats(
+        conn, settings.h3_resolutions, cells=frame["cell"].to_numpy(), k=settings.suppression_k
+    )
     return len(frame)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from twin.classification import table_level
+
 EXTENT = 4096
 BUFFER = 64  # pixels of the tile extent drawn beyond its edge, so lines and labels join up
 WEB_MERCATOR_HALF = 20037508.342789244
@@ -51,10 +53,16 @@ class TileLayer:
     max_res: int | None = None
     # Rows of a shared table that belong to this layer (bound as a parameter, e.g. risk layers).
     layer_key: str | None = None
-    min_role: str = "public"
+    # Data class (twin.classification); empty: the label of the layer's table.
+    classification: str = ""
     # Results of one simulation run: a join onto the run's result table (bound ``%(run)s``).
     join: str = ""
     run_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """general, important or core: who may read this layer (twin.classification)."""
+        return self.classification or table_level(self.table)
 
     @property
     def version_keys(self) -> tuple[str, ...]:
@@ -62,8 +70,10 @@ class TileLayer:
 
 
 def _suppressed(col: str) -> str:
-    # People counts from 1 to k-1 are hidden (NULL) in tiles: tiles are public.
-    return f"CASE WHEN t.{col} BETWEEN 1 AND %(k)s - 1 THEN NULL ELSE t.{col} END"
+    # People counts from 1 to k-1 are hidden (NULL) in tiles: tiles are public. So are those the
+    # cell refresh marked (complementary suppression: a count a reader could work out).
+    return (f"CASE WHEN t.{col} BETWEEN 1 AND %(k)s - 1 OR '{col}' = ANY(t.hidden) THEN NULL "
+            f"ELSE t.{col} END")  # fmt: skip
 
 
 LAYERS: dict[str, TileLayer] = {
@@ -151,7 +161,7 @@ LAYERS: dict[str, TileLayer] = {
 
 
 def risk_tile_layer(
-    layer_id: str, title: str, description: str, *, res: int, min_role: str
+    layer_id: str, title: str, description: str, *, res: int, classification: str
 ) -> TileLayer:
     """The tile layer of a risk layer of the one-map catalog (rows of ``risk_score``).
 
@@ -163,7 +173,7 @@ def risk_tile_layer(
         minzoom=8, id_expr="t.cell", order="t.cell", versions=("risk_score",),
         fields={"h3": "String", "res": "Number", "level": "String", "score": "Number"},
         description=description, feature_collection=False, res_by_zoom=True, max_res=res,
-        layer_key=layer_id, min_role=min_role,
+        layer_key=layer_id, classification=classification,
     )  # fmt: skip
 
 

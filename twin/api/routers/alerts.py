@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from twin import audit
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import (
     ConflictError,
     ForbiddenError,
@@ -24,7 +24,11 @@ from twin.risk.catalog import LEVELS
 from twin.risk.cockpit import find_area
 from twin.risk.rules import load_rules
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+# Alerts are important data (twin.classification): signed-in callers only, unless the
+# deployment opens important data to the public (TWIN_PUBLIC_CLEARANCE).
+router = APIRouter(
+    prefix="/api/alerts", tags=["alerts"], dependencies=[require("important", "alerts")]
+)
 
 
 @router.get("", summary="Alerts, newest first")

@@ -60,16 +60,23 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
                            area_id=card["areas"][0]["id"] if card["areas"] else None)  # fmt: skip
     lon, lat = grid.cell_centers([cell])
     card["center"] = [float(lon[0]), float(lat[0])]
-    visible = [lyr for lyr in catalog_for(settings).all_layers() if who.at_least(lyr.visible_to)]
+    visible = [lyr for lyr in catalog_for(settings).all_layers()
+               if who.cleared_for(lyr.classification)]  # fmt: skip
     card["risks"] = await cell_risks(
         conn, cell, res=card["cell"]["res"], layers=visible, allowed=who.can_see_people
     )
     patch = card["areas"][0] if card["areas"] else None
     card["tasks"] = (
         await tasks.list_tasks(conn, area=patch["id"], states=ACTIVE_STATES, limit=50)
-        if patch
-        else {"total": 0, "count": 0, "area": None, "tasks": []}
+        if patch and who.cleared_for("important")
+        else {"total": 0, "count": 0, "area": patch, "tasks": []}
     )
+    # Events, hazard sites and tasks are important data: callers not cleared for it keep the
+    # cell's counts of them (cell statistics are general) but not the records.
+    card["withheld"] = []
+    if not who.cleared_for("important"):
+        card["open_events"], card["hazard_sites"] = [], []
+        card["withheld"] = ["open_events", "hazard_sites", "tasks"]
     return card
 
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from twin import features
-from twin.api.deps import Conn, SettingsDep
+from twin.access import Principal
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.tiles.catalog import LAYERS, TileLayer
 
@@ -26,11 +27,12 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _collection(name: str) -> TileLayer:
+def _collection(name: str, who: Principal) -> TileLayer:
     layer = LAYERS.get(name)
     if layer is None or not layer.feature_collection:
         ids = ", ".join(c.id for c in features.collections())
         raise NotFoundError(f"no collection {name!r}; collections: {ids}")
+    ensure_cleared(who, layer.label, f"collection {name!r}")
     return layer
 
 
@@ -83,21 +85,25 @@ async def conformance(f: str | None = None) -> dict[str, Any]:
 
 
 @router.get("/collections", summary="Feature collections")
-async def list_collections(request: Request, conn: Conn, f: str | None = None) -> dict[str, Any]:
+async def list_collections(
+    request: Request, conn: Conn, who: PrincipalDep, f: str | None = None
+) -> dict[str, Any]:
+    """The collections the caller is cleared for (their data class, twin.classification)."""
     _check_f(f)
     base = _base(request)
     return {
         "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-        "collections": [await _describe(request, conn, c) for c in features.collections()],
-    }
+        "collections": [await _describe(request, conn, c) for c in features.collections()
+                        if who.cleared_for(c.label)],
+    }  # fmt: skip
 
 
 @router.get("/collections/{collection_id}", summary="A feature collection")
 async def get_collection(
-    collection_id: str, request: Request, conn: Conn, f: str | None = None
+    collection_id: str, request: Request, conn: Conn, who: PrincipalDep, f: str | None = None
 ) -> dict[str, Any]:
     _check_f(f)
-    return await _describe(request, conn, _collection(collection_id))
+    return await _describe(request, conn, _collection(collection_id, who))
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection")
@@ -106,6 +112,7 @@ async def get_items(
     request: Request,
     conn: Conn,
     settings: SettingsDep,
+    who: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
@@ -114,7 +121,7 @@ async def get_items(
 ) -> JSONResponse:
     """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``)."""
     _check_f(f)
-    layer = _collection(collection_id)
+    layer = _collection(collection_id, who)
     params = dict(request.query_params)
     feats, matched = await features.items(
         conn, layer, params, limit=limit, offset=offset, k=settings.suppression_k
@@ -144,10 +151,10 @@ async def get_items(
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
 async def get_item(
     collection_id: str, feature_id: str, request: Request, conn: Conn, settings: SettingsDep,
-    f: str | None = None,
+    who: PrincipalDep, f: str | None = None,
 ) -> JSONResponse:  # fmt: skip
     _check_f(f)
-    layer = _collection(collection_id)
+    layer = _collection(collection_id, who)
     # ASCII digits of a BIGINT: int() fails on '²' and on texts of more than 4300 digits.
     if not (feature_id.isascii() and feature_id.isdigit() and len(feature_id) <= 19):
         raise NotFoundError(f"no feature {feature_id!r} in {layer.id}")

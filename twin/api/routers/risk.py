@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from twin import audit
 from twin.access import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
-from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
+from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.features import parse_bbox
 from twin.risk.catalog import LEVELS, Layer
 from twin.risk.layers import catalog_for
@@ -21,15 +21,14 @@ MAX_CELLS = 50_000
 
 
 def _visible(layer: Layer, who: Principal) -> bool:
-    return who.at_least(layer.visible_to)
+    return who.cleared_for(layer.classification)
 
 
 def _layer(layer_id: str, settings: Settings, who: Principal) -> Layer:
     layer = catalog_for(settings).get(layer_id)
     if layer is None:
         raise NotFoundError(f"no risk layer {layer_id!r}; see /api/layers")
-    if not _visible(layer, who):
-        raise ForbiddenError(f"layer {layer_id!r} needs the {layer.visible_to} role")
+    ensure_cleared(who, layer.classification, f"risk layer {layer_id!r}")
     return layer
 
 
@@ -81,7 +80,7 @@ async def risk(
     cells = await risk_cells(
         conn, lyr, res=res, bbox=box, level=level, allowed=who.can_see_people, limit=limit
     )
-    if lyr.visible_to != "public" or who.can_see_people:  # a personal layer, or raw counts
+    if lyr.classification == "core" or who.can_see_people:  # a personal layer, or raw counts
         await audit.record(conn, who, "layer.read", f"risk/{lyr.id}",
                            detail={"res": res, "bbox": bbox, "cells": len(cells)})  # fmt: skip
     return {"layer": lyr.id, "title": lyr.title, "res": res, "levels": lyr.levels,

@@ -9,13 +9,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, mod
 
 from twin import audit
 from twin.access import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import ForbiddenError
 from twin.api.params import Text
 from twin.risk import tasks
 from twin.settings import Settings
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+# Tasks are important data (twin.classification), as alerts are.
+router = APIRouter(
+    prefix="/api/tasks", tags=["tasks"], dependencies=[require("important", "tasks")]
+)
 
 TaskId = Annotated[int, Path(ge=1, le=tasks.MAX_ID, description="task id")]
 AreaRef = StrictInt | Annotated[Text, Field(min_length=1, max_length=200)]

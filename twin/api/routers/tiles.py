@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from twin.access import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
-from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
+from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
@@ -50,8 +50,7 @@ async def _layer(name: str, conn: Conn, settings: Settings, who: Principal) -> T
             "layer of /api/layers, and flood_<run>, flood_roads_<run>, traffic_<run> for "
             "simulation runs"
         )
-    if not who.at_least(layer.min_role):
-        raise ForbiddenError(f"layer {name!r} needs the {layer.min_role} role")
+    ensure_cleared(who, layer.label, f"tile layer {name!r}")
     return layer
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from twin.db.models.base import Base, geom, geom_3857, gist, now_default
@@ -59,6 +60,12 @@ class CellStats(Base):
     )
     land_use_mix: Mapped[dict[str, Any]] = mapped_column(
         server_default=sa.text("'{}'::jsonb"), comment="share of cell area per land-use class"
+    )
+    hidden: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text),
+        server_default=sa.text("'{}'::text[]"),
+        comment="people fields hidden from the public (primary and complementary suppression, "
+        "twin.privacy.cell_hidden_fields)",
     )
     geom: Mapped[Any] = geom("POLYGON")
     geom_3857: Mapped[Any] = geom_3857("POLYGON")

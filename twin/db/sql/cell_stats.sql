@@ -154,3 +154,17 @@ LEFT JOIN LATERAL (
                             ORDER BY l.class) AS mix
     FROM _cs_landuse l WHERE l.res = g.res AND l.cell = g.cell
 ) lu ON true;
+
+-- name: people_counts
+-- What complementary suppression needs (twin.city.cells.mark_hidden).
+SELECT res, cell, population, elderly, jobs, population_by_age
+FROM twin.cell_stats ORDER BY res, cell;
+
+-- name: create_hidden
+DROP TABLE IF EXISTS _cs_hidden;
+CREATE TEMP TABLE _cs_hidden (res smallint, cell bigint, hidden text[]) ON COMMIT DROP;
+
+-- name: update_hidden
+UPDATE twin.cell_stats c SET hidden = h.hidden
+FROM _cs_hidden h
+WHERE c.res = h.res AND c.cell = h.cell AND c.hidden IS DISTINCT FROM h.hidden;

@@ -4,7 +4,7 @@
 SELECT res, cell, parent, area_id, population, population_by_age, elderly, jobs, buildings,
        floor_area_m2, height_mean_m, height_max_m, enterprises, hazard_sites,
        hazard_sites_by_category, events_open, events_open_by_type, events_30d,
-       events_30d_by_type, road_length_m, land_use_mix, updated_at
+       events_30d_by_type, road_length_m, land_use_mix, hidden, updated_at
 FROM twin.cell_stats WHERE res = %(res)s AND cell = %(cell)s;
 
 -- name: area_chain
@@ -32,7 +32,7 @@ ORDER BY hazard_class DESC, id LIMIT %(limit)s;
 
 -- name: cells_in_bbox
 SELECT cell, population, elderly, jobs, buildings, floor_area_m2, height_mean_m,
-       height_max_m, enterprises, hazard_sites, events_open, events_30d, road_length_m
+       height_max_m, enterprises, hazard_sites, events_open, events_30d, road_length_m, hidden
 FROM twin.cell_stats
 WHERE res = %(res)s
   AND geom && ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326)

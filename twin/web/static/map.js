@@ -37,7 +37,8 @@ const CARD_FIELDS = [
 ];
 const PEOPLE_FIELDS = new Set(["population", "elderly", "jobs"]);
 
-const state = { mode: null, map: null, runs: [], layers: [], risk: "onemap", selected: null, card: null };
+const state = { mode: null, map: null, runs: [], layers: [], risk: "onemap", selected: null, card: null,
+  me: { name: "anonymous", role: "public", clearance: "general", can_run_simulations: false, can_operate: false } };
 window.twinMap = state; // for the browser tests and the curious
 
 // ----------------------------------------------------------------------------- helpers
@@ -45,6 +46,17 @@ window.twinMap = state; // for the browser tests and the curious
 // answer within the user's role and scope.
 const TOKEN_KEY = "twin.token";
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+// What the caller may read and do (GET /api/me); the public until that answers.
+const CLEARANCE = ["general", "important", "core"];
+function cleared(level) { return CLEARANCE.indexOf(state.me.clearance) >= CLEARANCE.indexOf(level); }
+// A link from `twin demo` carries the token in the fragment (never sent to a server): keep it
+// for this tab and take it out of the address bar.
+function tokenFromLink() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
 function authHeaders() { return token() ? { Authorization: `Bearer ${token()}` } : {}; }
 
 async function api(path, options = {}) {
@@ -289,6 +301,11 @@ function showTraffic() {
 }
 
 async function loadAlerts() {
+  if (!cleared("important")) { // alerts are important data: the public sees the risk map only
+    $("#alert-count").textContent = "";
+    $("#alerts").replaceChildren(el("li", { class: "hint" }, "Sign in (viewer or above) to see alerts."));
+    return;
+  }
   const { alerts } = await api("/api/alerts?status=active&limit=200");
   $("#alert-count").textContent = `(${alerts.length})`;
   const features = alerts.filter((a) => a.lon !== null && a.lon !== undefined).map((a) => ({
@@ -336,7 +353,7 @@ async function runStorm(event) {
     label.textContent = err.message;
     say(err.message, true);
   } finally {
-    button.disabled = false;
+    button.disabled = !state.me.can_run_simulations;
   }
 }
 
@@ -386,9 +403,11 @@ function renderCard(c, message) {
       el("table", { class: "counts" }, rows),
       el("h3", {}, "Risks"), risks.length ? el("ul", {}, risks) : el("p", { class: "hint" }, "not scored yet"),
       el("h3", {}, `Tasks of ${patch ? patch.name : "the patch"}`, el("span", { class: "count" }, ` (${c.tasks.total})`)),
-      c.tasks.tasks.length ? el("div", {}, c.tasks.tasks.map(renderTask)) : el("p", { class: "hint" }, "no open tasks"),
-      el("h3", {}, "Open events", el("span", { class: "count" }, ` (${c.open_events.length})`)),
-      events.length ? el("ul", {}, events) : el("p", { class: "hint" }, "none"),
+      c.withheld.includes("tasks") ? el("p", { class: "hint" }, "Sign in to see the tasks.")
+        : c.tasks.tasks.length ? el("div", {}, c.tasks.tasks.map(renderTask)) : el("p", { class: "hint" }, "no open tasks"),
+      el("h3", {}, "Open events", el("span", { class: "count" }, ` (${c.withheld.includes("open_events") ? cell.events_open : c.open_events.length})`)),
+      c.withheld.includes("open_events") ? el("p", { class: "hint" }, "Sign in to see the events.")
+        : events.length ? el("ul", {}, events) : el("p", { class: "hint" }, "none"),
       el("h3", {}, "Buildings", el("span", { class: "count" }, ` (${c.buildings.length})`)),
     buildings.length ? el("ul", {}, buildings) : el("p", { class: "hint" }, "none"),
   );
@@ -400,6 +419,10 @@ function renderTask(t) {
     el("button", { type: "button", dataset: { task: t.id, state: s }, onclick: () => moveTask(t, s, note.value) }, s.replace("_", " ")));
   if ((t.next_states || []).includes("reassigned")) {
     moves.push(el("button", { type: "button", dataset: { task: t.id, escalate: "1" }, onclick: () => moveTask(t, null, note.value) }, "escalate"));
+  }
+  for (const b of moves) { // a viewer sees the tasks of its patch but may not move them
+    b.disabled = !state.me.can_operate;
+    if (b.disabled) b.title = "needs the operator role";
   }
   return el("div", { class: "task", dataset: { task: t.id, taskState: t.state } },
     el("div", {}, `#${t.id} `, el("span", { class: "state" }, t.state.replace("_", " ")), ` · P${t.priority} · `, t.title),
@@ -457,19 +480,26 @@ async function signIn(event) {
 }
 
 async function showWho() {
-  if (!token()) { $("#who").textContent = "public"; return; }
   try {
-    const me = await api("/api/me");
-    $("#who").textContent = `${me.name} · ${me.role}${me.scope.length ? ` · ${me.scope.join(", ")}` : ""}`;
-    $("#sign-in").textContent = "Switch";
+    state.me = await api("/api/me");
+    if (token()) {
+      const me = state.me;
+      $("#who").textContent = `${me.name} · ${me.role}${me.scope.length ? ` · ${me.scope.join(", ")}` : ""}`;
+      $("#sign-in").textContent = "Switch";
+    }
   } catch (err) {
     sessionStorage.removeItem(TOKEN_KEY);
-    $("#who").textContent = "public";
+    state.me = await api("/api/me");
     say(`sign-in failed: ${err.message}`, true);
   }
+  if (!token()) $("#who").textContent = "public";
+  const storm = $("#run-storm");
+  storm.disabled = !state.me.can_run_simulations;
+  storm.title = storm.disabled ? "Running a storm needs the analyst role: sign in" : "";
 }
 
 async function start() {
+  tokenFromLink();
   const params = new URLSearchParams(location.search);
   $("#token-form").addEventListener("submit", signIn);
   await showWho();
@@ -524,4 +554,8 @@ async function start() {
   document.body.dataset.ready = "yes";
 }
 
+// The same tab given a sign-in link: a fragment change does not reload the page by itself.
+window.addEventListener("hashchange", () => {
+  if (/(?:^#|&)token=/.test(location.hash)) { tokenFromLink(); location.reload(); }
+});
 start().catch((err) => { say(err.message, true); console.error(err); });
