@@ -69,14 +69,28 @@ def finish_run(
     )
 
 
-def fail_run(url: str, run_id: int, error: str) -> None:
-    """Mark the run failed, on a fresh connection (the run's own transaction is gone)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE twin.sim_run SET status = 'failed', finished_at = now(), error = %s "
-            "WHERE id = %s",
-            (error[:2000], run_id),
-        )
+def fail_run(url: str, run_id: int, error: str, *, retry_s: float = 120.0) -> None:
+    """Mark the run failed, on a fresh connection (the run's own transaction is gone).
+
+    The run may have failed because the database went away (a restart): keep trying, with
+    backoff, for up to ``retry_s`` seconds, so that the run ends up failed rather than stays
+    'running' for ever."""
+    deadline = time.monotonic() + retry_s
+    delay = 0.5
+    while True:
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(
+                    "UPDATE twin.sim_run SET status = 'failed', finished_at = now(), error = %s "
+                    "WHERE id = %s",
+                    (error[:2000], run_id),
+                )
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
 
 def record_run(
