@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import shutil
@@ -47,6 +46,7 @@ import httpx
 import numpy as np
 import psycopg
 
+from tiles import tiles_covering  # benchmarks/tiles.py (scripts run from their folder)
 from twin.db.cluster import LocalCluster
 
 TILE_LAYERS = ("buildings", "cells", "roads")
@@ -125,17 +125,6 @@ def start_server(
     sys.exit("twin serve did not become healthy within 60 s")
 
 
-def tile_range(bounds: list[float], z: int) -> tuple[int, int, int, int]:
-    def xy(lon: float, lat: float) -> tuple[int, int]:
-        n = 2**z
-        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-        return int((lon + 180) / 360 * n), int(y)
-
-    x0, y1 = xy(bounds[0], bounds[1])
-    x1, y0 = xy(bounds[2], bounds[3])
-    return x0, x1, y0, y1
-
-
 def user_token(url: str, role: str) -> str:
     """A new user of ``role`` for the whole city, through the real CLI; its token."""
     name = f"load-{role}-{os.getpid()}-{int(time.time() * 1000)}"
@@ -155,7 +144,7 @@ class Inputs:
     area_code: str
     viewer: dict[str, str] = field(default_factory=dict)  # Authorization header
     operator: dict[str, str] = field(default_factory=dict)
-    tiles: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    tiles: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)  # (z, x, y)
 
 
 def discover(base: str, url: str) -> Inputs:
@@ -174,7 +163,8 @@ def discover(base: str, url: str) -> Inputs:
     inputs = Inputs(bounds=bounds, cells=cells, area_code=row[0])
     inputs.viewer = {"Authorization": f"Bearer {user_token(url, 'viewer')}"}
     inputs.operator = {"Authorization": f"Bearer {user_token(url, 'operator')}"}
-    inputs.tiles = {z: tile_range(bounds, z) for z in (14, 15, 16)}
+    inputs.tiles = {z: tiles_covering((bounds[0], bounds[1], bounds[2], bounds[3]), z)
+                    for z in (14, 15, 16)}  # fmt: skip
     return inputs
 
 
@@ -230,8 +220,8 @@ async def client_loop(
         if u < 0.6:
             layer = rng.choice(TILE_LAYERS)
             z = rng.choice((14, 15, 16))
-            x0, x1, y0, y1 = inputs.tiles[z]
-            path = f"/tiles/{layer}/{z}/{rng.randint(x0, x1)}/{rng.randint(y0, y1)}.mvt"
+            _, x, y = rng.choice(inputs.tiles[z])
+            path = f"/tiles/{layer}/{z}/{x}/{y}.mvt"
             headers = {"Accept-Encoding": "gzip", **auth}
             key = f"{signed_in}:{path}"
             repeat = key in run.seen_tiles
@@ -465,7 +455,7 @@ def main() -> None:
     ap.add_argument("--size", default="small", help="demo size to build (default small)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--url", help="an existing twin database instead of building one")
-    ap.add_argument("--cluster-dir", type=Path, help="the throwaway cluster's directory (kept)")
+    ap.add_argument("--cluster-dir", type=Path, help="the cluster's directory (kept, stopped)")
     ap.add_argument("--restart-db-at", type=float, help="restart the database at this second")
     ap.add_argument("--down-for", type=float, default=3.0, help="seconds the database stays down")
     ap.add_argument("--pool-timeout", type=float, default=5.0, help="TWIN_POOL_TIMEOUT_S")
@@ -504,9 +494,10 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(30)
-        if not args.cluster_dir and not args.url and cluster is not None:
-            cluster.stop()
-            shutil.rmtree(cluster_dir, ignore_errors=True)
+        if not args.url and cluster is not None:
+            cluster.stop()  # a named cluster keeps its data and starts again on the next run
+            if not args.cluster_dir:
+                shutil.rmtree(cluster_dir, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

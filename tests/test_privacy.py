@@ -81,9 +81,9 @@ def test_zero_children_are_shown_and_the_parent_hides_instead() -> None:
     assert hidden.tolist() == [False, True, True, True, False, False]
 
 
-def test_a_hidden_total_with_all_parts_shown_is_not_hidden_at_all() -> None:
-    # Hiding the total 9 = 5 + 4 needs its parts hidden too (they are, as both are small); with
-    # parts 9 = 9 + 0, the part 9 is primary, and the total must follow.
+def test_a_total_equal_to_its_only_non_zero_part_hides_with_it() -> None:
+    # 9 = 9 + 0: total and part are both below k, so both are hidden already, and the zero
+    # stays shown (it reveals no one); nothing more is needed.
     hidden = complementary_suppression([9, 9, 0], [(0, [1, 2])], k=K)
     assert hidden.tolist() == [True, True, False]
 

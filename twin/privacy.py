@@ -66,7 +66,7 @@ def suppress_values(values: Iterable[int | None], k: int, *, allowed: bool) -> l
     return [v if allowed else suppress_count(v, k) for v in values]
 
 
-# Fields a stored cell row may list in ``cell_stats.hidden`` (complementary suppression).
+# Age bands counted as elderly (the ``elderly`` column of twin/db/sql/cell_stats.sql).
 ELDERLY_BANDS = ("60-74", "75+")
 
 

@@ -10,7 +10,6 @@ not from ``twin.privacy``; the attacker is the one of ``tests/test_privacy.py``.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,8 @@ from fastapi.testclient import TestClient
 from tests.test_privacy import differencing_attack
 from twin.api.app import create_app
 from twin.settings import Settings
+
+from .test_tiles import tile_of
 
 FIELDS = ("population", "elderly", "jobs")
 ELDERLY = ("60-74", "75+")
@@ -92,8 +93,9 @@ def relations(cells: set[str], bands: set[str], resolutions: list[int]) -> list[
     return out
 
 
-def fill(shown: dict[Any, int | None], truth: dict[Any, int], cells: set[str], bands: set[str],
-         *, city_totals: bool = True) -> dict[Any, int | None]:  # fmt: skip
+def fill(
+    shown: dict[Any, int | None], truth: dict[Any, int], cells: set[str], bands: set[str]
+) -> dict[Any, int | None]:
     """Complete the reader's table: absent bands are zero, 'rest' is unknown, city totals
     are public (the cockpit shows them)."""
     full = dict(shown)
@@ -101,14 +103,13 @@ def fill(shown: dict[Any, int | None], truth: dict[Any, int], cells: set[str], b
         for b in bands:
             full.setdefault((c, f"age:{b}"), truth.get((c, f"age:{b}"), 0))
         full[(c, "rest")] = None
-    if city_totals:
-        top = min(h3.get_resolution(c) for c in cells)
-        for f in [*FIELDS, "rest", *(f"age:{b}" for b in bands)]:
-            full[("city", f)] = sum(
-                truth.get((c, f), 0) if f != "rest" else
-                truth[(c, "population")] - truth[(c, "elderly")]
-                for c in cells if h3.get_resolution(c) == top
-            )  # fmt: skip
+    top = min(h3.get_resolution(c) for c in cells)
+    for f in [*FIELDS, "rest", *(f"age:{b}" for b in bands)]:
+        full[("city", f)] = sum(
+            truth.get((c, f), 0) if f != "rest" else
+            truth[(c, "population")] - truth[(c, "elderly")]
+            for c in cells if h3.get_resolution(c) == top
+        )  # fmt: skip
     return full
 
 
@@ -152,13 +153,7 @@ def test_primary_suppression_alone_would_leak(
 
 
 def tiles_over(cells: set[str], z: int) -> set[tuple[int, int]]:
-    out = set()
-    for c in cells:
-        lat, lon = h3.cell_to_latlng(c)
-        n = 2**z
-        out.add((int((lon + 180) / 360 * n),
-                 int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)))  # fmt: skip
-    return out
+    return {tile_of(lon, lat, z) for lat, lon in (h3.cell_to_latlng(c) for c in cells)}
 
 
 @pytest.mark.parametrize(("res", "z"), [(7, 10), (8, 12), (9, 14), (10, 15)])

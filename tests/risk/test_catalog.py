@@ -64,6 +64,8 @@ def test_the_shipped_rules_load() -> None:
         (lambda t: t.replace('title = "Test"\n', ""), "title"),
         (lambda t: t + "\n[style]\ncolors = { red = 'crimson' }\n", "style.colors.red"),
         (lambda t: t.replace("yellow = 20", "yellow = = 20"), "toml"),
+        (lambda t: 'visible_to = "analyst"\n' + t, "visible_to"),  # old name: not published
+        (lambda t: 'colour = "red"\n' + t, "colour"),
     ],
 )
 def test_a_broken_layer_names_file_and_field(tmp_path: Path, edit, field: str) -> None:  # type: ignore[no-untyped-def]

@@ -204,9 +204,19 @@ def _style(doc: Any, path: Path) -> dict[str, Any]:
     return {"colors": dict(colors), "opacity": opacity}
 
 
+LAYER_FIELDS = {"id", "title", "title_zh", "family", "res", "classification", "combine",
+                "description", "source", "inputs", "levels", "style"}  # fmt: skip
+
+
 def read_layer(path: Path, *, resolutions: list[int] | None = None) -> Layer:
     """Read and check one layer file."""
     doc = read_toml(path, CatalogError)
+    if "visible_to" in doc:  # the field's old name: refuse it rather than publish the layer
+        raise CatalogError(path, "visible_to", "replaced by classification = "
+                           '"general" | "important" | "core" (see layers/README.md)')  # fmt: skip
+    extra = sorted(set(doc) - LAYER_FIELDS)
+    if extra:
+        raise CatalogError(path, extra[0], f"unknown field; known: {sorted(LAYER_FIELDS)}")
     layer_id = _get(doc, "id", str, path)
     if not _ID.match(layer_id):
         raise CatalogError(path, "id", f"expected lower_snake_case (<= 40 chars), got {layer_id!r}")
