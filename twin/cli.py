@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -606,6 +607,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (TWIN_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (TWIN_PORT).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Server processes (TWIN_WORKERS).")
+    ] = None,
 ) -> None:
     """Run the HTTP API with uvicorn (OpenAPI at /docs)."""
     import uvicorn
@@ -613,11 +617,30 @@ def serve(
     from twin.api.app import create_app
 
     settings = _settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
+    }
     if overrides:
         settings = settings.model_copy(update=overrides)
     typer.echo(f"serving on http://{settings.host}:{settings.port} (map at /map, docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level=log_level
+        )
+        return
+    # Several processes: each builds its app from the environment (TWIN_*), as this one did.
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "twin.api.app:create_app", factory=True, workers=settings.workers,
+        host=settings.host, port=settings.port, log_level=log_level,
+    )  # fmt: skip
+    sock = config.bind_socket()
+    # uvicorn binds this shared socket without IPPROTO_TCP, so asyncio does not set TCP_NODELAY
+    # on the connections it accepts, and small responses then wait ~40 ms for delayed ACKs.
+    # Accepted sockets inherit the option from the listening one on Linux.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command("version")

@@ -27,6 +27,8 @@ from twin.db.cluster import LocalCluster
 from twin.db.migrate import upgrade
 from twin.runs import store
 
+from .test_tiles import tile_of
+
 pytestmark = pytest.mark.cluster
 
 POOL_TIMEOUT_S = 2.0
@@ -89,8 +91,10 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
         token = json.loads(r.stdout)["token"]
         port = _free_port()
         log = base_dir / "serve.log"
+        # Two processes: each must ride out the restart on its own (pool, version reader).
+        serve = ["serve", "--port", str(port), "--workers", "2", "--log-level", "warning"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "twin", "serve", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "twin", *serve],
             env=_env(
                 TWIN_DATABASE_URL=url,
                 TWIN_DATA_DIR=str(base_dir / "data"),
@@ -170,10 +174,13 @@ def test_database_restart_under_load(twin: Twin) -> None:
         ("tasks", "/api/tasks?limit=5"),
         ("features", "/collections/buildings/items?limit=5&bbox=120.1,30.2,120.2,30.3"),
         ("health", "/healthz"),
+        # Anonymous and cached after its first read: the shared layer version reader's path.
+        ("tile", "/tiles/admin_areas/10/{}/{}.mvt".format(*tile_of(120.15, 30.25, 10))),
     ]
 
     def reader(kind: str, path: str) -> None:
-        with httpx.Client(base_url=twin.base, headers=h, timeout=POOL_TIMEOUT_S + 15) as client:
+        auth = {} if kind == "tile" else h
+        with httpx.Client(base_url=twin.base, headers=auth, timeout=POOL_TIMEOUT_S + 15) as client:
             while not stop.is_set():
                 start = time.monotonic() - t0
                 try:

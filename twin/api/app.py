@@ -26,8 +26,18 @@ from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
 from twin.settings import Settings
 from twin.tiles.cache import TileCache
+from twin.tiles.versions import VersionReader
 
 log = logging.getLogger(__name__)
+
+
+def connection_options(settings: Settings) -> str:
+    # twin.scope=none: a statement outside a request's scoped transaction sees no scoped rows
+    # (fail closed); each request sets its own scope.
+    return (
+        f"-c statement_timeout={settings.statement_timeout_ms} -c twin.scope=none"
+        f" -c max_parallel_workers_per_gather={settings.parallel_workers}"
+    )
 
 
 def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
@@ -42,9 +52,7 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         # gives up, the next waiting request starts a fresh attempt at once.
         reconnect_timeout=settings.pool_reconnect_timeout_s,
         kwargs={
-            # twin.scope=none: a statement outside a request's scoped transaction sees no
-            # scoped rows (fail closed); each request sets its own scope.
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c twin.scope=none",
+            "options": connection_options(settings),
             "connect_timeout": max(1, int(settings.pool_timeout_s)),
             "application_name": "twin-api",
         },
@@ -56,6 +64,7 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = None
+    app.state.versions = None
     app.state.db_error = None
     try:
         url = database_url(settings)
@@ -68,11 +77,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = make_pool(url, settings)
     await pool.open(wait=False)
     app.state.pool = pool
+    app.state.versions = VersionReader(
+        url, role=settings.api_db_role, timeout_s=settings.pool_timeout_s,
+        options=connection_options(settings),
+    )  # fmt: skip
     app.state.jobs = jobs.executor()
     try:
         yield
     finally:
         app.state.jobs.shutdown(wait=False, cancel_futures=True)
+        await app.state.versions.close()
         await pool.close()
         await app.state.tiles.close()
 
@@ -88,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = None
+    app.state.versions = None  # the lifespan starts the layer version reader
     app.state.db_error = "not started"
     app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
     errors.install(app)

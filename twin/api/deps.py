@@ -9,6 +9,7 @@ switched to the API's database role with the caller's scope (``SET LOCAL`` seman
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
@@ -21,18 +22,20 @@ from twin.api.errors import DatabaseUnavailableError, ForbiddenError, Unauthoriz
 from twin.auth import TOKEN_PREFIX, principal_for_token
 from twin.settings import Settings
 
+# The dependencies below are ``async def`` although they do not await: FastAPI runs a plain
+# ``def`` dependency in a worker thread, a hop that costs more than a cached tile.
 SCOPE_SQL = (
     "SELECT set_config('role', %(role)s, true), set_config('twin.scope', %(scope)s, true),"
     " set_config('twin.actor', %(actor)s, true)"
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
+async def get_pool(request: Request) -> AsyncConnectionPool:
     pool: AsyncConnectionPool | None = request.app.state.pool
     if pool is None:
         raise DatabaseUnavailableError(request.app.state.db_error or "database not configured")
@@ -51,7 +54,7 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-def _public(settings: Settings) -> Principal:
+def public_principal(settings: Settings) -> Principal:
     """The anonymous caller, with the clearance this deployment gives it."""
     if settings.public_clearance == PUBLIC.public_clearance:
         return PUBLIC
@@ -64,14 +67,15 @@ class Session:
     principal: Principal
 
 
-async def get_session(
-    request: Request, pool: Annotated[AsyncConnectionPool, Depends(get_pool)]
-) -> AsyncIterator[Session]:
-    """The request's connection, in a transaction scoped to its caller; commits at the end."""
+@asynccontextmanager
+async def open_session(request: Request, pool: AsyncConnectionPool) -> AsyncIterator[Session]:
+    """A pooled connection in a transaction scoped to the request's caller; commits at the end.
+
+    For handlers that need a connection only on some paths (a tile missing from the cache)."""
     token = bearer_token(request)
     settings: Settings = request.app.state.settings
     async with pool.connection() as conn:
-        who = _public(settings)
+        who = public_principal(settings)
         if token is not None:
             found = await principal_for_token(conn, token)
             if found is None:
@@ -85,16 +89,24 @@ async def get_session(
         yield Session(conn, who)
 
 
+async def get_session(
+    request: Request, pool: Annotated[AsyncConnectionPool, Depends(get_pool)]
+) -> AsyncIterator[Session]:
+    """The request's connection, in a transaction scoped to its caller; commits at the end."""
+    async with open_session(request, pool) as session:
+        yield session
+
+
 # scope="function": the transaction commits before the response is sent, so a 2xx answer means
 # the write is in the database; a commit that fails (database gone) is answered 503, never lost.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_conn(session: SessionDep) -> AsyncConnection:
+async def get_conn(session: SessionDep) -> AsyncConnection:
     return session.conn
 
 
-def get_principal(session: SessionDep) -> Principal:
+async def get_principal(session: SessionDep) -> Principal:
     """The caller: the user of the bearer token, else the anonymous public."""
     return session.principal
 

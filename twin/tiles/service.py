@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
@@ -35,7 +37,7 @@ def etag_for(layer: TileLayer, version: int, z: int, x: int, y: int, extra: str 
 
 
 async def get_tile(
-    conn: AsyncConnection,
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
     cache: TileCache,
     layer: TileLayer,
     z: int,
@@ -49,8 +51,9 @@ async def get_tile(
 ) -> Tile:
     """The tile, from the cache when its version is current, else from PostGIS.
 
-    ``extra`` distinguishes variants of one tile (suppression k, the caller's scope); by
-    default the k of the cells layer."""
+    ``connect`` opens the caller's scoped connection; it is called only on a cache miss, so a
+    hit costs no database work beyond the version read. ``extra`` distinguishes variants of
+    one tile (suppression k, the caller's scope); by default the k of the cells layer."""
     if extra is None:
         extra = f"-k{k}" if layer.id == "cells" else ""
     etag = etag_for(layer, version, z, x, y, extra)
@@ -63,8 +66,9 @@ async def get_tile(
             "res": cell_resolution(z, kept or resolutions), "layer_key": layer.layer_key,
             "run": layer.run_id,
         }  # fmt: skip
-        cur = await conn.execute(tile_query(layer, z), params)
-        row = await cur.fetchone()
+        async with connect() as conn:
+            cur = await conn.execute(tile_query(layer, z), params)
+            row = await cur.fetchone()
         raw = bytes(row[0]) if row and row[0] is not None else b""
         data = gzip.compress(raw, compresslevel=5)
         await cache.put(key, data)

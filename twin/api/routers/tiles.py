@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from twin.access import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
+from twin.api.deps import (
+    Conn,
+    PoolDep,
+    PrincipalDep,
+    SettingsDep,
+    bearer_token,
+    ensure_cleared,
+    open_session,
+    public_principal,
+)
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
 from twin.tiles.runs import run_tile_layer
 from twin.tiles.service import MAX_ZOOM, etag_for, get_tile, layer_version
+from twin.tiles.versions import VersionReader
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -34,10 +48,24 @@ def scope_key(who: Principal) -> str:
     return hashlib.sha256(who.scope_setting.encode()).hexdigest()[:16]
 
 
-async def _layer(name: str, conn: Conn, settings: Settings, who: Principal) -> TileLayer:
+def _catalog_layer(name: str, settings: Settings) -> TileLayer | None:
+    """A layer of the catalog or of the risk one map (no database needed), else None."""
     layer = LAYERS.get(name)
     if layer is None and name.startswith("risk_"):
         layer = risk_tiles(settings).get(name)
+    return layer
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"no tile layer {name!r}; layers: {', '.join(LAYERS)}, risk_<id> for each "
+        "layer of /api/layers, and flood_<run>, flood_roads_<run>, traffic_<run> for "
+        "simulation runs"
+    )
+
+
+async def _layer(name: str, conn: AsyncConnection, settings: Settings, who: Principal) -> TileLayer:
+    layer = _catalog_layer(name, settings)
     if layer is None and (run := run_tile_layer(name)) is not None:
         kind, run_id, layer = run
         cur = await conn.execute("SELECT kind FROM twin.sim_run WHERE id = %s", (run_id,))
@@ -45,11 +73,7 @@ async def _layer(name: str, conn: Conn, settings: Settings, who: Principal) -> T
         if row is None or row[0] != kind:
             raise NotFoundError(f"no {kind} run {run_id} (see /api/simulations?kind={kind})")
     if layer is None:
-        raise NotFoundError(
-            f"no tile layer {name!r}; layers: {', '.join(LAYERS)}, risk_<id> for each "
-            "layer of /api/layers, and flood_<run>, flood_roads_<run>, traffic_<run> for "
-            "simulation runs"
-        )
+        raise NotFoundError(_unknown(name))
     ensure_cleared(who, layer.label, f"tile layer {name!r}")
     return layer
 
@@ -99,16 +123,47 @@ async def tilejson(
     },
 )
 async def tile(
-    layer: str,
-    z: int,
-    x: int,
-    y: int,
-    request: Request,
-    conn: Conn,
-    settings: SettingsDep,
-    who: PrincipalDep,
+    layer: str, z: int, x: int, y: int, request: Request, settings: SettingsDep, pool: PoolDep
 ) -> Response:
-    lyr = await _layer(layer, conn, settings, who)
+    versions: VersionReader | None = request.app.state.versions
+    if versions is not None and bearer_token(request) is None and run_tile_layer(layer) is None:
+        # The public reading a catalog or risk layer (most map traffic): who it is and what
+        # the layer is need no database, the version comes from the shared reader, and a
+        # pooled connection is checked out only when the tile is not cached.
+        who = public_principal(settings)
+        lyr = _catalog_layer(layer, settings)
+        if lyr is None:
+            raise NotFoundError(_unknown(layer))
+        ensure_cleared(who, lyr.label, f"tile layer {layer!r}")
+        headers = _headers(lyr, z, x, y, who)
+        if "X-Tile-Reason" in headers:
+            return Response(status_code=204, headers=headers)
+        version = await versions.version_of(lyr.version_keys)
+        return await _respond(
+            request, settings, lyr, z, x, y, who, version, headers,
+            lambda: _session_conn(request, pool),
+        )  # fmt: skip
+    async with open_session(request, pool) as session:
+        who = session.principal
+        lyr = await _layer(layer, session.conn, settings, who)
+        headers = _headers(lyr, z, x, y, who)
+        if "X-Tile-Reason" in headers:
+            return Response(status_code=204, headers=headers)
+        version = await layer_version(session.conn, lyr)
+        return await _respond(
+            request, settings, lyr, z, x, y, who, version, headers,
+            lambda: nullcontext(session.conn),
+        )  # fmt: skip
+
+
+@asynccontextmanager
+async def _session_conn(request: Request, pool: AsyncConnectionPool) -> AsyncIterator[Any]:
+    async with open_session(request, pool) as session:
+        yield session.conn
+
+
+def _headers(lyr: TileLayer, z: int, x: int, y: int, who: Principal) -> dict[str, str]:
+    """Validate the tile address; the response headers (``X-Tile-Reason``: out of zoom)."""
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidParameterError("z", f"zoom must be 0..{MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
@@ -118,8 +173,21 @@ async def tile(
         headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding, Authorization"}
     if not lyr.minzoom <= z <= lyr.maxzoom:
         headers["X-Tile-Reason"] = f"zoom outside {lyr.minzoom}..{lyr.maxzoom}"
-        return Response(status_code=204, headers=headers)
-    version = await layer_version(conn, lyr)
+    return headers
+
+
+async def _respond(
+    request: Request,
+    settings: Settings,
+    lyr: TileLayer,
+    z: int,
+    x: int,
+    y: int,
+    who: Principal,
+    version: int,
+    headers: dict[str, str],
+    connect: Callable[[], AbstractAsyncContextManager[Any]],
+) -> Response:
     k = settings.suppression_k
     extra = f"-k{k}" if lyr.id == "cells" else ""
     if lyr.table in ROW_SECURED and who.scoped:
@@ -130,7 +198,7 @@ async def tile(
     if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
         return Response(status_code=304, headers=headers)
     t = await get_tile(
-        conn, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
+        connect, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
         resolutions=settings.h3_resolutions, extra=extra,
     )  # fmt: skip
     if t.empty:
