@@ -209,3 +209,19 @@ def test_redis_second_level_cache(settings: Settings) -> None:
         b = c.get(f"/tiles/buildings/15/{x}/{y}.mvt")
         assert cache.hits == hits + 1  # served from Redis: the in-process LRU holds nothing
     assert a.content == b.content
+
+
+def test_public_tiles_are_read_as_the_anonymous_caller(client: TestClient) -> None:
+    """The public pool's connections are fixed at connect to the API role and the public's
+    scope and actor (no per-request transaction sets them), without parallel query."""
+
+    async def who() -> tuple[str, ...]:
+        pool = client.app.state.public_pool  # type: ignore[attr-defined]
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT current_user, current_setting('twin.scope'),"
+                " current_setting('twin.actor'), current_setting('max_parallel_workers_per_gather')"
+            )
+            return tuple(await cur.fetchone())
+
+    assert client.portal.call(who) == ("twin_api", "*", "anonymous", "0")  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 import twin
+from twin.access import PUBLIC
 from twin.api import errors
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
@@ -31,19 +32,33 @@ from twin.tiles.versions import VersionReader
 log = logging.getLogger(__name__)
 
 
-def connection_options(settings: Settings) -> str:
-    # twin.scope=none: a statement outside a request's scoped transaction sees no scoped rows
-    # (fail closed); each request sets its own scope.
-    return (
-        f"-c statement_timeout={settings.statement_timeout_ms} -c twin.scope=none"
+def connection_options(settings: Settings, *, public: bool = False) -> str:
+    """libpq ``options`` of API connections.
+
+    A request's connection starts with ``twin.scope=none``: a statement outside the request's
+    scoped transaction sees no scoped rows (fail closed); each request sets its own scope. A
+    ``public`` connection is the anonymous caller for its whole life: the API role, every
+    area, actor ``anonymous``.
+    """
+    options = (
+        f"-c statement_timeout={settings.statement_timeout_ms}"
         f" -c max_parallel_workers_per_gather={settings.parallel_workers}"
+    )
+    if not public:
+        return f"{options} -c twin.scope=none"
+    return (
+        f"{options} -c role={settings.api_db_role} -c twin.scope={PUBLIC.scope_setting}"
+        f" -c twin.actor={PUBLIC.name}"
     )
 
 
-def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
+def make_pool(url: str, settings: Settings, *, public: bool = False) -> AsyncConnectionPool:
+    """The API's pool; ``public=True``: connections fixed to the anonymous caller, in autocommit
+    (one statement per read, no transaction or scope to set up: public tiles use them)."""
+    name = "twin-api-public" if public else "twin-api"
     return AsyncConnectionPool(
         url,
-        min_size=settings.pool_min_size,
+        min_size=1 if public else settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout_s,
         open=False,
@@ -52,11 +67,12 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         # gives up, the next waiting request starts a fresh attempt at once.
         reconnect_timeout=settings.pool_reconnect_timeout_s,
         kwargs={
-            "options": connection_options(settings),
+            "options": connection_options(settings, public=public),
             "connect_timeout": max(1, int(settings.pool_timeout_s)),
-            "application_name": "twin-api",
+            "application_name": name,
+            "autocommit": public,
         },
-        name="twin-api",
+        name=name,
     )
 
 
@@ -64,6 +80,7 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = None
+    app.state.public_pool = None
     app.state.versions = None
     app.state.db_error = None
     try:
@@ -77,6 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = make_pool(url, settings)
     await pool.open(wait=False)
     app.state.pool = pool
+    app.state.public_pool = make_pool(url, settings, public=True)
+    await app.state.public_pool.open(wait=False)
     app.state.versions = VersionReader(
         url, role=settings.api_db_role, timeout_s=settings.pool_timeout_s,
         options=connection_options(settings),
@@ -87,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.jobs.shutdown(wait=False, cancel_futures=True)
         await app.state.versions.close()
+        await app.state.public_pool.close()
         await pool.close()
         await app.state.tiles.close()
 
@@ -103,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.pool = None
     app.state.versions = None  # the lifespan starts the layer version reader
+    app.state.public_pool = None
     app.state.db_error = "not started"
     app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
     errors.install(app)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from twin.access import Principal
 from twin.api.deps import (
@@ -129,7 +128,8 @@ async def tile(
     if versions is not None and bearer_token(request) is None and run_tile_layer(layer) is None:
         # The public reading a catalog or risk layer (most map traffic): who it is and what
         # the layer is need no database, the version comes from the shared reader, and a
-        # pooled connection is checked out only when the tile is not cached.
+        # connection of the public pool (role, scope and actor fixed at connect) is checked
+        # out only when the tile is not cached.
         who = public_principal(settings)
         lyr = _catalog_layer(layer, settings)
         if lyr is None:
@@ -141,7 +141,7 @@ async def tile(
         version = await versions.version_of(lyr.version_keys)
         return await _respond(
             request, settings, lyr, z, x, y, who, version, headers,
-            lambda: _session_conn(request, pool),
+            request.app.state.public_pool.connection,
         )  # fmt: skip
     async with open_session(request, pool) as session:
         who = session.principal
@@ -154,12 +154,6 @@ async def tile(
             request, settings, lyr, z, x, y, who, version, headers,
             lambda: nullcontext(session.conn),
         )  # fmt: skip
-
-
-@asynccontextmanager
-async def _session_conn(request: Request, pool: AsyncConnectionPool) -> AsyncIterator[Any]:
-    async with open_session(request, pool) as session:
-        yield session.conn
 
 
 def _headers(lyr: TileLayer, z: int, x: int, y: int, who: Principal) -> dict[str, str]:
