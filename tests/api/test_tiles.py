@@ -84,6 +84,39 @@ def test_building_tile_matches_postgis(settings: Settings, client: TestClient) -
         assert got[i]["floors"] == floors
 
 
+def test_building_geometry_matches_postgis_mvt_geometry(
+    settings: Settings, client: TestClient
+) -> None:
+    """Buildings go into tiles unclipped and without ST_AsMVTGeom: each footprint inside the
+    tile must still decode to the polygon PostGIS's own ST_AsMVTGeom makes of it, with the same
+    ring orientation (MVT tells exterior rings from holes by it)."""
+    z = 17
+    x, y = tile_of(LON, LAT, z)
+    ours = {
+        f["id"]: shapely.geometry.shape(f["geometry"])
+        for f in _decode(client.get(f"/tiles/buildings/{z}/{x}/{y}.mvt"))["buildings"]["features"]
+    }
+    with psycopg.connect(settings.database_url) as c:
+        row = c.execute(
+            "SELECT ST_AsMVT(q, 'buildings', 4096, 'geom', 'fid') FROM (SELECT id AS fid,"
+            " ST_AsMVTGeom(geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 64, true) AS geom"
+            " FROM twin.building WHERE ST_Within(geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s))"
+            ") q",
+            {"z": z, "x": x, "y": y},
+        ).fetchone()
+    assert row is not None and row[0]
+    ref = {
+        f["id"]: shapely.geometry.shape(f["geometry"])
+        for f in mapbox_vector_tile.decode(bytes(row[0]))["buildings"]["features"]
+    }
+    assert ref, "the test tile should hold whole buildings"
+    for fid, want in ref.items():
+        got = ours[fid]
+        assert got.geom_type == want.geom_type == "Polygon", fid
+        assert got.exterior.is_ccw == want.exterior.is_ccw, fid
+        assert got.symmetric_difference(want).area <= 0.5, fid  # tile units², within snapping
+
+
 def test_cell_tile_carries_suppressed_statistics(settings: Settings, client: TestClient) -> None:
     z = 14  # resolution 9
     x, y = tile_of(LON, LAT, z)

@@ -19,6 +19,15 @@ BUFFER = 64  # pixels of the tile extent drawn beyond its edge, so lines and lab
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
+def tile_transform(z: int, x: int, y: int) -> dict[str, float]:
+    """Scale and offsets taking EPSG:3857 metres to tile (z, x, y)'s extent units, y down:
+    ``px = s * X + xo``, ``py = -s * Y + yo`` (parameters of unclipped layers' queries)."""
+    size = 2 * WEB_MERCATOR_HALF / 2**z
+    s = EXTENT / size
+    west, north = x * size - WEB_MERCATOR_HALF, WEB_MERCATOR_HALF - y * size
+    return {"s": s, "xo": -west * s, "yo": north * s}
+
+
 def pixel_m(z: int) -> float:
     """Size of one tile-extent unit (m) at zoom z."""
     return 2 * WEB_MERCATOR_HALF / (2**z) / EXTENT
@@ -35,6 +44,11 @@ class TileLayer:
     minzoom: int
     maxzoom: int = 22
     cap: int = 20_000
+    # False: features go into tiles whole (moved to tile coordinates, snapped to the grid, rings
+    # oriented for MVT) instead of through ST_AsMVTGeom, whose clipping is most of a tile's
+    # cost. Only for small polygons: a feature spills at most its own size past the buffer,
+    # which clients clip anyway (and a 3D extrusion is then not cut at the tile edge).
+    clip: bool = True
     # Version keys in layer_version whose change must refresh this layer's tiles.
     versions: tuple[str, ...] = ()
     # Simplify polygons/lines below this zoom (tolerance: one extent unit).
@@ -83,7 +97,7 @@ LAYERS: dict[str, TileLayer] = {
             "buildings", "Buildings", "building",
             {"use": "t.use", "height_m": "t.height_m", "floors": "t.floors",
              "footprint_m2": "t.footprint_m2", "h3": "twin.h3_to_hex(t.cell)"},
-            minzoom=13, cap=30_000,
+            minzoom=13, cap=30_000, clip=False,
             fields={"use": "String", "height_m": "Number", "floors": "Number",
                     "footprint_m2": "Number", "h3": "String"},
             description="Footprints with height and floors for 3D extrusion, and use.",
@@ -200,17 +214,26 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         where.append("t.layer_id = %(layer_key)s")
     # Property names are constants of this module (plain identifiers), quoted here.
     props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
+    if layer.clip:
+        mvt_geom = (
+            f"ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT}, {BUFFER}, true)"
+        )
+    else:
+        # Positive area in tile coordinates (y down) marks an exterior ring in MVT: PostGIS's
+        # "counter-clockwise" once the y axis is flipped.
+        mvt_geom = (
+            "ST_ForcePolygonCCW(ST_SnapToGrid("
+            f"ST_Affine({geom}, %(s)s, 0, 0, -%(s)s, %(xo)s, %(yo)s), 1))"
+        )
     # Only catalog constants are interpolated; request values are bound parameters.
     text = (
         "SELECT ST_AsMVT(q, {name}, {extent}, 'geom', 'fid') FROM ("  # noqa: S608
-        f" SELECT ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT},"
-        f" {BUFFER}, true)"
-        f" AS geom, {layer.id_expr} AS fid, {props}"
+        f" SELECT {mvt_geom} AS geom, {layer.id_expr} AS fid, {props}"
         " FROM {table} t"
         f"{' ' + layer.join if layer.join else ''}"
         f" WHERE {' AND '.join(where)}"
         f" ORDER BY {layer.order} LIMIT {layer.cap}"
-        ") q WHERE q.geom IS NOT NULL"
+        ") q WHERE q.geom IS NOT NULL AND NOT ST_IsEmpty(q.geom)"
     )
     return sql.SQL(text).format(
         name=sql.Literal(layer.id),

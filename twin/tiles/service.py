@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 
 from twin.tiles.cache import TileCache
-from twin.tiles.catalog import BUFFER, EXTENT, TileLayer, cell_resolution, tile_query
+from twin.tiles.catalog import (
+    BUFFER,
+    EXTENT,
+    TileLayer,
+    cell_resolution,
+    tile_query,
+    tile_transform,
+)
 
 MAX_ZOOM = 24
 
@@ -64,12 +71,14 @@ async def get_tile(
         params = {
             "z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
             "res": cell_resolution(z, kept or resolutions), "layer_key": layer.layer_key,
-            "run": layer.run_id,
+            "run": layer.run_id, **tile_transform(z, x, y),
         }  # fmt: skip
         async with connect() as conn:
             cur = await conn.execute(tile_query(layer, z), params)
             row = await cur.fetchone()
         raw = bytes(row[0]) if row and row[0] is not None else b""
-        data = gzip.compress(raw, compresslevel=5)
+        # Level 1 (nginx's default too): a dense z14 tile compresses in ~1 ms instead of ~2 at
+        # level 5, for ~10 % more bytes; on a miss the server's own CPU is the scarce part.
+        data = gzip.compress(raw, compresslevel=1)
         await cache.put(key, data)
     return Tile(data=data, etag=etag, empty=len(data) <= 20 and gzip.decompress(data) == b"")
