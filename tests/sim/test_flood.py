@@ -156,6 +156,26 @@ def test_probes_record_depth_at_every_output_time() -> None:
     assert r.probe_depth[:, 0] == pytest.approx([0, 2.5e-4, 5e-4, 7.5e-4, 1e-3], abs=1e-12)
 
 
+def test_maxima_at_output_times_only_are_the_peaks_of_the_samples() -> None:
+    """With ``maxima_every_step=False`` the state evolves exactly as before, and the max depth
+    of a cell is the highest of its depths at the output times (read through the probes)."""
+    bed = bowl()
+    rain = Series(np.array([0.0, 200.0]), np.array([150 * MM_H, 0.0]))  # a burst, then drying
+    cells = [(20, 25), (5, 5), (30, 40), (0, 0)]
+    kw = {"dx": 2.0, "duration_s": 600, "rain": rain, "probes": cells, "output_interval_s": 60}
+    every = simulate(bed, **kw)  # type: ignore[arg-type]
+    sampled = simulate(bed, maxima_every_step=False, **kw)  # type: ignore[arg-type]
+    assert np.array_equal(sampled.depth, every.depth)
+    assert sampled.steps == every.steps
+    for i, (r, c) in enumerate(cells):
+        peaks = sampled.probe_depth[:, i]
+        assert sampled.max_depth[r, c] == pytest.approx(peaks.max(), rel=1e-6)  # float32 maxima
+        when = sampled.output_times_s[int(np.argmax(peaks))]
+        assert sampled.time_of_max_s[r, c] == pytest.approx(when) or peaks.max() == peaks[0]
+    assert np.all(sampled.max_depth <= every.max_depth)
+    assert np.any(sampled.max_depth < every.max_depth)  # peaks between outputs are missed
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from twin.sim import flood_kernels as fk
+from twin.sim.flood_kernels import G
 from twin.sim.rain import Series
 
-G = 9.81  # gravity (m/s²)
 Side = Literal["open", "closed"]
 FloatArray = npt.NDArray[np.floating]
 
@@ -108,249 +108,12 @@ class FloodResult:
         return self.steps * self.cells / self.wall_s if self.wall_s > 0 else math.inf
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _friction_factor(h, tmp, bits):
-    """``h^(-7/3)`` without a division or a libm call: a bit-level first guess of ``h^(-1/3)``
-    (the exponent trick with 4/3 * 2^52 * (1023 - 0.045)), three Newton steps (relative error
-    below 1e-7, far inside any Manning's n), then the seventh power.
-
-    libm's cbrt and the divisions around it cost most of the face update otherwise.
-    """
-    tmp[0] = h
-    bits[0] = np.uint64(0x553F09FC49D9B000) - bits[0] // 3
-    y = tmp[0]
-    t = h * (1.0 / 3.0)
-    y = y * (4.0 / 3.0 - t * y * y * y)
-    y = y * (4.0 / 3.0 - t * y * y * y)
-    y = y * (4.0 / 3.0 - t * y * y * y)
-    y2 = y * y
-    y6 = y2 * y2 * y2
-    return y6 * y
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _value(arr, scalar, r, c):
-    """A per-cell field, or a uniform one (scalar >= 0) without reading memory for it."""
-    return scalar if scalar >= 0.0 else arr[r, c]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _face(e0, e1, z0, z1, q_old, qa, nf, gdt, dx, hmin, froude, tmp, bits):
-    """New unit discharge (m²/s) through a face from cell 0 to cell 1 (positive 0 -> 1)."""
-    hf = max(e0, e1) - max(z0, z1)
-    if hf <= hmin:
-        return 0.0
-    new = (qa - gdt * hf * (e1 - e0) / dx) / (
-        1.0 + gdt * nf * abs(q_old) * _friction_factor(hf, tmp, bits)
-    )
-    if froude > 0.0:
-        cap = froude * hf * math.sqrt(G * hf)
-        new = min(max(new, -cap), cap)
-    return new
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _edge(hb, zb, z_in, inner_ok, out_old, q_old, n2b, gdt, dx, hmin, s_open, tmp, bits):
-    """Outward unit discharge (m²/s, >= 0) through an open edge face.
-
-    Free outflow: the water surface keeps falling outward at the bed's slope toward the edge
-    (at least ``s_open``), and the discharge is capped at critical flow.
-    """
-    if hb <= hmin:
-        return 0.0
-    slope = max(s_open, (z_in - zb) / dx) if inner_ok else s_open
-    q = (max(out_old, 0.0) + gdt * hb * slope) / (
-        1.0 + gdt * n2b * abs(q_old) * _friction_factor(hb, tmp, bits)
-    )
-    return min(max(q, 0.0), hb * math.sqrt(G * hb))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _fluxes(h, z, qx, qy, n2, n2u, active, dt, dx, theta, hmin, froude, sides, s_open, buf):
-    """Update face discharges in place from the water-surface slope (semi-implicit friction).
-
-    The theta form averages each face's old discharge with its two neighbours' old ones along
-    the flow direction; ``q_prev`` (x) and ``buf`` (y) keep those old values as faces are
-    overwritten.
-    """
-    ny, nx = h.shape
-    gdt = G * dt
-    half = 0.5 * (1.0 - theta)
-    tmp = np.empty(1, dtype=np.float64)
-    bits = tmp.view(np.uint64)
-    w_open, e_open, n_open, s_open_side = sides[0], sides[1], sides[2], sides[3]
-    for r in range(ny):
-        q_prev = qx[r, 0]
-        qx[r, 0] = 0.0
-        if w_open and active[r, 0]:
-            qx[r, 0] = -_edge(
-                h[r, 0], z[r, 0], z[r, min(1, nx - 1)], nx > 1 and active[r, min(1, nx - 1)],
-                -q_prev, q_prev, _value(n2, n2u, r, 0), gdt, dx, hmin, s_open, tmp, bits,
-            )  # fmt: skip
-        for c in range(1, nx):
-            q_old = qx[r, c]
-            new = 0.0
-            if active[r, c - 1] and active[r, c]:
-                z0 = z[r, c - 1]
-                z1 = z[r, c]
-                new = _face(
-                    h[r, c - 1] + z0, h[r, c] + z1, z0, z1, q_old,
-                    theta * q_old + half * (q_prev + qx[r, c + 1]),
-                    0.5 * (_value(n2, n2u, r, c - 1) + _value(n2, n2u, r, c)),
-                    gdt, dx, hmin, froude, tmp, bits,
-                )  # fmt: skip
-            qx[r, c] = new
-            q_prev = q_old
-        q_old = qx[r, nx]
-        qx[r, nx] = 0.0
-        k = nx - 1
-        if e_open and active[r, k]:
-            qx[r, nx] = _edge(
-                h[r, k], z[r, k], z[r, max(k - 1, 0)], nx > 1 and active[r, max(k - 1, 0)],
-                q_old, q_old, _value(n2, n2u, r, k), gdt, dx, hmin, s_open, tmp, bits,
-            )  # fmt: skip
-    for c in range(nx):
-        q_old = qy[0, c]
-        buf[c] = q_old  # the old north-edge discharge: the first interior row's "previous"
-        qy[0, c] = 0.0
-        if n_open and active[0, c]:
-            qy[0, c] = -_edge(
-                h[0, c], z[0, c], z[min(1, ny - 1), c], ny > 1 and active[min(1, ny - 1), c],
-                -q_old, q_old, _value(n2, n2u, 0, c), gdt, dx, hmin, s_open, tmp, bits,
-            )  # fmt: skip
-    for r in range(1, ny):
-        for c in range(nx):
-            q_old = qy[r, c]
-            q_prev = buf[c]
-            buf[c] = q_old
-            new = 0.0
-            if active[r - 1, c] and active[r, c]:
-                z0 = z[r - 1, c]
-                z1 = z[r, c]
-                new = _face(
-                    h[r - 1, c] + z0, h[r, c] + z1, z0, z1, q_old,
-                    theta * q_old + half * (q_prev + qy[r + 1, c]),
-                    0.5 * (_value(n2, n2u, r - 1, c) + _value(n2, n2u, r, c)),
-                    gdt, dx, hmin, froude, tmp, bits,
-                )  # fmt: skip
-            qy[r, c] = new
-    k = ny - 1
-    for c in range(nx):
-        q_old = qy[ny, c]
-        qy[ny, c] = 0.0
-        if s_open_side and active[k, c]:
-            qy[ny, c] = _edge(
-                h[k, c], z[k, c], z[max(k - 1, 0), c], ny > 1 and active[max(k - 1, 0), c],
-                q_old, q_old, _value(n2, n2u, k, c), gdt, dx, hmin, s_open, tmp, bits,
-            )  # fmt: skip
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _limits(h, qx, qy, f, dt, dx):
-    """Per cell, the share of its outgoing discharges it can afford (1 unless it would run dry)."""
-    ny, nx = h.shape
-    for r in range(ny):
-        for c in range(nx):
-            out = max(-qx[r, c], 0.0) + max(qx[r, c + 1], 0.0)
-            out += max(-qy[r, c], 0.0) + max(qy[r + 1, c], 0.0)
-            need = out * dt
-            avail = h[r, c] * dx
-            if need <= avail:
-                f[r, c] = 1.0
-            elif avail > 0.0:
-                f[r, c] = avail / need
-            else:
-                f[r, c] = 0.0
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _update(
-    h, qx, qy, f, active, drain, drain_u, infil, infil_u, maxd, tmax, maxv, maxhr, t_thr,
-    dt, dx, t_new, rain_d, thr, vel_h, hr_mid, hr_deep, df_mid, df_deep,
-):  # fmt: skip
-    """Scale each face by its upwind cell's limit, apply continuity, rain and sinks, track maxima.
-
-    Each face is written back by the later of its two cells (in row-major order) after both
-    have read it, so every face is scaled exactly once.
-    """
-    ny, nx = h.shape
-    k = dt / dx
-    drained = 0.0
-    infiltrated = 0.0
-    outflow = 0.0
-    hmax = 0.0
-    for r in range(ny):
-        for c in range(nx):
-            qw = qx[r, c]
-            qe = qx[r, c + 1]
-            qn = qy[r, c]
-            qs = qy[r + 1, c]
-            # Scale by the upwind cell's limit (a boundary face's upwind cell is this one).
-            if qw > 0.0:
-                qw *= f[r, c - 1]
-            else:
-                qw *= f[r, c]
-            if qe < 0.0:
-                qe *= f[r, c + 1]
-            else:
-                qe *= f[r, c]
-            if qn > 0.0:
-                qn *= f[r - 1, c]
-            else:
-                qn *= f[r, c]
-            if qs < 0.0:
-                qs *= f[r + 1, c]
-            else:
-                qs *= f[r, c]
-            qx[r, c] = qw
-            qy[r, c] = qn
-            if c == nx - 1:
-                qx[r, c + 1] = qe
-                outflow += qe
-            if r == ny - 1:
-                qy[r + 1, c] = qs
-                outflow += qs
-            if c == 0:
-                outflow -= qw
-            if r == 0:
-                outflow -= qn
-            if not active[r, c]:
-                continue
-            hn = h[r, c] + ((qw - qe) + (qn - qs)) * k + rain_d
-            # Sinks take at most what the cell holds; a cell at round-off below zero gives none.
-            if hn > 0.0:
-                d = min(_value(drain, drain_u, r, c) * dt, hn)
-                hn -= d
-                drained += d
-                i = min(_value(infil, infil_u, r, c) * dt, hn)
-                hn -= i
-                infiltrated += i
-            h[r, c] = hn
-            if hn > hmax:
-                hmax = hn
-            if hn > maxd[r, c]:
-                maxd[r, c] = hn
-                tmax[r, c] = t_new
-            if hn >= thr and t_thr[r, c] > t_new:
-                t_thr[r, c] = t_new
-            if hn > vel_h:
-                ux = 0.5 * (qw + qe) / hn
-                uy = 0.5 * (qn + qs) / hn
-                v = math.sqrt(ux * ux + uy * uy)
-                if v > maxv[r, c]:
-                    maxv[r, c] = v
-                df = df_deep if hn > hr_deep else (df_mid if hn > hr_mid else 0.0)
-                hr = hn * (v + 0.5) + df
-                if hr > maxhr[r, c]:
-                    maxhr[r, c] = hr
-    return hmax, drained * dx * dx, infiltrated * dx * dx, outflow * dt * dx
-
-
 def _field(
     value: float | FloatArray, shape: tuple[int, int], dtype: type, name: str
 ) -> tuple[FloatArray, float]:
-    """A per-cell input as ``(array, -1)``, or a uniform one as ``(1x1 array, value)``: kernels
-    read the scalar then, which saves a memory stream per field on large grids."""
+    """A per-cell input as ``(array, -1)``, or a uniform one as ``(one row of it, value)``:
+    kernels read row 0 for every row then, which saves a memory stream per field on large
+    grids."""
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim == 2 and arr.shape != shape:
         raise ValueError(f"{name} has shape {arr.shape}, the bed {shape}")
@@ -359,7 +122,8 @@ def _field(
     if np.any(arr < 0):
         raise ValueError(f"{name} must not be negative")
     if arr.ndim == 0 or (arr.size > 0 and np.all(arr == arr.flat[0])):
-        return np.zeros((1, 1), dtype=dtype), float(arr.flat[0])
+        u = float(arr.flat[0])
+        return np.full((1, shape[1]), u, dtype=dtype), u
     return np.ascontiguousarray(np.broadcast_to(arr, shape), dtype=dtype), -1.0
 
 
@@ -389,6 +153,7 @@ def simulate(
     hazard: HazardRating | None = None,
     dtype: type = np.float64,
     progress: Callable[[float, float], None] | None = None,
+    maxima_every_step: bool = True,
 ) -> FloodResult:
     """Run the local-inertial model over ``duration_s``.
 
@@ -442,6 +207,11 @@ def simulate(
         ``np.float64`` or ``np.float32`` for the state arrays; the volume accounts are float64.
     progress
         Called with ``(t, duration_s)`` at each output time.
+    maxima_every_step
+        Track the maxima (depth and its time, velocity, hazard, time to ``threshold_m``) after
+        every step (default), or only at output times, as a model sampled every
+        ``output_interval_s`` would see them: about a third less work per step, at the cost of
+        peaks between outputs.
     """
     if dtype not in (np.float64, np.float32):
         raise ValueError("dtype must be numpy.float64 or numpy.float32")
@@ -456,10 +226,10 @@ def simulate(
         raise ValueError("alpha must be in (0, 1] and theta in [0, 1]")
     shape = (int(z.shape[0]), int(z.shape[1]))
     ny, nx = shape
-    n, n_u = _field(manning, shape, dtype, "manning")
-    n2, n2_u = n * n, (n_u * n_u if n_u >= 0 else -1.0)
-    drain, drain_u = _field(drainage_m_s, shape, dtype, "drainage")
-    infil, infil_u = _field(infiltration_m_s, shape, dtype, "infiltration")
+    n, _ = _field(manning, shape, dtype, "manning")
+    n2 = n * n
+    drain, _ = _field(drainage_m_s, shape, dtype, "drainage")
+    infil, _ = _field(infiltration_m_s, shape, dtype, "infiltration")
     h0, h0_u = _field(initial_depth, shape, np.float64, "initial_depth")
     h: FloatArray = np.full(shape, h0_u, dtype=dtype) if h0_u >= 0 else h0.astype(dtype)
     act = np.ones(shape, dtype=np.bool_) if active is None else np.asarray(active, dtype=np.bool_)
@@ -476,10 +246,22 @@ def simulate(
         if len(inflow.rows) == 0 or np.any(~act[inflow.rows, inflow.cols]):
             raise ValueError(f"inflow {inflow.name!r} must cover at least one active cell")
 
+    # The kernels' own bed: blocked cells raised to BLOCKED stand for the mask (see fk).
+    zk = z.copy()
+    zk[~act] = fk.BLOCKED
     qx = np.zeros((ny, nx + 1), dtype=dtype)
     qy = np.zeros((ny + 1, nx), dtype=dtype)
-    f = np.ones(shape, dtype=dtype)
-    buf = np.zeros(nx, dtype=dtype)
+    fb = np.ones((4, nx + 2), dtype=dtype)  # limits of the rows in flight (see fk.step)
+    xb = np.zeros(nx + 1, dtype=dtype)
+    yb = np.zeros((2, nx), dtype=dtype)
+    acc = np.zeros((3, nx), dtype=np.float64)
+    sinks = bool(drain.any() or infil.any())
+    thr32 = float(np.float32(threshold_m))  # see fk._update_row: the maxima are float32
+    p = fk.params(dtype)
+    p[fk.P_DX], p[fk.P_THETA], p[fk.P_HALF] = dx, theta, 0.5 * (1.0 - theta)
+    p[fk.P_HMIN], p[fk.P_FROUDE], p[fk.P_SOPEN] = min_flow_depth_m, froude_limit or 0.0, open_slope
+    p[fk.P_VELH], p[fk.P_HRMID], p[fk.P_HRDEEP] = velocity_min_depth_m, hz.mid_m, hz.deep_m
+    p[fk.P_DFMID], p[fk.P_DFDEEP] = hz.df_mid, hz.df_deep
     # Maxima are float32 whatever the state's precision: they are outputs, not state, and
     # four fewer float64 streams make the update pass markedly faster on large grids.
     stat = np.float32
@@ -520,16 +302,14 @@ def simulate(
         rain_d = rain.integral(t, t_new) if rain is not None else 0.0
         if rain_d < 0:
             raise ValueError(f"rain is negative between {t:.1f} s and {t_new:.1f} s")
-        vol["rain"] += rain_d * cell_area * n_active
-        _fluxes(
-            h, z, qx, qy, n2, n2_u, act, dt, dx, theta, min_flow_depth_m,
-            froude_limit or 0.0, sides, open_slope, buf,
-        )  # fmt: skip
-        _limits(h, qx, qy, f, dt, dx)
-        hmax, drained, infiltrated, outflow = _update(
-            h, qx, qy, f, act, drain, drain_u, infil, infil_u, maxd, tmax, maxv, maxhr, t_thr,
-            dt, dx, t_new, rain_d, threshold_m, velocity_min_depth_m,
-            hz.mid_m, hz.deep_m, hz.df_mid, hz.df_deep,
+        p[fk.P_DT], p[fk.P_GDT], p[fk.P_GDX] = dt, G * dt, G * dt / dx
+        p[fk.P_K], p[fk.P_RAIN] = dt / dx, rain_d
+        # The rain the cells get, in the state's precision (float32 rounds it by up to 6e-8).
+        vol["rain"] += float(p[fk.P_RAIN]) * cell_area * n_active
+        hmax, drained, infiltrated, outflow = fk.step(
+            h, zk, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
+            t_new, threshold_m, thr32, sinks, sides,
+            maxima_every_step or t_new >= next_out - 1e-9,
         )  # fmt: skip
         vol["drained"] += drained
         vol["infiltrated"] += infiltrated

@@ -1,0 +1,374 @@
+"""Numba kernels of the local-inertial flood model (:mod:`twin.sim.flood`): one time step is one
+row-pipelined sweep over the grid.
+
+Why one sweep: the three stages of a step (face discharges, the outflow limiter, continuity and
+the maxima) each touched every state array once, and most of the time went to that traffic and
+to branchy scalar loops. The sweep computes faces for row ``r``, limits for row ``r - 1`` and
+updates row ``r - 2``, so each array is streamed from memory once per step and the rows in
+flight stay in cache. Every inner loop runs over one row, branch-free (selects instead of
+``if``), with no loop-carried dependency, so LLVM vectorises it; edges and other per-row work
+stay scalar.
+
+Arithmetic is in the state's dtype throughout (float32 state is computed in float32): scalar
+constants come in through ``p``, an array of that dtype, because a Python float literal would
+promote the whole expression to float64.
+
+Blocked cells carry the bed ``BLOCKED`` (1e30) instead of a separate mask: a face next to one has
+a flow depth ``max(e) - max(z) = 0`` and so carries nothing, without a test in the loop.
+
+Mass stays at round-off: each face discharge is computed once, scaled once by its upwind cell's
+limit, stored, and read by both its cells; no fast-math reassociation is enabled anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+G = 9.81  # gravity (m/s²)
+BLOCKED = 1e30  # bed (m) of a blocked cell
+ACTIVE_BELOW = 1e29  # a cell whose bed is below this takes part
+
+# Layout of ``p``, the per-step scalars in the state's dtype.
+(P_DT, P_DX, P_GDT, P_GDX, P_THETA, P_HALF, P_HMIN, P_FROUDE, P_SOPEN, P_K, P_RAIN, P_VELH,
+ P_HRMID, P_HRDEEP, P_DFMID, P_DFDEEP, P_ZERO, P_ONE, P_PT5, P_G, P_43, P_13, P_ACTIVE,
+ P_LEN) = range(24)  # fmt: skip
+
+
+# Every kernel: cached, without the GIL, numpy's error model (no zero-division checks in the
+# loops), and fused multiply-adds allowed ("contract" only: no reassociation, so each face and
+# each cell's sum is evaluated as written and mass stays at round-off).
+_OPTIONS: dict[str, Any] = {
+    "cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"},
+}  # fmt: skip
+_jit = numba.njit(**_OPTIONS)
+_inline = numba.njit(inline="always", **_OPTIONS)
+
+
+# First guesses of h^(-1/3) from the bits of h: 4/3 * 2^m * (bias - 0.045), m the mantissa bits.
+_MAGIC = {64: 0x553F09FC49D9B000, 32: 0x54A2FA8D}
+
+
+def params(dtype: type) -> np.ndarray:
+    """A ``p`` array for ``dtype`` with its constants filled in (the per-step slots are 0)."""
+    p: np.ndarray = np.zeros(P_LEN, dtype=dtype)
+    p[P_ONE], p[P_PT5], p[P_G], p[P_43], p[P_13] = 1.0, 0.5, G, 4.0 / 3.0, 1.0 / 3.0
+    p[P_ACTIVE] = ACTIVE_BELOW
+    return p
+
+
+def _rcbrt_seed_typer(typingctx, h):
+    """A first guess of ``h^(-1/3)`` (h > 0) from its bits: ``magic - bits / 3``.
+
+    The division by 3 goes through a float multiply so that it vectorises (there is no vector
+    64-bit integer division).
+    """
+    if h not in (types.float32, types.float64):
+        return None
+    width = 64 if h == types.float64 else 32
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(width)
+        bits = builder.bitcast(args[0], ity)
+        third = builder.fmul(
+            builder.sitofp(bits, ir.DoubleType()), ir.Constant(ir.DoubleType(), 1 / 3)
+        )
+        guess = builder.sub(ir.Constant(ity, _MAGIC[width]), builder.fptosi(third, ity))
+        return builder.bitcast(guess, args[0].type)
+
+    return h(h), codegen
+
+
+_rcbrt_seed: Any = intrinsic(_rcbrt_seed_typer)
+
+
+@_inline
+def _friction_factor(h, third, four_thirds):
+    """``h^(-7/3)`` without a division or a libm call: the bit-level first guess of ``h^(-1/3)``,
+    three Newton steps (relative error below 1e-7, far inside any Manning's n), then the seventh
+    power. libm's cbrt and the divisions around it would cost most of the face update."""
+    y = _rcbrt_seed(h)
+    t = h * third
+    c = four_thirds
+    y = y * (c - t * y * y * y)
+    y = y * (c - t * y * y * y)
+    y = y * (c - t * y * y * y)
+    y2 = y * y
+    return y2 * y2 * y2 * y
+
+
+@_inline
+def _face(e0, e1, z0, z1, q_old, qa, nf, c):
+    """New unit discharge (m²/s) through a face from cell 0 to cell 1 (positive 0 -> 1): the
+    theta-averaged ``qa`` pushed by the surface slope, over semi-implicit friction; 0 where the
+    flow depth is at or below ``min_flow_depth_m`` (computed anyway, then dropped: no branch).
+
+    ``c`` is :func:`_consts`' tuple: scalars in registers, not loads from ``p`` that LLVM would
+    have to repeat after every store for want of knowing that they do not alias.
+    """
+    gdt, gdx, hmin, zero, one, third, four_thirds = c
+    hf = max(e0, e1) - max(z0, z1)
+    den = one + gdt * nf * abs(q_old) * _friction_factor(max(hf, hmin), third, four_thirds)
+    new = (qa - gdx * hf * (e1 - e0)) / den
+    return new if hf > hmin else zero
+
+
+@_inline
+def _consts(p):
+    """The scalars :func:`_face` needs, read once per row."""
+    return p[P_GDT], p[P_GDX], p[P_HMIN], p[P_ZERO], p[P_ONE], p[P_13], p[P_43]
+
+
+@_inline
+def _cap(q, e0, e1, z0, z1, zero, froude, g):
+    """``q`` capped at ``froude_limit`` times critical flow for the face's flow depth."""
+    hf = max(max(e0, e1) - max(z0, z1), zero)
+    cap = froude * hf * math.sqrt(g * hf)
+    return min(max(q, -cap), cap)
+
+
+@_jit
+def _edge(hb, zb, z_in, inner_ok, out_old, q_old, n2b, p):
+    """Outward unit discharge (m²/s, >= 0) through an open edge face.
+
+    Free outflow: the water surface keeps falling outward at the bed's slope toward the edge
+    (at least ``open_slope``), and the discharge is capped at critical flow.
+    """
+    if hb <= p[P_HMIN]:
+        return p[P_ZERO]
+    s_open = p[P_SOPEN]
+    slope = max(s_open, (z_in - zb) / p[P_DX]) if inner_ok else s_open
+    gdt = p[P_GDT]
+    q = (max(out_old, p[P_ZERO]) + gdt * hb * slope) / (
+        p[P_ONE] + gdt * n2b * abs(q_old) * _friction_factor(hb, p[P_13], p[P_43])
+    )
+    return min(max(q, p[P_ZERO]), hb * math.sqrt(p[P_G] * hb))
+
+
+@_jit
+def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
+    """New (unlimited) discharges of row ``r``: its west faces ``qx[r]`` and north faces
+    ``qy[r]`` (and the south edge ``qy[ny]`` on the last row).
+
+    The theta form averages a face's old discharge with its two neighbours' old ones along the
+    flow, so the old values are copied aside first: ``xb`` the old ``qx[r]``, ``yb[r % 2]`` the
+    old ``qy[r]`` (``yb[(r - 1) % 2]`` still holds the old ``qy[r - 1]``); ``qy[r + 1]`` is not
+    yet overwritten.
+    """
+    ny, nx = h.shape
+    theta, half, pt5, act = p[P_THETA], p[P_HALF], p[P_PT5], p[P_ACTIVE]
+    fc = _consts(p)
+    hr, zr = h[r], z[r]
+    n2r = n2[r if n2.shape[0] > 1 else 0]
+    qxr = qx[r]
+    xb[:] = qxr
+    for c in range(1, nx):
+        z0, z1 = zr[c - 1], zr[c]
+        qo = xb[c]
+        qxr[c] = _face(
+            hr[c - 1] + z0, hr[c] + z1, z0, z1, qo, theta * qo + half * (xb[c - 1] + xb[c + 1]),
+            pt5 * (n2r[c - 1] + n2r[c]), fc,
+        )  # fmt: skip
+    qxr[0] = p[P_ZERO]
+    if sides[0] and zr[0] < act:
+        k = min(1, nx - 1)
+        qxr[0] = -_edge(hr[0], zr[0], zr[k], nx > 1 and zr[k] < act, -xb[0], xb[0], n2r[0], p)
+    qxr[nx] = p[P_ZERO]
+    k = nx - 1
+    if sides[1] and zr[k] < act:
+        j = max(k - 1, 0)
+        qxr[nx] = _edge(hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xb[nx], xb[nx], n2r[k], p)
+    zero, froude, g = p[P_ZERO], p[P_FROUDE], p[P_G]
+    if froude > 0:
+        for c in range(1, nx):
+            e0, e1 = hr[c - 1] + zr[c - 1], hr[c] + zr[c]
+            qxr[c] = _cap(qxr[c], e0, e1, zr[c - 1], zr[c], zero, froude, g)
+
+    qyr = qy[r]
+    old = yb[r % 2]
+    old[:] = qyr
+    if r == 0:
+        for c in range(nx):
+            qyr[c] = p[P_ZERO]
+        if sides[2]:
+            k = min(1, ny - 1)
+            for c in range(nx):
+                if zr[c] < act:
+                    qyr[c] = -_edge(
+                        hr[c], zr[c], z[k, c], ny > 1 and z[k, c] < act, -old[c], old[c],
+                        n2r[c], p,
+                    )  # fmt: skip
+    else:
+        prev, hu, zu = yb[(r - 1) % 2], h[r - 1], z[r - 1]
+        n2u = n2[r - 1 if n2.shape[0] > 1 else 0]
+        nxt = qy[r + 1]
+        for c in range(nx):
+            qo = old[c]
+            qyr[c] = _face(
+                hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], qo,
+                theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
+            )  # fmt: skip
+        if froude > 0:
+            for c in range(nx):
+                qyr[c] = _cap(qyr[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, g)
+    if r == ny - 1:
+        qys = qy[ny]
+        j = max(r - 1, 0)
+        for c in range(nx):
+            q_old = qys[c]
+            qys[c] = p[P_ZERO]
+            if sides[3] and zr[c] < act:
+                qys[c] = _edge(
+                    hr[c], zr[c], z[j, c], ny > 1 and z[j, c] < act, q_old, q_old, n2r[c], p
+                )
+
+
+@_jit
+def _limits_row(r, h, qx, qy, fr, p):
+    """Per cell of row ``r``, the share of its outgoing discharges it can afford (1 unless it
+    would run dry), into ``fr[1:-1]``."""
+    nx = h.shape[1]
+    zero, one, dt, dx = p[P_ZERO], p[P_ONE], p[P_DT], p[P_DX]
+    hr, qxr, qn, qs = h[r], qx[r], qy[r], qy[r + 1]
+    for c in range(nx):
+        out = max(-qxr[c], zero) + max(qxr[c + 1], zero)
+        out += max(-qn[c], zero) + max(qs[c], zero)
+        need = out * dt
+        avail = hr[c] * dx
+        part = avail / need if avail > zero else zero
+        fr[c + 1] = one if need <= avail else part
+
+
+@_jit
+def _scale(q, f_pos, f_neg, o_pos, o_neg, n):
+    """Scale face discharges ``q[:n]`` by the limit of their upwind cell: ``f_pos[o_pos + i]``
+    for a positive discharge, ``f_neg[o_neg + i]`` otherwise."""
+    for i in range(n):
+        v = q[i]
+        # Both limits are loaded unconditionally: a load under the condition makes a gather.
+        a, b = f_pos[o_pos + i], f_neg[o_neg + i]
+        q[i] = v * (a if v > 0 else b)
+
+
+@_jit
+def _update_row(
+    r, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc, p, t_new,
+    thr, thr32, sinks, track,
+):  # fmt: skip
+    """Scale row ``r``'s faces by their upwind cells' limits (``fu``, ``fc``, ``fd``: rows
+    ``r - 1``, ``r``, ``r + 1``, padded with 1 either side), apply continuity, rain and sinks
+    (``sinks``: whether any drainage or infiltration is set), and track the maxima (only when
+    ``track``: else just the grid's maximum depth, for the next step). Returns the outflow
+    (m²/s summed over the edge faces of the row).
+
+    A face is scaled once: the west faces of the row and its south faces here, its north faces
+    as the south faces of row ``r - 1`` (or here, on the north edge).
+    """
+    ny, nx = h.shape
+    qxr, qn, qs = qx[r], qy[r], qy[r + 1]
+    if r == 0:
+        _scale(qn, fu, fc, 1, 1, nx)
+    _scale(qxr, fc, fc, 0, 1, nx + 1)
+    _scale(qs, fc, fd, 1, 1, nx)
+    outflow = float(qxr[nx]) - float(qxr[0])
+    if r == 0:
+        for c in range(nx):
+            outflow -= qn[c]
+    if r == ny - 1:
+        for c in range(nx):
+            outflow += qs[c]
+
+    zero, k, act = p[P_ZERO], p[P_K], p[P_ACTIVE]
+    rain, vel_h, dt = p[P_RAIN], p[P_VELH], p[P_DT]
+    hr_mid, hr_deep, df_mid, df_deep = p[P_HRMID], p[P_HRDEEP], p[P_DFMID], p[P_DFDEEP]
+    hr, zr = h[r], z[r]
+    for c in range(nx):
+        dq = (qxr[c] - qxr[c + 1]) + (qn[c] - qs[c])
+        hr[c] = hr[c] + dq * k + (rain if zr[c] < act else zero)
+    if sinks:
+        # Sinks take at most what the cell holds; a cell at round-off below zero gives none.
+        drr = drain[r if drain.shape[0] > 1 else 0]
+        inr = infil[r if infil.shape[0] > 1 else 0]
+        drained, infiltrated = acc[1], acc[2]
+        for c in range(nx):
+            hn = hr[c]
+            d = min(drr[c] * dt, max(hn, zero))
+            hn -= d
+            i = min(inr[c] * dt, max(hn, zero))
+            hr[c] = hn - i
+            drained[c] += d
+            infiltrated[c] += i
+    hmax = acc[0]
+    if not track:
+        for c in range(nx):
+            hmax[c] = max(hmax[c], hr[c])
+        return outflow
+    mdr, tmr, mvr, mhr, ttr = maxd[r], tmax[r], maxv[r], maxhr[r], t_thr[r]
+    for c in range(nx):
+        hn = hr[c]
+        hmax[c] = max(hmax[c], hn)
+        m = mdr[c]
+        if hn > m:
+            mdr[c] = hn
+            tmr[c] = t_new
+        # The first arrival at the threshold without reading t_thr every step: the depth has
+        # never reached it while the (float32) max is below float32(thr); at equality, ask.
+        if (hn >= thr) & (m <= thr32) and ttr[c] > t_new:
+            ttr[c] = t_new
+        # Velocity and hazard in float32, the precision they are kept in: its square root and
+        # division cost a fraction of float64's, and these two were most of the row's time.
+        h32 = np.float32(hn)
+        sx = np.float32(qxr[c] + qxr[c + 1])
+        sy = np.float32(qn[c] + qs[c])
+        qm = np.float32(0.5) * math.sqrt(sx * sx + sy * sy)  # |q| at the cell (m²/s)
+        v = qm / h32
+        wet = hn > vel_h
+        if wet & (v > mvr[c]):
+            mvr[c] = v
+        df = df_deep if hn > hr_deep else (df_mid if hn > hr_mid else zero)
+        hz = qm + np.float32(0.5) * h32 + np.float32(df)  # d (v + 0.5) + DF
+        if wet & (hz > mhr[c]):
+            mhr[c] = hz
+    return outflow
+
+
+@_jit
+def step(
+    h, z, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p, t_new,
+    thr, thr32, sinks, sides, track,
+):  # fmt: skip
+    """One time step in place: faces, limits and continuity in one sweep (see the module).
+
+    ``fb`` (4, nx + 2) holds the limits of three rows in flight (row ``r`` in ``fb[r % 3]``) and
+    a row of ones (``fb[3]``, for beyond the north and south edges); columns 0 and nx + 1 are
+    ones too. ``acc`` (3, nx), float64: per-column maxima of depth, drained and infiltrated
+    depths, reduced at the end so that the row loops carry no reduction. ``track``: update the
+    maxima this step.
+
+    Returns ``(h_max (m), drained (m³), infiltrated (m³), outflow (m³))`` over the step.
+    """
+    ny = h.shape[0]
+    acc[:] = 0.0
+    outflow = 0.0
+    for s in range(ny + 2):
+        if s < ny:
+            _faces_row(s, h, z, qx, qy, n2, xb, yb, p, sides)
+        r = s - 1
+        if 0 <= r < ny:
+            _limits_row(r, h, qx, qy, fb[r % 3], p)
+        r = s - 2
+        if r >= 0:
+            outflow += _update_row(
+                r, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr,
+                fb[(r - 1) % 3] if r > 0 else fb[3], fb[r % 3],
+                fb[(r + 1) % 3] if r < ny - 1 else fb[3], acc, p, t_new, thr, thr32, sinks, track,
+            )  # fmt: skip
+    dx = float(p[P_DX])
+    area = dx * dx
+    return acc[0].max(), acc[1].sum() * area, acc[2].sum() * area, outflow * float(p[P_DT]) * dx
