@@ -107,6 +107,7 @@ def traffic_run(
             {
                 "iteration": h.iteration,
                 "gap": h.gap,
+                "gap_exact": h.exact,  # False: a lower bound (the exact check was skipped)
                 "objective": h.objective,
                 "tstt": h.tstt,
                 "seconds": round(h.seconds, 4),
