@@ -84,7 +84,7 @@ def test_unreachable_database_is_a_clear_503_error() -> None:
 
     async def go() -> None:
         reader = VersionReader(f"postgresql://twin@127.0.0.1:{port}/twin", role="twin_api",
-                               timeout_s=2)  # fmt: skip
+                               timeout_s=1)  # fmt: skip
         try:
             with pytest.raises(DatabaseUnavailableError, match="database unavailable"):
                 await reader.versions()

@@ -72,21 +72,43 @@ class VersionReader:
         while self._next is not None:
             # Take the pending future before the read starts: whoever arrives from here on
             # waits for the following read, which starts after them.
-            fut, self._next = self._next, None
+            waiting, self._next = [self._next], None
             try:
-                result = await asyncio.wait_for(self._read(), self.timeout_s)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                await self._drop()
-                log.warning("layer version read failed: %r", exc)
-                fut.set_exception(DatabaseUnavailableError(f"database unavailable: {exc}"))
-                fut.exception()  # retrieved here, so an abandoned future logs nothing
+                result = await self._read_retrying(waiting)
+            except DatabaseUnavailableError as exc:
+                for fut in waiting:
+                    fut.set_exception(exc)
+                    fut.exception()  # retrieved here, so an abandoned future logs nothing
             except BaseException as exc:  # cancellation at shutdown: release the waiters
                 await self._drop()
-                fut.set_exception(DatabaseUnavailableError(f"version read stopped: {exc!r}"))
-                fut.exception()
+                for fut in waiting:
+                    fut.set_exception(DatabaseUnavailableError(f"version read stopped: {exc!r}"))
+                    fut.exception()
                 raise
             else:
-                fut.set_result(result)
+                for fut in waiting:
+                    fut.set_result(result)
+
+    async def _read_retrying(self, waiting: list[asyncio.Future[dict[str, int]]]) -> dict[str, int]:
+        """Read; while the database is away (a restart, say) retry until ``timeout_s`` has
+        passed, as a request waits for the pool, rather than answer 503 at once. Requests that
+        arrive meanwhile join ``waiting``: the retry starts after them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        backoff = 0.05
+        while True:
+            try:
+                return await asyncio.wait_for(self._read(), max(deadline - loop.time(), 0.05))
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                await self._drop()
+                if loop.time() + backoff >= deadline:
+                    log.warning("layer version read failed: %r", exc)
+                    raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+            await asyncio.sleep(backoff)
+            backoff = min(2 * backoff, 0.5)
+            if self._next is not None:
+                waiting.append(self._next)
+                self._next = None
 
     async def _read(self) -> dict[str, int]:
         if self._conn is None or self._conn.closed:
