@@ -288,9 +288,13 @@ def _update_row(
     rain, vel_h, dt = p[P_RAIN], p[P_VELH], p[P_DT]
     hr_mid, hr_deep, df_mid, df_deep = p[P_HRMID], p[P_HRDEEP], p[P_DFMID], p[P_DFDEEP]
     hr, zr = h[r], z[r]
+    # Continuity in float64 whatever the state's dtype, rounded once into the state: in
+    # float32 the three roundings of a uniform rain on similar depths are alike from cell to
+    # cell and bias the mass balance instead of averaging out.
+    k64, rain64 = np.float64(k), np.float64(rain)
     for c in range(nx):
-        dq = (qxr[c] - qxr[c + 1]) + (qn[c] - qs[c])
-        hr[c] = hr[c] + dq * k + (rain if zr[c] < act else zero)
+        dq = (np.float64(qxr[c]) - np.float64(qxr[c + 1])) + (np.float64(qn[c]) - np.float64(qs[c]))
+        hr[c] = np.float64(hr[c]) + dq * k64 + (rain64 if zr[c] < act else 0.0)
     if sinks:
         # Sinks take at most what the cell holds; a cell at round-off below zero gives none.
         drr = drain[r if drain.shape[0] > 1 else 0]
@@ -298,12 +302,14 @@ def _update_row(
         drained, infiltrated = acc[1], acc[2]
         for c in range(nx):
             hn = hr[c]
-            d = min(drr[c] * dt, max(hn, zero))
-            hn -= d
-            i = min(inr[c] * dt, max(hn, zero))
-            hr[c] = hn - i
-            drained[c] += d
-            infiltrated[c] += i
+            hd = hn - min(drr[c] * dt, max(hn, zero))
+            hi = hd - min(inr[c] * dt, max(hd, zero))
+            hr[c] = hi
+            # Account what the subtractions really removed (exact in float64), not what the
+            # sink asked for: float32 rounds each one, and a uniform drainage rounds every cell
+            # the same way, an error that would pile up instead of averaging out.
+            drained[c] += np.float64(hn) - np.float64(hd)
+            infiltrated[c] += np.float64(hd) - np.float64(hi)
     hmax = acc[0]
     if not track:
         for c in range(nx):
