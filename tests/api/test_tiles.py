@@ -117,6 +117,42 @@ def test_building_geometry_matches_postgis_mvt_geometry(
         assert got.symmetric_difference(want).area <= 0.5, fid  # tile units², within snapping
 
 
+def test_a_sliver_footprint_stays_valid_in_tiles(settings: Settings, client: TestClient) -> None:
+    """Snapping to the tile grid can make a footprint with a notch narrower than a grid unit
+    invalid: such footprints (minimum clearance below the snapping move) still go through
+    ST_AsMVTGeom, so every decoded building polygon is valid."""
+    z = 14
+    x, y = tile_of(LON, LAT, z)
+    u = 2 * 20037508.342789244 / 2**z / 4096  # one extent unit (m, EPSG:3857): 0.6 m
+    # Placed at the tile's centre (a grid point), a notch 0.6 units wide on a grid line snaps
+    # to a spike: its three vertices land on one grid column.
+    a, b, c, top = 15.7 * u, 16 * u, 16.3 * u, 32 * u
+    notched = f"POLYGON((0 0,{top} 0,{top} {top},{c} {top},{b} {u},{a} {top},0 {top},0 0))"
+    with psycopg.connect(settings.database_url, autocommit=True) as c:
+        row = c.execute(
+            "INSERT INTO twin.building (use, geom) SELECT 'residential', ST_Multi(ST_Transform("
+            " ST_Translate(ST_SetSRID(%s::geometry, 3857), ST_X(p), ST_Y(p)), 4326))"
+            " FROM ST_Centroid(ST_TileEnvelope(%s, %s, %s)) p RETURNING id, clearance_m",
+            (notched, z, x, y),
+        ).fetchone()
+        c.execute("UPDATE twin.layer_version SET version = version + 1 WHERE layer = 'building'")
+    assert row is not None
+    bid, clearance = row
+    try:
+        assert clearance < math.sqrt(2) * u  # below the snapping move: the ST_AsMVTGeom path
+        feats = _decode(client.get(f"/tiles/buildings/{z}/{x}/{y}.mvt"))["buildings"]["features"]
+        shapes = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in feats}
+        assert bid in shapes
+        invalid = [i for i, g in shapes.items() if not g.is_valid]
+        assert not invalid, invalid
+    finally:
+        with psycopg.connect(settings.database_url, autocommit=True) as c:
+            c.execute("DELETE FROM twin.building WHERE id = %s", (bid,))
+            c.execute(
+                "UPDATE twin.layer_version SET version = version + 1 WHERE layer = 'building'"
+            )
+
+
 def test_cell_tile_carries_suppressed_statistics(settings: Settings, client: TestClient) -> None:
     z = 14  # resolution 9
     x, y = tile_of(LON, LAT, z)

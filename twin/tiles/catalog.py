@@ -8,6 +8,7 @@ answers, and never transforming the column per request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -25,7 +26,9 @@ def tile_transform(z: int, x: int, y: int) -> dict[str, float]:
     size = 2 * WEB_MERCATOR_HALF / 2**z
     s = EXTENT / size
     west, north = x * size - WEB_MERCATOR_HALF, WEB_MERCATOR_HALF - y * size
-    return {"s": s, "xo": -west * s, "yo": north * s}
+    # Snapping to the unit grid moves each vertex by at most half a diagonal (0.71 units); no
+    # vertex-edge distance closes if all moves stay below half the minimum clearance.
+    return {"s": s, "xo": -west * s, "yo": north * s, "snap_m": math.sqrt(2) / s}
 
 
 def pixel_m(z: int) -> float:
@@ -47,7 +50,9 @@ class TileLayer:
     # False: features go into tiles whole (moved to tile coordinates, snapped to the grid, rings
     # oriented for MVT) instead of through ST_AsMVTGeom, whose clipping is most of a tile's
     # cost. Only for small polygons: a feature spills at most its own size past the buffer,
-    # which clients clip anyway (and a 3D extrusion is then not cut at the tile edge).
+    # which clients clip anyway (and a 3D extrusion is then not cut at the tile edge). The
+    # table needs ``clearance_m`` (ST_MinimumClearance): features that snapping could make
+    # invalid (slivers, spikes) still go through ST_AsMVTGeom.
     clip: bool = True
     # Version keys in layer_version whose change must refresh this layer's tiles.
     versions: tuple[str, ...] = ()
@@ -222,8 +227,9 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         # Positive area in tile coordinates (y down) marks an exterior ring in MVT: PostGIS's
         # "counter-clockwise" once the y axis is flipped.
         mvt_geom = (
-            "ST_ForcePolygonCCW(ST_SnapToGrid("
-            f"ST_Affine({geom}, %(s)s, 0, 0, -%(s)s, %(xo)s, %(yo)s), 1))"
+            "CASE WHEN t.clearance_m > %(snap_m)s THEN ST_ForcePolygonCCW(ST_SnapToGrid("
+            f"ST_Affine({geom}, %(s)s, 0, 0, -%(s)s, %(xo)s, %(yo)s), 1)) ELSE ST_AsMVTGeom("
+            f"{geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT}, {BUFFER}, true) END"
         )
     # Only catalog constants are interpolated; request values are bound parameters.
     text = (

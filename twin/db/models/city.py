@@ -179,6 +179,12 @@ class Building(Base):
     cell: Mapped[int | None] = cell_column()
     geom: Mapped[Any] = geom("MULTIPOLYGON")
     geom_3857: Mapped[Any] = geom_3857("MULTIPOLYGON")
+    clearance_m: Mapped[float] = mapped_column(
+        sa.Float,
+        sa.Computed("ST_MinimumClearance(ST_Transform(geom, 3857))", persisted=True),
+        comment="minimum clearance in EPSG:3857 metres: tiles put a footprint in whole when "
+        "snapping to the tile grid cannot make it invalid (twin.tiles.catalog)",
+    )
     attrs: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = now_default()
 
