@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,8 @@ import typer
 from twin.cli_backup import db_dump, db_restore
 from twin.cli_report import report as report_command
 from twin.cli_risk import alerts_app, risk_app
+from twin.cli_serve import run_server
+from twin.cli_serve import serve as serve_command
 from twin.cli_sim import flood_app, simulate_app, traffic_app
 from twin.cli_support import JsonOpt
 from twin.cli_support import emit as _emit
@@ -44,6 +45,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(users_app, name="users")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
+app.command("serve")(serve_command)
 
 
 def _external_reachable(url: str) -> tuple[bool, str]:
@@ -290,11 +292,7 @@ def demo(
     if no_serve:
         return
     console.print(f"API: {base}/docs, {base}/healthz; Ctrl-C stops the server")
-    import uvicorn
-
-    from twin.api.app import create_app
-
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run_server(settings)
 
 
 DEMO_USER = "demo"
@@ -600,47 +598,6 @@ def grid_refresh(as_json: JsonOpt = False) -> None:
         f"cell statistics: {rows:,} cells at resolutions {settings.h3_resolutions} "
         f"in {seconds:.1f} s",
     )
-
-
-@app.command("serve")
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (TWIN_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (TWIN_PORT).")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    workers: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Server processes (TWIN_WORKERS).")
-    ] = None,
-) -> None:
-    """Run the HTTP API with uvicorn (OpenAPI at /docs)."""
-    import uvicorn
-
-    from twin.api.app import create_app
-
-    settings = _settings()
-    overrides = {
-        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
-    }
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    typer.echo(f"serving on http://{settings.host}:{settings.port} (map at /map, docs at /docs)")
-    if settings.workers == 1:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level=log_level
-        )
-        return
-    # Several processes: each builds its app from the environment (TWIN_*), as this one did.
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "twin.api.app:create_app", factory=True, workers=settings.workers,
-        host=settings.host, port=settings.port, log_level=log_level,
-    )  # fmt: skip
-    sock = config.bind_socket()
-    # uvicorn binds this shared socket without IPPROTO_TCP, so asyncio does not set TCP_NODELAY
-    # on the connections it accepts, and small responses then wait ~40 ms for delayed ACKs.
-    # Accepted sockets inherit the option from the listening one on Linux.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command("version")

@@ -96,6 +96,11 @@ def test_skipped_gap_checks_record_lower_bounds_and_never_a_stop(anaheim) -> Non
         cut = assign(net, trips, gap=target, max_iter=h.iteration)
         assert cut.history[-1].exact and cut.history[-1].tstt == h.tstt
         assert h.gap <= cut.gap * (1 + 1e-9) and cut.gap > target
+    # No iteration allowed (or a negative cap through the Python API): the all-or-nothing
+    # start, its gap measured exactly either way.
+    starts = [assign(net, trips, gap=target, max_iter=cap) for cap in (0, -3)]
+    assert all(r.iterations == 0 and r.history[-1].exact for r in starts)
+    assert starts[0].gap == starts[1].gap
 
 
 def test_eastern_massachusetts_matches_the_reference(traffic_data: Path) -> None:

@@ -94,3 +94,15 @@ def test_unreachable_database_is_a_clear_503_error() -> None:
             await reader.close()
 
     asyncio.run(go())
+
+
+def test_a_closed_reader_refuses_instead_of_reconnecting(url: str) -> None:
+    async def go() -> None:
+        reader = VersionReader(url, role="twin_api", timeout_s=5)
+        await reader.versions()
+        await reader.close()
+        with pytest.raises(DatabaseUnavailableError, match="shutting down"):
+            await reader.versions()
+        assert reader._conn is None
+
+    asyncio.run(go())

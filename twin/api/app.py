@@ -58,7 +58,7 @@ def make_pool(url: str, settings: Settings, *, public: bool = False) -> AsyncCon
     name = "twin-api-public" if public else "twin-api"
     return AsyncConnectionPool(
         url,
-        min_size=1 if public else settings.pool_min_size,
+        min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout_s,
         open=False,

@@ -210,7 +210,7 @@ def simulate(
     maxima_every_step
         Track the maxima (depth and its time, velocity, hazard, time to ``threshold_m``) after
         every step (default), or only at output times, as a model sampled every
-        ``output_interval_s`` would see them: about a third less work per step, at the cost of
+        ``output_interval_s`` would see them: about a quarter less time per step, at the cost of
         peaks between outputs.
     """
     if dtype not in (np.float64, np.float32):

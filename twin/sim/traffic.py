@@ -357,7 +357,7 @@ def assign(
         """
         sptt = shortest(exact=False)
         total = _dot(x, cost)
-        exact = iteration == max_iter or total <= 0 or (total - sptt) / total <= gap
+        exact = iteration >= max_iter or total <= 0 or (total - sptt) / total <= gap
         if exact:
             sptt = shortest(exact=True)
         return record(iteration, sptt, exact), sptt

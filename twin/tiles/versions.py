@@ -52,9 +52,12 @@ class VersionReader:
         self._next: asyncio.Future[dict[str, int]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.reads = 0  # how many reads ran (a test checks that they are shared)
+        self._closed = False
 
     async def versions(self) -> dict[str, int]:
         """Every layer's version as of a read that started after this call."""
+        if self._closed:
+            raise DatabaseUnavailableError("the server is shutting down")
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         fut = self._next
@@ -79,12 +82,17 @@ class VersionReader:
                 for fut in waiting:
                     fut.set_exception(exc)
                     fut.exception()  # retrieved here, so an abandoned future logs nothing
-            except BaseException as exc:  # cancellation at shutdown: release the waiters
+            except BaseException as exc:  # cancelled at shutdown, or a bug: release every waiter
                 await self._drop()
+                if self._next is not None:
+                    waiting.append(self._next)
+                    self._next = None
                 for fut in waiting:
                     fut.set_exception(DatabaseUnavailableError(f"version read stopped: {exc!r}"))
                     fut.exception()
-                raise
+                if not isinstance(exc, Exception):  # cancellation, interpreter exit
+                    raise
+                log.exception("layer version reader failed")
             else:
                 for fut in waiting:
                     fut.set_result(result)
@@ -131,6 +139,7 @@ class VersionReader:
                 await conn.close()
 
     async def close(self) -> None:
+        self._closed = True  # a request arriving now must not open a connection again
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
             with contextlib.suppress(BaseException):

@@ -1,0 +1,55 @@
+"""``twin serve``: the HTTP API under uvicorn, in one process or several."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+import typer
+
+from twin.cli_support import load_settings
+from twin.settings import Settings
+
+
+def run_server(settings: Settings, *, log_level: str = "info") -> None:
+    """Serve the API on ``settings.host:port`` with ``settings.workers`` processes."""
+    import uvicorn
+
+    from twin.api.app import create_app
+
+    if settings.workers == 1:
+        app = create_app(settings)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        return
+    # Several processes: each builds its app from the environment (TWIN_*), as this one did.
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "twin.api.app:create_app", factory=True, workers=settings.workers,
+        host=settings.host, port=settings.port, log_level=log_level,
+    )  # fmt: skip
+    sock = config.bind_socket()
+    # uvicorn binds this shared socket without IPPROTO_TCP, so asyncio does not set TCP_NODELAY
+    # on the connections it accepts, and small responses then wait ~40 ms for delayed ACKs.
+    # Accepted sockets inherit the option from the listening one on Linux.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (TWIN_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TWIN_PORT).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Server processes (TWIN_WORKERS).")
+    ] = None,
+) -> None:
+    """Run the HTTP API with uvicorn (OpenAPI at /docs)."""
+    settings = load_settings()
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    typer.echo(f"serving on http://{settings.host}:{settings.port} (map at /map, docs at /docs)")
+    run_server(settings, log_level=log_level)
