@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg import sql
 
+from twin.api.app import create_app
 from twin.db.engine import libpq_url, local_cluster
 from twin.db.migrate import upgrade
 from twin.settings import Settings
@@ -122,3 +124,10 @@ def tiny_settings(tiny_demo: dict[str, str]) -> Settings:
     return Settings(
         _env_file=None, database_url=tiny_demo["url"], data_dir=Path(tiny_demo["data_dir"])
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_client(tiny_settings: Settings) -> Iterator[TestClient]:
+    """The API on the tiny demo twin, its lifespan run (pools and the version reader open)."""
+    with TestClient(create_app(tiny_settings)) as c:
+        yield c

@@ -3,32 +3,18 @@ direct PostGIS queries on the run's result tables."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import mapbox_vector_tile
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from twin.api.app import create_app
 from twin.settings import Settings
 
 from .test_tiles import tile_of
 
 
-@pytest.fixture(scope="module")
-def settings(tiny_settings: Settings) -> Settings:
-    return tiny_settings
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-def _runs(settings: Settings) -> dict[str, int]:
-    with psycopg.connect(settings.database_url) as c:
+def _runs(tiny_settings: Settings) -> dict[str, int]:
+    with psycopg.connect(tiny_settings.database_url) as c:
         rows = c.execute(
             "SELECT kind, max(id) FROM twin.sim_run WHERE status = 'succeeded'"
             " AND id NOT IN (SELECT baseline_run_id FROM twin.sim_run WHERE baseline_run_id IS NOT NULL)"
@@ -37,8 +23,8 @@ def _runs(settings: Settings) -> dict[str, int]:
     return dict(rows)
 
 
-def _deepest(settings: Settings, run: int) -> tuple[float, float]:
-    with psycopg.connect(settings.database_url) as c:
+def _deepest(tiny_settings: Settings, run: int) -> tuple[float, float]:
+    with psycopg.connect(tiny_settings.database_url) as c:
         row = c.execute(
             "SELECT ST_X(ST_Centroid(s.geom)), ST_Y(ST_Centroid(s.geom)) FROM twin.flood_cell_result f"
             " JOIN twin.cell_stats s USING (res, cell) WHERE f.run_id = %s AND f.res = 9"
@@ -49,15 +35,15 @@ def _deepest(settings: Settings, run: int) -> tuple[float, float]:
     return row[0], row[1]
 
 
-def test_flood_depth_tile_matches_postgis(settings: Settings, client: TestClient) -> None:
-    run = _runs(settings)["flood"]
+def test_flood_depth_tile_matches_postgis(tiny_settings: Settings, tiny_client: TestClient) -> None:
+    run = _runs(tiny_settings)["flood"]
     z = 14  # resolution 9 at z13-14
-    x, y = tile_of(*_deepest(settings, run), z)
-    r = client.get(f"/tiles/flood_{run}/{z}/{x}/{y}.mvt")
+    x, y = tile_of(*_deepest(tiny_settings, run), z)
+    r = tiny_client.get(f"/tiles/flood_{run}/{z}/{x}/{y}.mvt")
     assert r.status_code == 200, r.text
     feats = mapbox_vector_tile.decode(r.content)[f"flood_{run}"]["features"]
     got = {f["properties"]["h3"]: f["properties"]["max_depth_m"] for f in feats}
-    with psycopg.connect(settings.database_url) as c:
+    with psycopg.connect(tiny_settings.database_url) as c:
         want = dict(
             c.execute(
                 "SELECT twin.h3_to_hex(f.cell), f.max_depth_m FROM twin.flood_cell_result f"
@@ -74,13 +60,13 @@ def test_flood_depth_tile_matches_postgis(settings: Settings, client: TestClient
 
 
 def test_traffic_and_flooded_road_tiles_match_postgis(
-    settings: Settings, client: TestClient
+    tiny_settings: Settings, tiny_client: TestClient
 ) -> None:
-    runs = _runs(settings)
+    runs = _runs(tiny_settings)
     z = 14
-    x, y = tile_of(*_deepest(settings, runs["flood"]), z)
+    x, y = tile_of(*_deepest(tiny_settings, runs["flood"]), z)
     env = "ST_TileEnvelope(%s, %s, %s, margin => 64.0 / 4096)"
-    with psycopg.connect(settings.database_url) as c:
+    with psycopg.connect(tiny_settings.database_url) as c:
         traffic = {
             i: (closed, tti)
             for i, closed, tti in c.execute(
@@ -96,7 +82,7 @@ def test_traffic_and_flooded_road_tiles_match_postgis(
                 (runs["flood"], z, x, y),
             ).fetchall()
         )
-    r = client.get(f"/tiles/traffic_{runs['traffic']}/{z}/{x}/{y}.mvt")
+    r = tiny_client.get(f"/tiles/traffic_{runs['traffic']}/{z}/{x}/{y}.mvt")
     assert r.status_code == 200
     feats = mapbox_vector_tile.decode(r.content)[f"traffic_{runs['traffic']}"]["features"]
     got = {f["id"]: (f["properties"]["closed"], f["properties"]["tti"]) for f in feats}
@@ -104,21 +90,21 @@ def test_traffic_and_flooded_road_tiles_match_postgis(
     assert {f["properties"]["band"] for f in feats} <= {
         "free-flowing", "slow", "congested", "severely congested"
     }  # fmt: skip
-    r = client.get(f"/tiles/flood_roads_{runs['flood']}/{z}/{x}/{y}.mvt")
+    r = tiny_client.get(f"/tiles/flood_roads_{runs['flood']}/{z}/{x}/{y}.mvt")
     assert r.status_code == 200
     feats = mapbox_vector_tile.decode(r.content)[f"flood_roads_{runs['flood']}"]["features"]
     assert {f["id"]: f["properties"]["state"] for f in feats} == water
 
 
 def test_run_layers_name_real_runs_of_the_right_kind(
-    settings: Settings, client: TestClient
+    tiny_settings: Settings, tiny_client: TestClient
 ) -> None:
-    runs = _runs(settings)
-    tj = client.get(f"/tiles/flood_{runs['flood']}.json")
+    runs = _runs(tiny_settings)
+    tj = tiny_client.get(f"/tiles/flood_{runs['flood']}.json")
     assert tj.status_code == 200
     assert tj.json()["tiles"][0].endswith(f"/tiles/flood_{runs['flood']}/{{z}}/{{x}}/{{y}}.mvt")
-    assert client.get(f"/tiles/traffic_{runs['flood']}/14/0/0.mvt").status_code == 404
-    assert client.get(f"/tiles/flood_{runs['traffic']}.json").status_code == 404
-    r = client.get("/tiles/flood_999999/14/0/0.mvt")
+    assert tiny_client.get(f"/tiles/traffic_{runs['flood']}/14/0/0.mvt").status_code == 404
+    assert tiny_client.get(f"/tiles/flood_{runs['traffic']}.json").status_code == 404
+    r = tiny_client.get("/tiles/flood_999999/14/0/0.mvt")
     assert r.status_code == 404 and "no flood run 999999" in r.json()["detail"]
-    assert client.get("/tiles/flood_0/14/0/0.mvt").status_code == 404
+    assert tiny_client.get("/tiles/flood_0/14/0/0.mvt").status_code == 404

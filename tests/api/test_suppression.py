@@ -10,7 +10,6 @@ not from ``twin.privacy``; the attacker is the one of ``tests/test_privacy.py``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import h3
@@ -20,19 +19,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_privacy import differencing_attack
-from twin.api.app import create_app
 from twin.settings import Settings
 
 from .test_tiles import tile_of
 
 FIELDS = ("population", "elderly", "jobs")
 ELDERLY = ("60-74", "75+")
-
-
-@pytest.fixture(scope="module")
-def client(tiny_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(tiny_settings)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +42,20 @@ def truth(tiny_settings: Settings) -> dict[tuple[str, str], int]:
     return out
 
 
-def published(client: TestClient, settings: Settings) -> dict[tuple[str, str], int | None]:
+def published(
+    tiny_client: TestClient, tiny_settings: Settings
+) -> dict[tuple[str, str], int | None]:
     """Everything an anonymous reader gets from /api/cells and the cell cards."""
     shown: dict[tuple[str, str], int | None] = {}
-    for res in settings.h3_resolutions:
+    for res in tiny_settings.h3_resolutions:
         for field in FIELDS:
-            r = client.get("/api/cells", params={"bbox": "-180,-90,180,90", "res": res,
+            r = tiny_client.get("/api/cells", params={"bbox": "-180,-90,180,90", "res": res,
                                                  "metric": field})  # fmt: skip
             assert r.status_code == 200, r.text
             for c in r.json()["cells"]:
                 shown[(c["h3"], field)] = c["value"]
     for cell in {c for c, _ in shown}:
-        card = client.get(f"/api/cells/{cell}").json()["cell"]
+        card = tiny_client.get(f"/api/cells/{cell}").json()["cell"]
         for field in FIELDS:
             assert card[field] == shown[(cell, field)], (cell, field)  # card and list agree
         for band, n in card["population_by_age"].items():
@@ -114,10 +108,10 @@ def fill(
 
 
 def test_no_hidden_count_can_be_worked_out(
-    client: TestClient, tiny_settings: Settings, truth: dict[tuple[str, str], int]
+    tiny_client: TestClient, tiny_settings: Settings, truth: dict[tuple[str, str], int]
 ) -> None:
     k = tiny_settings.suppression_k
-    shown = published(client, tiny_settings)
+    shown = published(tiny_client, tiny_settings)
     cells = {c for c, _ in truth}
     assert {c for c, _ in shown} == cells  # every cell with people or jobs is listed
     bands = {f[4:] for _, f in truth if f.startswith("age:")}
@@ -158,18 +152,18 @@ def tiles_over(cells: set[str], z: int) -> set[tuple[int, int]]:
 
 @pytest.mark.parametrize(("res", "z"), [(7, 10), (8, 12), (9, 14), (10, 15)])
 def test_cell_tiles_hide_what_the_api_hides(
-    client: TestClient, tiny_settings: Settings, res: int, z: int
+    tiny_client: TestClient, tiny_settings: Settings, res: int, z: int
 ) -> None:
     listed = {}
     for field in FIELDS:
-        r = client.get("/api/cells", params={"bbox": "-180,-90,180,90", "res": res,
+        r = tiny_client.get("/api/cells", params={"bbox": "-180,-90,180,90", "res": res,
                                              "metric": field})  # fmt: skip
         for c in r.json()["cells"]:
             listed[(c["h3"], field)] = c["value"]
     cells = {c for c, _ in listed}
     seen = set()
     for x, y in tiles_over(cells, z):
-        r = client.get(f"/tiles/cells/{z}/{x}/{y}.mvt")
+        r = tiny_client.get(f"/tiles/cells/{z}/{x}/{y}.mvt")
         assert r.status_code == 200
         for feat in mapbox_vector_tile.decode(r.content)["cells"]["features"]:
             props = feat["properties"]

@@ -4,56 +4,43 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
 from twin.api.app import create_app
 from twin.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def settings(tiny_settings: Settings) -> Settings:
-    return tiny_settings
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-def test_map_page_loads_only_local_files(client: TestClient) -> None:
-    r = client.get("/map")
+def test_map_page_loads_only_local_files(tiny_client: TestClient) -> None:
+    r = tiny_client.get("/map")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
     assert refs and all(ref.startswith("/") for ref in refs), refs
     for ref in refs:
-        got = client.get(ref)
+        got = tiny_client.get(ref)
         assert got.status_code == 200, ref
         assert (
             "http://" not in got.text[:0]
         )  # fetched from us; content checked below for the script
-    script = client.get("/static/map.js").text
+    script = tiny_client.get("/static/map.js").text
     assert not re.search(r"https?://(?!127\.0\.0\.1)", script), (
         "the map script must not name remote hosts"
     )
-    assert client.get("/favicon.ico").status_code == 200
+    assert tiny_client.get("/favicon.ico").status_code == 200
 
 
-def test_static_files_refuse_anything_else(client: TestClient) -> None:
+def test_static_files_refuse_anything_else(tiny_client: TestClient) -> None:
     for path in ("/static/..%2Fmap.html", "/static/nope.js", "/static/vendor/evil.js", "/static/.hidden.css",
                  "/static/map.py"):  # fmt: skip
-        assert client.get(path).status_code == 404, path
+        assert tiny_client.get(path).status_code == 404, path
 
 
 def test_map_without_front_end_packages_says_how_to_install(
-    settings: Settings, tmp_path: Path
+    tiny_settings: Settings, tmp_path: Path
 ) -> None:
-    bare = settings.model_copy(update={"web_vendor_dir": tmp_path})
+    bare = tiny_settings.model_copy(update={"web_vendor_dir": tmp_path})
     with TestClient(create_app(bare)) as c:
         r = c.get("/map")
     assert r.status_code == 503 and "make setup" in r.text
@@ -68,10 +55,12 @@ def _card_cell(url: str) -> str:
     return str(row[0])
 
 
-def test_card_lists_buildings_risks_and_patch_tasks(settings: Settings, client: TestClient) -> None:
-    h3 = _card_cell(settings.database_url)
-    card = client.get(f"/api/cells/{h3}").json()
-    with psycopg.connect(settings.database_url) as c:
+def test_card_lists_buildings_risks_and_patch_tasks(
+    tiny_settings: Settings, tiny_client: TestClient
+) -> None:
+    h3 = _card_cell(tiny_settings.database_url)
+    card = tiny_client.get(f"/api/cells/{h3}").json()
+    with psycopg.connect(tiny_settings.database_url) as c:
         cell = c.execute("SELECT twin.h3_from_hex(%s)", (h3,)).fetchone()[0]  # type: ignore[index]
         buildings = {
             r[0]
@@ -107,7 +96,7 @@ def test_card_lists_buildings_risks_and_patch_tasks(settings: Settings, client: 
     assert {t["id"] for t in card["tasks"]["tasks"]} == tasks and tasks
     assert all(t["next_states"] for t in card["tasks"]["tasks"])
     lon, lat = card["center"]
-    with psycopg.connect(settings.database_url) as c:
+    with psycopg.connect(tiny_settings.database_url) as c:
         inside = c.execute(
             "SELECT ST_Contains(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) FROM twin.cell_stats"
             " WHERE res = 9 AND cell = %s",
@@ -116,10 +105,12 @@ def test_card_lists_buildings_risks_and_patch_tasks(settings: Settings, client: 
     assert inside
 
 
-def test_active_alerts_carry_a_place_on_the_map(settings: Settings, client: TestClient) -> None:
-    alerts = client.get("/api/alerts?status=active&limit=500").json()["alerts"]
+def test_active_alerts_carry_a_place_on_the_map(
+    tiny_settings: Settings, tiny_client: TestClient
+) -> None:
+    alerts = tiny_client.get("/api/alerts?status=active&limit=500").json()["alerts"]
     assert alerts
-    with psycopg.connect(settings.database_url) as c:
+    with psycopg.connect(tiny_settings.database_url) as c:
         for a in alerts[:20]:
             where = (
                 (
