@@ -34,11 +34,15 @@ from numba.extending import intrinsic
 G = 9.81  # gravity (m/s²)
 BLOCKED = 1e30  # bed (m) of a blocked cell
 ACTIVE_BELOW = 1e29  # a cell whose bed is below this takes part
+#: A broad-crested weir's discharge over critical flow for the head H:
+#: q = (2/3)^(3/2) sqrt(g) H^(3/2) (critical depth 2/3 H at the crest; discharge coefficient 1,
+#: no approach velocity).
+WEIR = (2.0 / 3.0) ** 1.5
 
 # Layout of ``p``, the per-step scalars in the state's dtype.
 (P_DT, P_DX, P_GDT, P_GDX, P_THETA, P_HALF, P_HMIN, P_FROUDE, P_SOPEN, P_K, P_RAIN, P_VELH,
  P_HRMID, P_HRDEEP, P_DFMID, P_DFDEEP, P_ZERO, P_ONE, P_PT5, P_G, P_43, P_13, P_ACTIVE,
- P_LEN) = range(24)  # fmt: skip
+ P_WEIR, P_LEN) = range(25)  # fmt: skip
 
 
 # Every kernel: cached, without the GIL, numpy's error model (no zero-division checks in the
@@ -126,10 +130,20 @@ def _consts(p):
 
 
 @_inline
-def _cap(q, e0, e1, z0, z1, zero, froude, g):
-    """``q`` capped at ``froude_limit`` times critical flow for the face's flow depth."""
+def _cap(q, e0, e1, z0, z1, zero, froude, weir, big, g):
+    """``q`` capped at ``froude`` times critical flow for the face's flow depth (``froude`` 0:
+    no cap), and at a broad-crested weir's ``weir`` times critical flow where the face is a free
+    overfall (the lower water surface below the higher bed: a wall top, a kerb, a step).
+
+    Why the weir: the local-inertial face drives the flow with the surface slope across the
+    face, which over a drop is the drop's height over dx, however thin the film on top; the
+    real discharge over a brink is set by the head alone, ``q = (2/3)^(3/2) sqrt(g) H^(3/2)``.
+    """
     hf = max(max(e0, e1) - max(z0, z1), zero)
-    cap = froude * hf * math.sqrt(g * hf)
+    crit = hf * math.sqrt(g * hf)
+    cap = froude * crit if froude > zero else big
+    drop = min(e0, e1) < max(z0, z1)
+    cap = min(cap, weir * crit) if (weir > zero) & drop else cap
     return min(max(q, -cap), cap)
 
 
@@ -184,11 +198,12 @@ def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
     if sides[1] and zr[k] < act:
         j = max(k - 1, 0)
         qxr[nx] = _edge(hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xb[nx], xb[nx], n2r[k], p)
-    zero, froude, g = p[P_ZERO], p[P_FROUDE], p[P_G]
-    if froude > 0:
+    zero, froude, g, weir, big = p[P_ZERO], p[P_FROUDE], p[P_G], p[P_WEIR], p[P_ACTIVE]
+    capped = (froude > 0) or (weir > 0)
+    if capped:
         for c in range(1, nx):
             e0, e1 = hr[c - 1] + zr[c - 1], hr[c] + zr[c]
-            qxr[c] = _cap(qxr[c], e0, e1, zr[c - 1], zr[c], zero, froude, g)
+            qxr[c] = _cap(qxr[c], e0, e1, zr[c - 1], zr[c], zero, froude, weir, big, g)
 
     qyr = qy[r]
     old = yb[r % 2]
@@ -214,9 +229,11 @@ def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
                 hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], qo,
                 theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
             )  # fmt: skip
-        if froude > 0:
+        if capped:
             for c in range(nx):
-                qyr[c] = _cap(qyr[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, g)
+                qyr[c] = _cap(
+                    qyr[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, weir, big, g
+                )
     if r == ny - 1:
         qys = qy[ny]
         j = max(r - 1, 0)
