@@ -140,10 +140,10 @@ def fails(path: Path, tmp: Path, *needles: str) -> None:
     assert not (tmp / "out").exists()
 
 
-def test_a_dem_with_nodata_holes_is_refused(tmp_path: Path) -> None:
+def test_a_dem_with_nodata_holes_is_refused_under_nodata_error(tmp_path: Path) -> None:
     bed = basin()
     bed[3, 7] = -9999
-    path = scenario(tmp_path)
+    path = scenario(tmp_path, nodata="error")
     write_dem(tmp_path / "dem.tif", bed, nodata=-9999)
     fails(path, tmp_path, "dem", "1 nodata cells", "row 3, col 7")
 
@@ -180,3 +180,70 @@ def test_a_dem_in_degrees_or_with_a_clashing_crs_is_refused(tmp_path: Path) -> N
 def test_buildings_without_a_crs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text('wkt\n"POLYGON((0 0,1 0,1 1,0 0))"\n')
     fails(scenario(tmp_path, buildings={"path": "b.csv"}), tmp_path, "b.csv", "CRS")
+
+
+def test_dem_nodata_is_closed_by_default_and_filled_on_request(tmp_path: Path) -> None:
+    """73 nodata cells on a closed edge (as in the real DEM that was refused) and one hole in a
+    street: by default all are walls, and the summary says how many and how."""
+    bed = basin()
+    bed[:, :1] = -9999  # 40 on the west edge
+    bed[:33, 1] = -9999  # 33 more beside them
+    bed[20, 30] = -9999  # the probe's cell: a one-cell hole
+    spec = yaml.safe_load(scenario(tmp_path).read_text())  # (writes the plain basin)
+    write_dem(tmp_path / "dem.tif", bed, nodata=-9999)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    s = run_json(tmp_path / "s.yaml", tmp_path / "out")
+    assert s["nodata"] == {"rule": "closed", "cells": 74, "holes": 2, "closed": 74, "filled": 0}
+    assert abs(s["mass_error_rel"]) < 1e-10
+    with rasterio.open(tmp_path / "out" / "max_depth.tif") as src:
+        depth = src.read(1)
+    assert np.isnan(depth[:, 0]).all() and np.isnan(depth[20, 30])
+    # fill: the west strip is too large a hole; with it valid, the single hole is interpolated.
+    spec["nodata"] = "fill"
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    fails(tmp_path / "s.yaml", tmp_path / "f", "dem", "hole of 73 cells", "nodata_max_hole_cells")
+    bed[:, :2] = basin()[:, :2]
+    write_dem(tmp_path / "dem.tif", bed, nodata=-9999)
+    s = run_json(tmp_path / "s.yaml", tmp_path / "out3")
+    assert s["nodata"] == {"rule": "fill", "cells": 1, "holes": 1, "closed": 0, "filled": 1}
+    b = basin()
+    mean4 = (b[19, 30] + b[21, 30] + b[20, 29] + b[20, 31]) / 4
+    probe = s["probes"][0]
+    assert probe["max_level_m"] - probe["max_depth_m"] == pytest.approx(mean4, abs=1e-4)
+
+
+def strip(tmp: Path, name: str, x0: float, width: float) -> str:
+    """A north-south strip polygon ``width`` m wide from ``x0`` (m east of the grid's west)."""
+    poly = shapely.box(WEST + x0, NORTH - ROWS * CELL, WEST + x0 + width, NORTH)
+    feature = {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(poly)}
+    fc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": CRS}},
+          "features": [feature]}  # fmt: skip
+    (tmp / name).write_text(json.dumps(fc))
+    return name
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.3, 2.6])
+def test_manning_polygons_by_area_share_do_not_depend_on_where_they_fall(
+    tmp_path: Path, shift: float
+) -> None:
+    """A 7 m rough strip (n 0.1) on a 5 m grid with n 0.02: by centres it burns one or two
+    columns (0.1 over 5 or 10 m) as it slides against the grid; by area share every position
+    gives the strip's n² times its width, summed across a row."""
+    from twin.sim.scenario import load
+
+    write_dem(tmp_path / "dem.tif", basin())
+    name = strip(tmp_path, "rough.geojson", 101.0 + shift, 7.0)
+    exact = 7.0 * (0.1**2 - 0.02**2)  # Σ (n² - 0.02²) dx along a row: the strip's friction
+    for coverage, tol in (("area", 0.05), ("centre", None)):
+        spec = {"dem": "dem.tif", "duration_s": 10,
+                "manning": {"default": 0.02, "coverage": coverage,
+                            "polygons": [{"path": name, "n": 0.1}]}}  # fmt: skip
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+        row = load(tmp_path / "s.yaml").manning[5]
+        total = float((row**2 - 0.02**2).sum() * CELL)
+        if tol is not None:
+            assert total == pytest.approx(exact, rel=tol), coverage
+        else:
+            burned = int((row > 0.05).sum())
+            assert burned in (1, 2)
+            assert abs(total - exact) / exact > 0.25  # 5 or 10 m where the strip is 7 m

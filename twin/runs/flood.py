@@ -29,6 +29,7 @@ from twin.city.load import bump_layer_versions
 from twin.db.engine import database_url
 from twin.runs import floodcells, store
 from twin.settings import Settings
+from twin.sim.demholes import NodataError, treat_nodata
 from twin.sim.flood import Boundaries, FloodResult, simulate
 from twin.sim.gridfiles import burn, write_geotiffs
 from twin.sim.rain import Series, chicago_storm
@@ -143,6 +144,8 @@ class TwinGrid:
     building_id: npt.NDArray[np.int64]  # 0: no building
     building_points: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
     land: npt.NDArray[np.bool_]  # parcels, roads, buildings: where results count
+    active: npt.NDArray[np.bool_] | None = None  # False: DEM nodata, closed (walls)
+    nodata: dict[str, Any] | None = None  # how many DEM cells were nodata, and how treated
 
 
 def _raster(conn: psycopg.Connection, kind: str) -> tuple[Any, ...] | None:
@@ -175,9 +178,13 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
         raise FloodRunError(f"the DEM file {path} is missing: rebuild with `twin demo`")
     with rasterio.open(path) as src:
         ground = src.read(1, masked=True).astype(np.float64)
-    if np.ma.getmaskarray(ground).any():
-        raise FloodRunError(f"the DEM {path} has nodata cells: fill them and ingest it again")
-    ground = np.asarray(ground.filled(0.0))
+    # Nodata cells (a survey's ring, cut-out buildings) are walls: the ``closed`` rule of
+    # twin.sim.demholes, as in scenarios by default.
+    try:
+        treated = treat_nodata(np.asarray(ground.filled(np.nan)), np.ma.getmaskarray(ground))
+    except NodataError as exc:
+        raise FloodRunError(f"the DEM {path} has {exc}") from exc
+    ground = treated.bed
     shape = (int(height), int(width))
     dx = float(transform[0])
     to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
@@ -242,7 +249,8 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
     return TwinGrid(
         bed=bed, ground=ground, transform=tuple(float(v) for v in transform), crs=crs, dx=dx,
         manning=manning, drainage_m_s=drainage, building_id=building_id,
-        building_points=building_points, land=land,
+        building_points=building_points, land=land & treated.active, active=treated.active,
+        nodata=treated.summary("closed"),
     )  # fmt: skip
 
 
@@ -324,6 +332,7 @@ def _simulate(
         rain=rain,
         manning=grid.manning,
         drainage_m_s=grid.drainage_m_s,
+        active=grid.active,
         boundaries=Boundaries.all("open"),
         output_interval_s=max(total / 100, 1.0),
         threshold_m=ROAD_SLOWED_M,
@@ -354,6 +363,7 @@ def _summary(
             "cell_m": grid.dx,
             "crs": grid.crs,
         },
+        "nodata": grid.nodata,
         "steps": result.steps,
         "wall_s": round(result.wall_s, 3),
         "cell_steps_per_s": round(result.cell_steps_per_s),

@@ -28,9 +28,11 @@ from pyproj.exceptions import CRSError
 
 from twin.ingest.read import read_vector
 from twin.ingest.report import IngestError, Report
+from twin.sim.demholes import NodataError, NodataRule, treat_nodata
 from twin.sim.flood import Boundaries, FloodResult, Inflow, cells_within, pixel_index, simulate
 from twin.sim.gridfiles import burn, write_geotiffs
 from twin.sim.rain import Interp, Series, StormFormula, chicago_storm
+from twin.sim.roughness import manning_by_area
 
 MM_H = 1 / 3_600_000  # m/s per mm/h
 
@@ -112,6 +114,9 @@ class ManningSpec(_Model):
     default: float = Field(0.03, gt=0)
     raster: str | None = None
     polygons: list[PolygonN] = []
+    # centre: a polygon sets the n of the cells whose centres it holds; area: a cell's n is the
+    # area mean of n² over what covers it (twin.sim.roughness).
+    coverage: Literal["centre", "area"] = "centre"
 
 
 class BoundariesSpec(_Model):
@@ -131,12 +136,16 @@ class SolverSpec(_Model):
     alpha: float = Field(0.7, gt=0, le=1)
     theta: float = Field(0.8, ge=0, le=1)
     froude_limit: float | None = Field(None, gt=0)
+    drop_weir: bool = False  # weir discharge over free overfalls (walls, kerbs, steps)
+    alpha_cap: bool = True  # keep alpha at the 2D stability bound 0.98 sqrt(theta / 2)
     dtype: Literal["float64", "float32"] = "float64"
 
 
 class ScenarioSpec(_Model):
     dem: str
     crs: str | None = None
+    nodata: NodataRule = "closed"  # DEM nodata cells: walls, interpolated, or refused
+    nodata_max_hole_cells: int = Field(16, ge=1)
     duration_s: float = Field(gt=0)
     output_interval_s: float | None = Field(None, gt=0)
     rain: RainSpec | None = None
@@ -179,6 +188,7 @@ class Scenario:
     inflows: list[Inflow]
     probes: list[tuple[str, float, float, int, int]]
     notes: list[str] = field(default_factory=list)
+    nodata: dict[str, Any] = field(default_factory=dict)
 
 
 def _fail_field(where: str, message: str) -> ScenarioError:
@@ -205,19 +215,34 @@ def load(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: {problems}") from exc
     base = path.parent
     notes: list[str] = []
-    grid = read_dem(_resolve(base, spec.dem, "dem"), spec.crs)
+    dem_path = _resolve(base, spec.dem, "dem")
+    grid = read_dem(dem_path, spec.crs)
+    try:
+        treated = treat_nodata(
+            grid.bed, np.isnan(grid.bed), rule=spec.nodata,
+            max_hole_cells=spec.nodata_max_hole_cells,
+        )  # fmt: skip
+    except NodataError as exc:
+        raise _fail_field("dem", f"{dem_path} has {exc}") from exc
+    grid.bed = treated.bed
     bed = grid.bed.copy()
-    active = np.ones(grid.shape, dtype=bool)
+    active = treated.active.copy()
     if spec.buildings is not None:
         _apply_buildings(spec.buildings, base, grid, bed, active, notes)
     manning = np.full(grid.shape, spec.manning.default)
     if spec.manning.raster:
         manning = _read_aligned(_resolve(base, spec.manning.raster, "manning.raster"), grid, "n")
+    layers = []
     for i, poly in enumerate(spec.manning.polygons):
         gdf = _vector(_resolve(base, poly.path, f"manning.polygons[{i}].path"), poly.crs, grid)
         _note_reprojection(gdf, grid, f"manning.polygons[{i}]", notes)
+        if spec.manning.coverage == "area":
+            layers.append((list(gdf.geometry), poly.n))
+            continue
         burned = _burn(gdf.geometry, grid, 1.0)
         manning[burned > 0] = poly.n
+    if layers:
+        manning = manning_by_area(manning, layers, grid.transform)
     drainage: float | npt.NDArray[np.float64]
     if isinstance(spec.drainage, str):
         drainage = _read_aligned(_resolve(base, spec.drainage, "drainage"), grid, "mm/h") * MM_H
@@ -227,7 +252,9 @@ def load(path: Path) -> Scenario:
         if spec.drainage < 0:
             raise _fail_field("drainage", "must not be negative (mm/h)")
         drainage = spec.drainage * MM_H
-    inflows = [_inflow(i, spec_i, base, grid, active) for i, spec_i in enumerate(spec.inflows)]
+    # Inflows spill onto open ground only: not into raised buildings (bed above the DEM's).
+    open_cells = active & ~(bed > grid.bed)
+    inflows = [_inflow(i, spec_i, base, grid, open_cells) for i, spec_i in enumerate(spec.inflows)]
     probes = []
     for i, p in enumerate(spec.probes):
         rows, cols, inside = pixel_index(grid.transform, grid.shape, [p.x], [p.y])
@@ -237,7 +264,7 @@ def load(path: Path) -> Scenario:
     return Scenario(
         spec=spec, path=path, grid=grid, bed=bed, active=active, manning=manning,
         drainage_m_s=drainage, rain=_rain(spec.rain, base), inflows=inflows, probes=probes,
-        notes=notes,
+        notes=notes, nodata=treated.summary(spec.nodata),
     )  # fmt: skip
 
 
@@ -250,7 +277,7 @@ def _resolve(base: Path, name: str, where: str) -> Path:
 
 
 def read_dem(path: Path, crs: str | None) -> Grid:
-    """A DEM from a GeoTIFF or an ESRI ASCII grid: projected, square cells, no holes."""
+    """A DEM from a GeoTIFF or an ESRI ASCII grid: projected, square cells; nodata as NaN."""
     try:
         with rasterio.open(path) as src:
             data = src.read(1, masked=True).astype(np.float64)
@@ -279,14 +306,7 @@ def read_dem(path: Path, crs: str | None) -> Grid:
         raise _fail_field("dem", f"{path} is rotated or not north-up")
     if not math.isclose(a, -e, rel_tol=1e-6):
         raise _fail_field("dem", f"{path} has non-square cells ({a} x {-e} m)")
-    holes = np.ma.getmaskarray(data) | ~np.isfinite(data.filled(np.nan))
-    if holes.any():
-        r, c = (int(v[0]) for v in np.nonzero(holes))
-        raise _fail_field(
-            "dem",
-            f"{path} has {int(holes.sum())} nodata cells (first at row {r}, col {c}); "
-            "fill them before running",
-        )
+    # Nodata comes back as NaN; the scenario's ``nodata`` rule treats it (twin.sim.demholes).
     return Grid(np.asarray(data.filled(np.nan)), transform, grid_crs, float(a))
 
 
@@ -380,16 +400,21 @@ def _rain(spec: RainSpec | None, base: Path) -> Series | None:
 
 
 def _inflow(
-    i: int, spec: InflowSpec, base: Path, grid: Grid, active: npt.NDArray[np.bool_]
+    i: int,
+    spec: InflowSpec,
+    base: Path,
+    grid: Grid,
+    open_cells: npt.NDArray[np.bool_],
 ) -> Inflow:
+    """An inflow spread evenly over the open cells within its radius (none inside a raised or
+    blocked building), or onto the open cell nearest to it when the radius holds none."""
     where = f"inflows[{i}] ({spec.id})"
     try:
-        rows, cols = cells_within(grid.shape, grid.transform, spec.x, spec.y, spec.radius_m)
+        rows, cols = cells_within(
+            grid.shape, grid.transform, spec.x, spec.y, spec.radius_m, open_cells=open_cells
+        )
     except ValueError as exc:
         raise _fail_field(where, str(exc)) from exc
-    keep = active[rows, cols]
-    if not keep.any():
-        raise _fail_field(where, "falls entirely inside blocked buildings")
     if spec.hydrograph is not None:
         series = _series_csv(
             _resolve(base, spec.hydrograph, f"{where}.hydrograph"),
@@ -399,7 +424,7 @@ def _inflow(
         )
     else:
         series = Series.constant(float(spec.discharge_m3s or 0.0))
-    return Inflow(rows[keep], cols[keep], series, spec.id)
+    return Inflow(rows, cols, series, spec.id)
 
 
 def run(scenario: Scenario, progress: Callable[[float, float], None] | None = None) -> FloodResult:
@@ -422,6 +447,8 @@ def run(scenario: Scenario, progress: Callable[[float, float], None] | None = No
         alpha=s.solver.alpha,
         theta=s.solver.theta,
         froude_limit=s.solver.froude_limit,
+        drop_weir=s.solver.drop_weir,
+        alpha_cap=s.solver.alpha_cap,
         dtype=np.float32 if s.solver.dtype == "float32" else np.float64,
         progress=progress,
     )
@@ -460,6 +487,7 @@ def summary(scenario: Scenario, result: FloodResult) -> dict[str, Any]:
         "flooded_area_m2": float(flooded.sum()) * grid.dx * grid.dx,
         "flood_threshold_m": result.threshold_m,
         "probes": probes,
+        "nodata": scenario.nodata,
         "notes": scenario.notes,
     }
 
