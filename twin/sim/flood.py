@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from twin.sim import flood_kernels as fk
 from twin.sim.flood_kernels import G
+from twin.sim.flood_region import ActiveRegion
 from twin.sim.rain import Series
 
 Side = Literal["open", "closed"]
@@ -157,6 +158,7 @@ def simulate(
     inflow_cfl: bool = True,
     drop_weir: bool = False,
     alpha_cap: bool = True,
+    active_region: bool = True,
 ) -> FloodResult:
     """Run the local-inertial model over ``duration_s``.
 
@@ -230,6 +232,10 @@ def simulate(
         Lower ``alpha`` to ``0.98 sqrt(theta / 2)`` (default). False runs the given ``alpha``
         as landlab does (0.7 with theta 0.8): about 10 % fewer steps, stable only where friction
         damps the checkerboard mode (a frictionless lake at rest then grows from round-off).
+    active_region
+        Sweep only the box of cells a step can change when no rain falls in it (default; see
+        :mod:`twin.sim.flood_region`): the same result bit for bit, in a fraction of the time
+        on a mostly dry grid fed by inflows. False sweeps the whole grid every step.
     """
     if dtype not in (np.float64, np.float32):
         raise ValueError("dtype must be numpy.float64 or numpy.float32")
@@ -306,6 +312,11 @@ def simulate(
     # checkerboard mode only while alpha <= sqrt(theta / 2): 0.707 for theta = 1 but 0.632 for
     # the usual theta = 0.8 (a lake at rest blows up from round-off at alpha = 0.7 otherwise).
     alpha_eff = min(alpha, 0.98 * math.sqrt(theta / 2)) if theta > 0 and alpha_cap else alpha
+    # Cells wetter than this can move water; with sinks, any water changes a cell.
+    region = ActiveRegion(
+        shape, wet_m=0.0 if sinks else min_flow_depth_m,
+        seeds=[(f.rows, f.cols) for f in inflows], enabled=active_region,
+    )  # fmt: skip
     started = time.perf_counter()
     while t < duration_s - 1e-9:
         dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
@@ -327,11 +338,14 @@ def simulate(
         p[fk.P_K], p[fk.P_RAIN] = dt / dx, rain_d
         # The rain the cells get, in the state's precision (float32 rounds it by up to 6e-8).
         vol["rain"] += float(p[fk.P_RAIN]) * cell_area * n_active
+        track = maxima_every_step or t_new >= next_out - 1e-9
+        # Rain changes every cell; maxima taken at output times only must see every cell.
+        box = region.box(h, qx, qy, full=rain_d > 0 or (track and not maxima_every_step))
         hmax, drained, infiltrated, outflow = fk.step(
             h, zk, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
-            t_new, threshold_m, thr32, sinks, sides,
-            maxima_every_step or t_new >= next_out - 1e-9,
+            t_new, threshold_m, thr32, sinks, sides, track, *box,
         )  # fmt: skip
+        region.after(h, box)
         vol["drained"] += drained
         vol["infiltrated"] += infiltrated
         vol["outflow"] += outflow
@@ -373,7 +387,10 @@ def simulate(
         wall_s=wall,
         cells=ny * nx,
         dtype=np.dtype(dtype).name,
-        extra={"alpha_effective": alpha_eff},
+        extra={
+            "alpha_effective": alpha_eff,
+            "swept_share": region.swept_cells / max(steps * ny * nx, 1),
+        },
     )
 
 

@@ -166,9 +166,11 @@ def _edge(hb, zb, z_in, inner_ok, out_old, q_old, n2b, p):
 
 
 @_jit
-def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
+def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides):
     """New (unlimited) discharges of row ``r``: its west faces ``qx[r]`` and north faces
-    ``qy[r]`` (and the south edge ``qy[ny]`` on the last row).
+    ``qy[r]`` (and the south edge ``qy[ny]`` on the last row), over columns ``c0:c1`` of the
+    active region whose first row is ``r0``. Faces on the region's border (not the grid's edge)
+    are left as they are: both their cells are dry and they hold 0 (see :func:`step`).
 
     The theta form averages a face's old discharge with its two neighbours' old ones along the
     flow, so the old values are copied aside first: ``xb`` the old ``qx[r]``, ``yb[r % 2]`` the
@@ -181,63 +183,67 @@ def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
     hr, zr = h[r], z[r]
     n2r = n2[r if n2.shape[0] > 1 else 0]
     qxr = qx[r]
-    xb[:] = qxr
-    for c in range(1, nx):
+    xb[c0 : c1 + 1] = qxr[c0 : c1 + 1]
+    for c in range(c0 + 1, c1):
         z0, z1 = zr[c - 1], zr[c]
         qo = xb[c]
         qxr[c] = _face(
             hr[c - 1] + z0, hr[c] + z1, z0, z1, qo, theta * qo + half * (xb[c - 1] + xb[c + 1]),
             pt5 * (n2r[c - 1] + n2r[c]), fc,
         )  # fmt: skip
-    qxr[0] = p[P_ZERO]
-    if sides[0] and zr[0] < act:
-        k = min(1, nx - 1)
-        qxr[0] = -_edge(hr[0], zr[0], zr[k], nx > 1 and zr[k] < act, -xb[0], xb[0], n2r[0], p)
-    qxr[nx] = p[P_ZERO]
-    k = nx - 1
-    if sides[1] and zr[k] < act:
-        j = max(k - 1, 0)
-        qxr[nx] = _edge(hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xb[nx], xb[nx], n2r[k], p)
+    if c0 == 0:
+        qxr[0] = p[P_ZERO]
+        if sides[0] and zr[0] < act:
+            k = min(1, nx - 1)
+            qxr[0] = -_edge(hr[0], zr[0], zr[k], nx > 1 and zr[k] < act, -xb[0], xb[0], n2r[0], p)
+    if c1 == nx:
+        qxr[nx] = p[P_ZERO]
+        k = nx - 1
+        if sides[1] and zr[k] < act:
+            j = max(k - 1, 0)
+            qxr[nx] = _edge(
+                hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xb[nx], xb[nx], n2r[k], p
+            )  # fmt: skip
     zero, froude, g, weir, big = p[P_ZERO], p[P_FROUDE], p[P_G], p[P_WEIR], p[P_ACTIVE]
     capped = (froude > 0) or (weir > 0)
     if capped:
-        for c in range(1, nx):
+        for c in range(c0 + 1, c1):
             e0, e1 = hr[c - 1] + zr[c - 1], hr[c] + zr[c]
             qxr[c] = _cap(qxr[c], e0, e1, zr[c - 1], zr[c], zero, froude, weir, big, g)
 
     qyr = qy[r]
     old = yb[r % 2]
-    old[:] = qyr
+    old[c0:c1] = qyr[c0:c1]
     if r == 0:
-        for c in range(nx):
+        for c in range(c0, c1):
             qyr[c] = p[P_ZERO]
         if sides[2]:
             k = min(1, ny - 1)
-            for c in range(nx):
+            for c in range(c0, c1):
                 if zr[c] < act:
                     qyr[c] = -_edge(
                         hr[c], zr[c], z[k, c], ny > 1 and z[k, c] < act, -old[c], old[c],
                         n2r[c], p,
                     )  # fmt: skip
-    else:
+    elif r > r0:
         prev, hu, zu = yb[(r - 1) % 2], h[r - 1], z[r - 1]
         n2u = n2[r - 1 if n2.shape[0] > 1 else 0]
         nxt = qy[r + 1]
-        for c in range(nx):
+        for c in range(c0, c1):
             qo = old[c]
             qyr[c] = _face(
                 hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], qo,
                 theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
             )  # fmt: skip
         if capped:
-            for c in range(nx):
+            for c in range(c0, c1):
                 qyr[c] = _cap(
                     qyr[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, weir, big, g
                 )
     if r == ny - 1:
         qys = qy[ny]
         j = max(r - 1, 0)
-        for c in range(nx):
+        for c in range(c0, c1):
             q_old = qys[c]
             qys[c] = p[P_ZERO]
             if sides[3] and zr[c] < act:
@@ -247,13 +253,12 @@ def _faces_row(r, h, z, qx, qy, n2, xb, yb, p, sides):
 
 
 @_jit
-def _limits_row(r, h, qx, qy, fr, p):
-    """Per cell of row ``r``, the share of its outgoing discharges it can afford (1 unless it
-    would run dry), into ``fr[1:-1]``."""
-    nx = h.shape[1]
+def _limits_row(r, c0, c1, h, qx, qy, fr, p):
+    """Per cell of row ``r`` (columns ``c0:c1``), the share of its outgoing discharges it can
+    afford (1 unless it would run dry), into ``fr[c0 + 1 : c1 + 1]``."""
     zero, one, dt, dx = p[P_ZERO], p[P_ONE], p[P_DT], p[P_DX]
     hr, qxr, qn, qs = h[r], qx[r], qy[r], qy[r + 1]
-    for c in range(nx):
+    for c in range(c0, c1):
         out = max(-qxr[c], zero) + max(qxr[c + 1], zero)
         out += max(-qn[c], zero) + max(qs[c], zero)
         need = out * dt
@@ -263,10 +268,10 @@ def _limits_row(r, h, qx, qy, fr, p):
 
 
 @_jit
-def _scale(q, f_pos, f_neg, o_pos, o_neg, n):
-    """Scale face discharges ``q[:n]`` by the limit of their upwind cell: ``f_pos[o_pos + i]``
-    for a positive discharge, ``f_neg[o_neg + i]`` otherwise."""
-    for i in range(n):
+def _scale(q, f_pos, f_neg, o_pos, o_neg, i0, i1):
+    """Scale face discharges ``q[i0:i1]`` by the limit of their upwind cell:
+    ``f_pos[o_pos + i]`` for a positive discharge, ``f_neg[o_neg + i]`` otherwise."""
+    for i in range(i0, i1):
         v = q[i]
         # Both limits are loaded unconditionally: a load under the condition makes a gather.
         a, b = f_pos[o_pos + i], f_neg[o_neg + i]
@@ -275,8 +280,8 @@ def _scale(q, f_pos, f_neg, o_pos, o_neg, n):
 
 @_jit
 def _update_row(
-    r, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc, p, t_new,
-    thr, thr32, sinks, track,
+    r, c0, c1, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc, p,
+    t_new, thr, thr32, sinks, track,
 ):  # fmt: skip
     """Scale row ``r``'s faces by their upwind cells' limits (``fu``, ``fc``, ``fd``: rows
     ``r - 1``, ``r``, ``r + 1``, padded with 1 either side), apply continuity, rain and sinks
@@ -290,15 +295,15 @@ def _update_row(
     ny, nx = h.shape
     qxr, qn, qs = qx[r], qy[r], qy[r + 1]
     if r == 0:
-        _scale(qn, fu, fc, 1, 1, nx)
-    _scale(qxr, fc, fc, 0, 1, nx + 1)
-    _scale(qs, fc, fd, 1, 1, nx)
+        _scale(qn, fu, fc, 1, 1, c0, c1)
+    _scale(qxr, fc, fc, 0, 1, c0, c1 + 1)
+    _scale(qs, fc, fd, 1, 1, c0, c1)
     outflow = float(qxr[nx]) - float(qxr[0])
     if r == 0:
-        for c in range(nx):
+        for c in range(c0, c1):
             outflow -= qn[c]
     if r == ny - 1:
-        for c in range(nx):
+        for c in range(c0, c1):
             outflow += qs[c]
 
     zero, k, act = p[P_ZERO], p[P_K], p[P_ACTIVE]
@@ -309,7 +314,7 @@ def _update_row(
     # float32 the three roundings of a uniform rain on similar depths are alike from cell to
     # cell and bias the mass balance instead of averaging out.
     k64, rain64 = np.float64(k), np.float64(rain)
-    for c in range(nx):
+    for c in range(c0, c1):
         dq = (np.float64(qxr[c]) - np.float64(qxr[c + 1])) + (np.float64(qn[c]) - np.float64(qs[c]))
         hr[c] = np.float64(hr[c]) + dq * k64 + (rain64 if zr[c] < act else 0.0)
     if sinks:
@@ -317,7 +322,7 @@ def _update_row(
         drr = drain[r if drain.shape[0] > 1 else 0]
         inr = infil[r if infil.shape[0] > 1 else 0]
         drained, infiltrated = acc[1], acc[2]
-        for c in range(nx):
+        for c in range(c0, c1):
             hn = hr[c]
             hd = hn - min(drr[c] * dt, max(hn, zero))
             hi = hd - min(inr[c] * dt, max(hd, zero))
@@ -329,11 +334,11 @@ def _update_row(
             infiltrated[c] += np.float64(hd) - np.float64(hi)
     hmax = acc[0]
     if not track:
-        for c in range(nx):
+        for c in range(c0, c1):
             hmax[c] = max(hmax[c], hr[c])
         return outflow
     mdr, tmr, mvr, mhr, ttr = maxd[r], tmax[r], maxv[r], maxhr[r], t_thr[r]
-    for c in range(nx):
+    for c in range(c0, c1):
         hn = hr[c]
         hmax[c] = max(hmax[c], hn)
         m = mdr[c]
@@ -364,33 +369,38 @@ def _update_row(
 @_jit
 def step(
     h, z, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p, t_new,
-    thr, thr32, sinks, sides, track,
+    thr, thr32, sinks, sides, track, r0, r1, c0, c1,
 ):  # fmt: skip
-    """One time step in place: faces, limits and continuity in one sweep (see the module).
+    """One time step in place: faces, limits and continuity in one sweep (see the module), over
+    the active region ``[r0:r1, c0:c1]`` (the whole grid: ``0, ny, 0, nx``).
+
+    The region must hold every cell that can change this step, and a ring of cells around them
+    that are dry and have never been wet: then every face on its border joins two cells at or
+    below ``min_flow_depth_m`` and was, and stays, 0, so skipping the cells outside changes
+    nothing, bit for bit (:func:`twin.sim.flood.simulate` keeps it so).
 
     ``fb`` (4, nx + 2) holds the limits of three rows in flight (row ``r`` in ``fb[r % 3]``) and
-    a row of ones (``fb[3]``, for beyond the north and south edges); columns 0 and nx + 1 are
-    ones too. ``acc`` (3, nx), float64: per-column maxima of depth, drained and infiltrated
+    a row of ones (``fb[3]``, for beyond the region's first and last rows); columns 0 and nx + 1
+    are ones too. ``acc`` (3, nx), float64: per-column maxima of depth, drained and infiltrated
     depths, reduced at the end so that the row loops carry no reduction. ``track``: update the
     maxima this step.
 
     Returns ``(h_max (m), drained (m³), infiltrated (m³), outflow (m³))`` over the step.
     """
-    ny = h.shape[0]
     acc[:] = 0.0
     outflow = 0.0
-    for s in range(ny + 2):
-        if s < ny:
-            _faces_row(s, h, z, qx, qy, n2, xb, yb, p, sides)
+    for s in range(r0, r1 + 2):
+        if s < r1:
+            _faces_row(s, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides)
         r = s - 1
-        if 0 <= r < ny:
-            _limits_row(r, h, qx, qy, fb[r % 3], p)
+        if r0 <= r < r1:
+            _limits_row(r, c0, c1, h, qx, qy, fb[r % 3], p)
         r = s - 2
-        if r >= 0:
+        if r0 <= r < r1:
             outflow += _update_row(
-                r, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr,
-                fb[(r - 1) % 3] if r > 0 else fb[3], fb[r % 3],
-                fb[(r + 1) % 3] if r < ny - 1 else fb[3], acc, p, t_new, thr, thr32, sinks, track,
+                r, c0, c1, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr,
+                fb[(r - 1) % 3] if r > r0 else fb[3], fb[r % 3],
+                fb[(r + 1) % 3] if r < r1 - 1 else fb[3], acc, p, t_new, thr, thr32, sinks, track,
             )  # fmt: skip
     dx = float(p[P_DX])
     area = dx * dx
