@@ -215,6 +215,13 @@ class Person(Base):
     lives_alone: Mapped[bool] = mapped_column(server_default=sa.false())
     home_cell: Mapped[int | None] = mapped_column(sa.BigInteger, index=True)
     work_cell: Mapped[int | None] = mapped_column(sa.BigInteger, index=True)
+    synthetic: Mapped[bool] = mapped_column(
+        server_default=sa.false(),
+        comment="true: modelled from a population grid (twin ingest population)",
+    )
+    source: Mapped[str | None] = mapped_column(
+        sa.Text, comment="where the row came from, e.g. population:worldpop.tif:2020"
+    )
 
 
 class Enterprise(Base):
