@@ -77,6 +77,7 @@ def test_migrate_reaches_head(db_url: str, monkeypatch: pytest.MonkeyPatch) -> N
         ["ingest", "osm"],
         ["ingest", "buildings"],
         ["ingest", "people"],
+        ["ingest", "population"],
         ["ingest", "dem"],
         ["grid", "refresh"],
         ["demo"],

@@ -4,6 +4,7 @@ raster-to-cell aggregation, ages from a table, determinism, refusals that change
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h3
@@ -11,9 +12,12 @@ import numpy as np
 import psycopg
 import pytest
 import rasterio
+from typer.testing import CliRunner
 
 from tests.ingest.conftest import state
 from tests.ingest.grids import HELSINKI, population_grid
+from twin.cli import app
+from twin.db.migrate import upgrade
 from twin.ingest.osm import ingest_osm
 from twin.ingest.population import (
     DROPPED,
@@ -157,3 +161,29 @@ def test_bad_inputs_are_refused_and_nothing_changes(
     with pytest.raises(IngestError, match="already holds 1 real residents"):
         ingest_population(grid, settings)
     assert ingest_population(grid, settings, replace_real=True).details["replaced_real"] == 1
+
+
+def test_cli_loads_the_grid_and_refuses_without_buildings(
+    helsinki: tuple[Settings, Path],
+    make_database: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, grid = helsinki
+    runner = CliRunner()
+    monkeypatch.setenv("TWIN_DATABASE_URL", settings.database_url or "")
+    r = runner.invoke(app, ["ingest", "population", str(grid), "--seed", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    with rasterio.open(grid) as src:
+        v = src.read(1, masked=True).filled(0.0)
+    with psycopg.connect(settings.database_url or "") as c:
+        ((n,),) = c.execute("SELECT count(*) FROM twin.person WHERE synthetic").fetchall()
+    assert n > 1000 and n <= round(float(v.sum()))  # the grid reaches past the extent
+    assert f'"loaded": {n}' in r.output
+    # An empty twin: the refusal names the missing input and the command that supplies it.
+    empty_db = make_database("twin_ingest_nobuildings")
+    upgrade(empty_db)
+    monkeypatch.setenv("TWIN_DATABASE_URL", empty_db)
+    r = runner.invoke(app, ["ingest", "population", str(grid)])
+    assert r.exit_code == 1
+    out = " ".join(r.output.split())
+    assert "no buildings to put people in" in out and "twin ingest osm" in out

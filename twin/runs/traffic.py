@@ -153,7 +153,22 @@ class Closures:
 
 
 def check_references(conn: psycopg.Connection, params: TrafficParams) -> None:
-    """Flood runs named as closures exist and succeeded; explicit links exist."""
+    """The twin has demand; flood runs named as closures exist and succeeded; explicit links
+    exist.
+
+    No commuters means no trips: an assignment would "converge" at once on empty roads and
+    look like a free-flowing city. Refuse instead, naming the input that is missing.
+    """
+    has_demand = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM twin.person"
+        " WHERE home_cell IS NOT NULL AND work_cell IS NOT NULL)"
+    ).fetchone()
+    if not (has_demand and has_demand[0]):
+        raise TrafficRunError(
+            "demand: the twin has no commuters (residents with a home and a workplace): run "
+            "`twin ingest population` or `twin ingest people` with work addresses, or assign "
+            "a TNTP demand with `twin traffic run --net NET --trips TRIPS`"
+        )
     for run_id in params.flood_runs:
         run = conn.execute(
             "SELECT kind, status FROM twin.sim_run WHERE id = %s", (run_id,)
@@ -228,7 +243,7 @@ def demand(roads: RoadGraph, zones: Zones, params: TrafficParams) -> tuple[Netwo
             NO_TARGET_SHARE
             * gravity(origin, dest, free, target_mean_cost=math.inf, check_target=False).mean_cost
         )
-    target = target if target > 0 else 1.0  # no commuters: no trips, any target will do
+    target = target if target > 0 else 1.0  # no trip between zones: any target will do
     dist = gravity(origin * params.peak_share, dest, free, target_mean_cost=target)
     return base_net, dist
 
