@@ -78,6 +78,7 @@ def test_migrate_reaches_head(db_url: str, monkeypatch: pytest.MonkeyPatch) -> N
         ["ingest", "buildings"],
         ["ingest", "people"],
         ["ingest", "population"],
+        ["ingest", "jobs"],
         ["ingest", "dem"],
         ["grid", "refresh"],
         ["demo"],

@@ -224,6 +224,31 @@ def ingest_population_cmd(
     )
 
 
+@ingest_app.command("jobs")
+def ingest_jobs_cmd(
+    rates: Annotated[
+        Path | None, Opt(help="TOML with [m2_per_job]: floor area per job (m²) by use.")
+    ] = None,
+    seed: Annotated[int, Opt(help="Seed of the draws (same seed, same workplaces).")] = 0,
+    mean_commute_km: Annotated[
+        float, Opt(help="Mean straight-line commute (km) the gravity model aims for.")
+    ] = 8.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Workplaces for the residents, from non-residential floor area by use.
+
+    Run after `twin ingest population` (or people without work addresses).
+    """
+    from twin.ingest.jobs import ingest_jobs
+
+    _run_ingest(
+        lambda p: ingest_jobs(
+            _settings(), rates=rates, seed=seed, mean_commute_km=mean_commute_km, progress=p
+        ),
+        as_json,
+    )
+
+
 def _raster_command(kind: str) -> Any:
     def command(
         file: FileArg,

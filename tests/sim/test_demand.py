@@ -61,3 +61,22 @@ def test_no_people_no_trips_and_bad_input_is_named() -> None:
         gravity(o, d, c[:3], target_mean_cost=10)
     with pytest.raises(ValueError, match="target_mean_cost"):
         gravity(o, d, c, target_mean_cost=0)
+
+
+def test_a_target_below_what_the_margins_allow_stays_finite_and_says_so() -> None:
+    # Zone 1 holds most jobs and no workers: its jobs must be reached from 3 km away or more,
+    # so no deterrence brings the mean below a floor. Computed here: every worker of zone 0
+    # fills zone 0's 10 jobs scaled (9.6) and sends the rest 3 km; zones 2, 3 likewise.
+    workers = np.array([120.0, 0.0, 40.0, 75.0])
+    jobs = np.array([10.0, 200.0, 30.0, 5.0])
+    x = np.array([0.0, 3.0, 6.0, 9.0])
+    cost = np.abs(x[:, None] - x[None, :])
+    with np.errstate(over="raise", invalid="raise"):  # no overflow reaches the caller
+        dist = gravity(workers, jobs, cost, target_mean_cost=1.0)
+    assert np.isfinite(dist.trips).all()
+    assert dist.trips.sum(axis=1) == pytest.approx(workers, rel=1e-6)
+    assert "below the" in dist.note and "margins allow" in dist.note
+    scaled = jobs * workers.sum() / jobs.sum()
+    assert dist.trips.sum(axis=0) == pytest.approx(scaled, rel=1e-6)
+    # The floor: only zone 1's attractions (192 trips) must travel, at 3 km at least.
+    assert dist.mean_cost >= 3.0 * scaled[1] / workers.sum() - 1e-9

@@ -166,8 +166,9 @@ def check_references(conn: psycopg.Connection, params: TrafficParams) -> None:
     if not (has_demand and has_demand[0]):
         raise TrafficRunError(
             "demand: the twin has no commuters (residents with a home and a workplace): run "
-            "`twin ingest population` or `twin ingest people` with work addresses, or assign "
-            "a TNTP demand with `twin traffic run --net NET --trips TRIPS`"
+            "`twin ingest population GRID.tif` and `twin ingest jobs` (or `twin ingest people` "
+            "with work addresses), or assign a TNTP demand with `twin traffic run --net NET "
+            "--trips TRIPS`"
         )
     for run_id in params.flood_runs:
         run = conn.execute(

@@ -98,17 +98,22 @@ def gravity(
     reach = np.isfinite(c)
     finite_c = np.where(reach, c, 0.0)
 
-    def solve(beta: float) -> tuple[FloatArray, float, int]:
+    def solve(beta: float) -> tuple[FloatArray, float, int, bool]:
         # Shift costs by each row's minimum before exponentiating: the row factor a_i absorbs
         # the shift, and large beta x cost no longer underflows to an all-zero row.
         shifted = finite_c - np.min(np.where(reach, c, np.inf), axis=1, initial=np.inf)[:, None]
         seed = np.where(reach, np.exp(-beta * np.where(reach, shifted, 0.0)), 0.0)
-        trips, its = _furness(seed, o, d, tol=tol, max_iter=max_balancing)
-        total = trips.sum()
+        # A beta too large for the margins (a zone's jobs reachable only through seeds that
+        # underflowed) makes the balancing factors overflow: that beta is infeasible, not an
+        # answer, and the search treats it as "too large".
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trips, its = _furness(seed, o, d, tol=tol, max_iter=max_balancing)
+        ok = bool(np.isfinite(trips).all()) and its < max_balancing
+        total = trips.sum() if ok else 0.0
         mean = float((trips * finite_c).sum() / total) if total > 0 else 0.0
-        return trips, mean, its
+        return trips, mean, its, ok
 
-    trips, mean, its = solve(0.0)
+    trips, mean, its, _ = solve(0.0)
     if mean <= target_mean_cost:
         note = (
             f"target mean cost {target_mean_cost:g} exceeds the {mean:.4g} reached with no "
@@ -117,24 +122,38 @@ def gravity(
             else ""
         )
         return Distribution(trips, 0.0, mean, its, note)
+    # Invariant: beta = lo is feasible with a mean above the target (best = its solution);
+    # hi is infeasible or has a mean at or below it.
+    best = (trips, 0.0, mean, its)
     lo, hi = 0.0, 0.1
-    trips_hi, mean_hi, its_hi = solve(hi)
-    while mean_hi > target_mean_cost and hi < 1e3:
+    t_hi, mean_hi, its_hi, ok_hi = solve(hi)
+    while ok_hi and mean_hi > target_mean_cost and hi < 1e3:
+        best = (t_hi, hi, mean_hi, its_hi)
         lo, hi = hi, hi * 4
-        trips_hi, mean_hi, its_hi = solve(hi)
-    if mean_hi > target_mean_cost:
+        t_hi, mean_hi, its_hi, ok_hi = solve(hi)
+    if ok_hi and mean_hi > target_mean_cost:
         note = (
             f"target mean cost {target_mean_cost:g} is below the {mean_hi:.4g} reachable: "
             f"beta capped at {hi:g}"
         )
-        return Distribution(trips_hi, hi, mean_hi, its_hi, note)
+        return Distribution(t_hi, hi, mean_hi, its_hi, note)
+    best_below = (t_hi, hi, mean_hi, its_hi) if ok_hi else None
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        trips, mean, its = solve(mid)
-        if abs(mean - target_mean_cost) <= 1e-6 * target_mean_cost:
+        trips, mean, its, ok = solve(mid)
+        if ok and abs(mean - target_mean_cost) <= 1e-6 * target_mean_cost:
             return Distribution(trips, mid, mean, its)
-        if mean > target_mean_cost:
-            lo = mid
+        if ok and mean > target_mean_cost:
+            lo, best = mid, (trips, mid, mean, its)
         else:
             hi = mid
-    return Distribution(trips, mid, mean, its)
+            if ok:
+                best_below = (trips, mid, mean, its)
+    if best_below is not None:
+        return Distribution(*best_below)
+    t, beta, m, it = best
+    return Distribution(
+        t, beta, m, it,
+        f"target mean cost {target_mean_cost:g} is below the {m:.4g} that the margins allow "
+        f"(zones must send and receive their totals): beta = {beta:.4g}, the largest feasible",
+    )  # fmt: skip
