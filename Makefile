@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 TWIN  := $(BIN)/twin
 PORT  ?= 8000
 
-.PHONY: setup demo test lint format typecheck db-start db-stop clean
+.PHONY: setup demo city test lint format typecheck db-start db-stop clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,11 @@ SEED  ?= 1
 
 demo: setup
 	$(TWIN) demo --size $(SIZE) --seed $(SEED) --port $(PORT)
+
+# A real city from public files: make city OSM=city.osm.pbf DEM=dem.tif [POP=worldpop.tif]
+city: setup
+	@test -n "$(OSM)" -a -n "$(DEM)" || { echo "usage: make city OSM=FILE.osm.pbf DEM=DEM.tif [POP=GRID.tif] [NAME=...]"; exit 2; }
+	$(TWIN) city build --osm $(OSM) --dem $(DEM) $(if $(POP),--population $(POP)) $(if $(NAME),--name "$(NAME)") --port $(PORT) --serve
 
 test:
 	@bash scripts/setup.sh --browser

@@ -10,6 +10,7 @@ import psycopg
 import typer
 
 from twin.cli_backup import db_dump, db_restore
+from twin.cli_city import city_app
 from twin.cli_ingest import ingest_app
 from twin.cli_report import report as report_command
 from twin.cli_risk import alerts_app, risk_app
@@ -44,6 +45,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(users_app, name="users")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(city_app, name="city")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
 app.command("serve")(serve_command)

@@ -26,6 +26,12 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def utm_crs(lon: float, lat: float) -> str:
+    """The WGS 84 / UTM zone of a point (``EPSG:326NN`` north, ``EPSG:327NN`` south)."""
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
 class Settings(BaseSettings):
     """Settings of the twin (env prefix ``TWIN_``)."""
 
@@ -186,6 +192,4 @@ class Settings(BaseSettings):
         """The projected CRS for areas, lengths and flood grids (``EPSG:326NN``/``327NN``)."""
         if self.city_crs:
             return self.city_crs
-        lon, lat = self.city_center
-        zone = int((lon + 180) // 6) + 1
-        return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+        return utm_crs(*self.city_center)

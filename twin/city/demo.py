@@ -17,6 +17,7 @@ from psycopg import sql
 
 from twin.city.cells import refresh_cell_stats
 from twin.city.load import CITY_TABLES, bump_layer_versions, load_city
+from twin.city.meta import record_city
 from twin.city.synth.city import generate_city
 from twin.db.engine import database_url
 from twin.db.migrate import upgrade
@@ -119,6 +120,8 @@ def build_demo(
     with psycopg.connect(url) as conn:
         with conn.transaction():
             load_city(conn, city, raster_dir=raster_dir, step=lambda name, n: rep.advance(n, name))
+            record_city(conn, settings, settings.city_center, name=f"demo {size}",
+                        source=f"demo:{size}:{seed}", replace=True)  # fmt: skip
             rep.done("load")
             timings["load"] = clock() - t
             t = clock()

@@ -47,6 +47,7 @@ from pyproj import Transformer
 from twin import grid as h3grid
 from twin.city.cells import refresh_cell_stats
 from twin.city.load import bump_layer_versions
+from twin.city.meta import read_city, with_city
 from twin.db.engine import database_url
 from twin.db.models.city import AGE_BANDS, BUILDING_USES
 from twin.ingest.population import floor_area, largest_remainder, load_buildings
@@ -197,6 +198,7 @@ def ingest_jobs(
         raise IngestError(report.path, "mean_commute_km must be positive")
     rng = np.random.default_rng([seed, 13])
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
+        settings = with_city(settings, read_city(conn))
         b = load_buildings(conn)
         cap = jobs_per_building(b.footprint_m2, b.floors, b.use, m2_per_job=m2)
         cap = np.where(b.cell.notna().to_numpy(), cap, 0.0)

@@ -37,6 +37,7 @@ import psycopg
 import shapely
 
 from twin.city.cells import refresh_cell_stats
+from twin.city.meta import record_city
 from twin.db.engine import database_url
 from twin.ingest import layers, write
 from twin.ingest.report import IngestError, Progress, Report, quiet
@@ -190,6 +191,20 @@ def read_osm(path: Path) -> _Collector:
     return handler
 
 
+def extent_center(h: _Collector) -> tuple[float, float]:
+    """Centre (lon, lat) of the bounding box of everything read from the extract."""
+    wkbs = [bytes.fromhex(b[-1]) for b in h.buildings] + [bytes.fromhex(p[-1]) for p in h.parcels]
+    boxes = [shapely.bounds(shapely.from_wkb(wkbs))] if wkbs else []
+    for _, _, _, coords in h.ways:
+        xy = np.asarray(coords)
+        boxes.append(np.concatenate([xy.min(axis=0), xy.max(axis=0)])[None, :])
+    if h.pois:
+        xy = np.array([(p[3], p[4]) for p in h.pois])
+        boxes.append(np.hstack([xy, xy]))
+    b = np.vstack(boxes)
+    return float(b[:, 0].min() + b[:, 2].max()) / 2, float(b[:, 1].min() + b[:, 3].max()) / 2
+
+
 def split_ways(
     ways: list[tuple[int, dict[str, str], list[int], list[tuple[float, float]]]],
 ) -> pd.DataFrame:
@@ -260,6 +275,11 @@ def ingest_osm(
     affected: list[int] = []
     counts: dict[str, int] = {}
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
+        # The extract places the city: its UTM zone is the metric CRS of every later step (a
+        # replace is a new city; an append keeps the recorded one).
+        crs = record_city(
+            conn, settings, extent_center(h), source=f"osm:{path.name}", replace=mode == "replace"
+        )
         if h.parcels:
             pf = pd.DataFrame(h.parcels, columns=["code", "land_use", "wkb"])
             geoms = shapely.make_valid(shapely.from_wkb(pf.wkb.map(bytes.fromhex).to_list()))
@@ -272,9 +292,7 @@ def ingest_osm(
             counts["parcels"] = len(pf)
         if h.ways:
             rf = split_ways(h.ways)
-            affected += write.write_roads(
-                conn, rf, mode=mode, res=res, crs=settings.metric_crs, path=path
-            )
+            affected += write.write_roads(conn, rf, mode=mode, res=res, crs=crs, path=path)
             counts["road_ways"], counts["road_links_segments"] = len(h.ways), len(rf)
         if h.buildings:
             bf = pd.DataFrame(

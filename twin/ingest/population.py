@@ -64,6 +64,7 @@ from rasterio.errors import RasterioError
 
 from twin.city.cells import refresh_cell_stats
 from twin.city.load import bump_layer_versions
+from twin.city.meta import read_city, with_city
 from twin.city.synth.people import AGE_SHARES
 from twin.db.copy import copy_rows
 from twin.db.engine import database_url
@@ -368,6 +369,7 @@ def ingest_population(
     source = f"population:{path.name}" + (f":{year}" if year is not None else "")
     rng = np.random.default_rng([seed, 26])
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
+        settings = with_city(settings, read_city(conn))
         b = load_buildings(conn)
         if b.empty:
             raise IngestError(

@@ -19,6 +19,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from twin.city import rasters
+from twin.city.meta import settings_for
 from twin.db.engine import database_url
 from twin.ingest.report import IngestError, Progress, Report, quiet
 from twin.settings import Settings
@@ -51,6 +52,7 @@ def ingest_raster(
     if path.stat().st_size == 0:
         raise IngestError(path, "file is empty")
     unit, resampling = KINDS[kind]
+    settings = settings_for(settings, database_url(settings))  # the city's UTM zone
     progress(f"reprojecting {path.name} to {settings.metric_crs}")
     dst_crs = CRS.from_user_input(settings.metric_crs)
     try:

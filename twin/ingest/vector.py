@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import psycopg
 
 from twin.city.cells import refresh_cell_stats
+from twin.city.meta import record_city
 from twin.db.engine import database_url
 from twin.ingest import layers, write
 from twin.ingest.read import read_vector
@@ -62,6 +64,12 @@ def ingest_vector(
     res = settings.finest_resolution
     progress(f"writing {report.read:,} {kind}")
     with psycopg.connect(database_url(settings)) as conn, conn.transaction():
+        # The first layer with an extent places the city (its UTM zone) for every later step.
+        x0, y0, x1, y1 = (float(v) for v in gdf.total_bounds)
+        crs = settings.metric_crs
+        if len(gdf) and all(map(math.isfinite, (x0, y0, x1, y1))):
+            centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+            crs = record_city(conn, settings, centre, source=f"{kind}:{path.name}")
         if kind == "buildings":
             frame, heights = layers.buildings_frame(gdf, path, f)
             report.details["height_from"] = heights
@@ -71,9 +79,7 @@ def ingest_vector(
             affected = write.write_parcels(conn, frame, mode=mode, res=res, path=path)
         elif kind == "roads":
             frame = layers.roads_frame(gdf, path, f)
-            affected = write.write_roads(
-                conn, frame, mode=mode, res=res, crs=settings.metric_crs, path=path
-            )
+            affected = write.write_roads(conn, frame, mode=mode, res=res, crs=crs, path=path)
         else:
             frame = layers.events_frame(gdf, path, f)
             affected = write.write_events(conn, frame, mode=mode, res=res, path=path)

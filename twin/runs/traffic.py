@@ -26,6 +26,7 @@ from pyproj import Transformer
 
 from twin import grid as h3grid
 from twin.city.load import bump_layer_versions
+from twin.city.meta import read_city, with_city
 from twin.db.copy import copy_rows
 from twin.db.engine import database_url
 from twin.runs import store
@@ -276,6 +277,7 @@ def _run(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
+        settings = with_city(settings, read_city(conn))
         roads = load_roads(conn, settings.metric_crs)
         zones = load_zones(conn, settings, params.zone_res)
         closures = load_closures(conn, roads, params)

@@ -30,6 +30,25 @@ BUILDING_USES = (
 )
 
 
+class CityMeta(Base):
+    """The one city this database holds: its name, centre and the metric CRS of its grids.
+
+    Written by the first ingest that knows the city's extent (OSM) or by the demo build, so
+    that every later command reprojects to the same UTM zone without a setting.
+    """
+
+    __tablename__ = "city_meta"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, server_default="1")
+    name: Mapped[str | None] = mapped_column(sa.Text)
+    center_lon: Mapped[float] = mapped_column(sa.Float)
+    center_lat: Mapped[float] = mapped_column(sa.Float)
+    crs: Mapped[str] = mapped_column(sa.Text)
+    source: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = now_default()
+
+
 class AdminArea(Base):
     """Five nested levels: city > district > street > community > grid patch."""
 
