@@ -55,7 +55,7 @@ def test_the_run_is_recorded_with_its_summary(settings: Settings, storm: dict) -
         storm["run_id"],
     )  # fmt: skip
     assert status == "succeeded" and progress == 1
-    assert summary["run_id"] == storm["run_id"]
+    assert summary["run_id"] == storm["run_id"] and summary["warnings"] == []
     assert set(timings) == {"load_s", "simulate_s", "store_s"}
     assert abs(storm["mass_error_rel"]) < 1e-10
     v = storm["volumes_m3"]
@@ -160,6 +160,7 @@ def test_no_rain_floods_nothing(settings: Settings) -> None:
     s = run_flood(settings, FloodParams(rain_series=dry, after_s=0))
     assert s["max_depth_m"] == 0 and s["flooded_cells"] == 0 and s["events"] == 0
     assert s["closed_links"] == 0 and s["affected_buildings"] == 0
+    assert any("no land cell got wet" in w for w in s["warnings"])
 
 
 def test_cli_runs_a_storm_from_a_rain_series(

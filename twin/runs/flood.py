@@ -352,8 +352,14 @@ def _summary(
 ) -> dict[str, Any]:
     land_depth = np.where(grid.land, np.nan_to_num(result.max_depth), 0.0)
     px = grid.dx * grid.dx
+    # A storm that wets nothing on a non-trivial grid is suspect (a DEM in feet, rain in m/s,
+    # drainage above the rain): say so in the summary rather than hand back a quiet success.
+    warnings = []
+    if float(land_depth.max()) <= 0:
+        warnings.append("no land cell got wet: check the DEM's units, the rain and the drainage")
     return {
         "run_id": run_id,
+        "warnings": warnings,
         "params": params.as_json(),
         "rain_mm": round(rain.integral(0, params.total_s) * 1000, 6),
         "simulated_s": params.total_s,

@@ -437,6 +437,10 @@ def _summary(
         "slowed_links": int((closures.capacity_factor < 1).sum()) if closures else 0,
         "closures": dict(closures.reasons) if closures else {},
     }
+    out["warnings"] = (
+        [] if out["trips"] > out["intrazonal_trips"]
+        else ["no trip leaves its zone: the morning peak puts no car on a road"]
+    )  # fmt: skip
     if baseline is not None:
         keys = ("run_id", "delay_index", "delay_band", "tstt_veh_h", "vkt")
         out["baseline"] = {k: baseline[k] for k in keys}
