@@ -33,6 +33,7 @@ from twin.sim.demholes import NodataError, treat_nodata
 from twin.sim.flood import Boundaries, FloodResult, simulate
 from twin.sim.gridfiles import burn, write_geotiffs
 from twin.sim.rain import Series, chicago_storm
+from twin.sim.raincsv import read_rain_csv
 
 MM_H = 1 / 3_600_000
 
@@ -123,9 +124,9 @@ def parse_duration(text: str) -> float:
 
 
 def read_rain_series(path: Path) -> Series:
-    """A CSV of ``time_s,intensity_mm_h`` (step intensities) as a series in m/s."""
+    """A rain table (time in s, min, h or date-times; mm/h, mm/min or mm per step) in m/s."""
     try:
-        return Series.from_csv(path, ("time_s", "intensity_mm_h"), interp="step", scale=MM_H)
+        return read_rain_csv(path)
     except ValueError as exc:
         raise FloodRunError(str(exc)) from exc
 

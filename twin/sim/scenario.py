@@ -32,6 +32,7 @@ from twin.sim.demholes import NodataError, NodataRule, treat_nodata
 from twin.sim.flood import Boundaries, FloodResult, Inflow, cells_within, pixel_index, simulate
 from twin.sim.gridfiles import burn, write_geotiffs
 from twin.sim.rain import Interp, Series, StormFormula, chicago_storm
+from twin.sim.raincsv import read_rain_csv
 from twin.sim.roughness import manning_by_area
 
 MM_H = 1 / 3_600_000  # m/s per mm/h
@@ -390,9 +391,10 @@ def _rain(spec: RainSpec | None, base: Path) -> Series | None:
         return Series.constant(spec.constant_mm_h * MM_H)
     where = "rain.series"
     if isinstance(spec.series, str):
-        return _series_csv(
-            _resolve(base, spec.series, where), where, ("time_s", "intensity_mm_h"), "step", MM_H
-        )
+        try:
+            return read_rain_csv(_resolve(base, spec.series, where))
+        except ValueError as exc:
+            raise _fail_field(where, str(exc)) from exc
     try:
         return Series.from_pairs(spec.series or [], interp="step", scale=MM_H)
     except ValueError as exc:
