@@ -22,6 +22,7 @@ from twin.cli_support import emit as _emit
 from twin.cli_support import fail as _fail
 from twin.cli_support import load_settings as _settings
 from twin.cli_tasks import tasks_app
+from twin.cli_tiles import tiles_app
 from twin.cli_users import audit_command, users_app
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
@@ -46,6 +47,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(users_app, name="users")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(city_app, name="city")
+app.add_typer(tiles_app, name="tiles")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
 app.command("serve")(serve_command)
