@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,21 @@ def traffic_run(
             "settle closer to the reference at a given gap.",
         ),
     ] = False,
+    toll_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="Minutes per toll unit in the generalised cost (default: the file's "
+            "<TOLL FACTOR>, else 0)."
+        ),
+    ] = None,
+    distance_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="Minutes per length unit in the generalised cost (default: the file's "
+            "<DISTANCE FACTOR>, else 0). Many networks give theirs in a README only, "
+            "e.g. Chicago Sketch: --toll-factor 0.02 --distance-factor 0.04."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """User equilibrium (Algorithm B, BPR costs) on a TNTP network: prints TSTT, Beckmann
@@ -74,6 +90,13 @@ def traffic_run(
         fail("--gap must be > 0 and --max-iter >= 1", code=2)
     try:
         network = tntp.read_net(net)
+        for flag, value in (("--toll-factor", toll_factor), ("--distance-factor", distance_factor)):
+            if value is not None and not (value >= 0 and np.isfinite(value)):
+                fail(f"{flag} must be a number >= 0", code=2)
+        if toll_factor is not None:
+            network = dataclasses.replace(network, toll_factor=toll_factor)
+        if distance_factor is not None:
+            network = dataclasses.replace(network, distance_factor=distance_factor)
         demand = tntp.read_trips(trips, n_zones=network.n_zones)
     except tntp.TNTPError as exc:
         fail(str(exc), code=2)
@@ -90,6 +113,7 @@ def traffic_run(
         )
     if out is not None:
         tntp.write_flow(out, network, result.flow, result.cost)
+    warnings = _cost_warnings(network, toll_factor)
     data = {
         "tstt": result.tstt,
         "objective": result.objective,
@@ -115,7 +139,12 @@ def traffic_run(
             for h in result.history
         ],
         "flows": str(out) if out else None,
+        "toll_factor": network.toll_factor,
+        "distance_factor": network.distance_factor,
+        "warnings": warnings,
     }
+    for w in warnings:
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
     lost = (
         f"; {len(result.unreachable)} OD pairs unreachable ({result.unreachable_demand:.1f} trips)"
         if result.unreachable
@@ -130,6 +159,18 @@ def traffic_run(
         + lost
         + (f"; flows in {out}" if out else ""),
     )
+
+
+def _cost_warnings(network: Any, toll_factor: float | None) -> list[str]:
+    """A network with tolls whose file names no weight for them: its published solutions may
+    use a weight given in its documentation (Chicago Sketch's README: 0.02 min/cent, and
+    0.04 min/mile for distance), and without it the equilibrium is a different one."""
+    if toll_factor is None and network.toll_factor == 0 and network.toll.any():
+        return [
+            "the network has tolls but no <TOLL FACTOR>: costs ignore them (pass "
+            "--toll-factor, and --distance-factor, if its documentation gives them)"
+        ]
+    return []
 
 
 @contextmanager

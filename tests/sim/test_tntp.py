@@ -143,3 +143,54 @@ def test_cli_names_the_bad_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["traffic", "run", "--net", str(net), "--trips", str(trips)])
     assert result.exit_code == 2
     assert f"{net}:9: capacity is not a number" in result.output
+
+
+def test_cli_cost_weights_move_the_equilibrium(tmp_path: Path) -> None:
+    """Two parallel routes with constant costs (b = 0), zone 1 to zone 2 via node 3 or 4:
+    route A costs 10 min and a 100-cent toll, route B 15 min and no toll. By hand: without a
+    toll weight everyone takes A; at 0.1 min/cent A costs 20 min, so everyone takes B; adding
+    0.2 min per length unit on B's 30 units makes B 21 min, and everyone is back on A."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    net = _write(
+        tmp_path,
+        "n.tntp",
+        """<NUMBER OF ZONES> 2
+<NUMBER OF NODES> 4
+<FIRST THRU NODE> 3
+<NUMBER OF LINKS> 4
+<END OF METADATA>
+
+~ init term capacity length fft b power speed toll type ;
+1 3 100 0 10 0 4 0 100 1 ;
+3 2 100 0 0 0 4 0 0 1 ;
+1 4 100 30 15 0 4 0 0 1 ;
+4 2 100 0 0 0 4 0 0 1 ;
+""",
+    )
+    trips = _write(
+        tmp_path, "t.tntp", "<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n2 : 50;\n"
+    )
+    base = ["traffic", "run", "--net", str(net), "--trips", str(trips), "--json"]
+
+    def run(*extra: str) -> dict:  # type: ignore[type-arg]
+        out = tmp_path / "f.tntp"
+        r = CliRunner().invoke(app, [*base, "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        data["flow"] = tntp.read_flow(out).volume.tolist()
+        return data
+
+    plain = run()
+    assert plain["flow"] == pytest.approx([50, 50, 0, 0])
+    assert any("tolls but no <TOLL FACTOR>" in w for w in plain["warnings"])
+    tolled = run("--toll-factor", "0.1")
+    assert tolled["flow"] == pytest.approx([0, 0, 50, 50]) and tolled["warnings"] == []
+    both = run("--toll-factor", "0.1", "--distance-factor", "0.2")
+    assert both["flow"] == pytest.approx([50, 50, 0, 0]) and both["distance_factor"] == 0.2
+    r = CliRunner().invoke(app, [*base, "--toll-factor", "-1"])
+    assert r.exit_code == 2 and "--toll-factor must be a number >= 0" in r.output

@@ -147,7 +147,7 @@ def read_net(path: Path | str) -> Network:
         alpha=a[:, 5],
         beta=a[:, 6],
         length=a[:, 3],
-        toll=a[:, 7],
+        toll=a[:, 8],
         distance_factor=distance_factor,
         toll_factor=toll_factor,
     )
