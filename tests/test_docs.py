@@ -58,3 +58,35 @@ def test_the_link_check_can_fail() -> None:
     text = "see [a](docs/nothing-here.md#x), [b](https://example.org), `[c](d.md)`, [e](#top)"
     assert relative_links(text) == ["docs/nothing-here.md"]
     assert not (ROOT / "docs/nothing-here.md").exists()
+
+
+def test_the_cli_reference_lists_every_command() -> None:
+    """The reference generated into docs/cli.md names every command of the typer app."""
+    import importlib.util
+
+    import typer
+
+    from twin.cli import app
+
+    spec = importlib.util.spec_from_file_location(
+        "cli_reference", ROOT / "docs" / "hooks" / "cli_reference.py"
+    )
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    text = hook.reference()
+
+    def paths(cmd: object, prefix: str) -> list[str]:
+        out = [prefix]
+        if hasattr(cmd, "list_commands"):
+            ctx = cmd.context_class(cmd, info_name=prefix)  # type: ignore[attr-defined]
+            for name in cmd.list_commands(ctx):
+                out += paths(cmd.get_command(ctx, name), f"{prefix} {name}")  # type: ignore[attr-defined]
+        return out
+
+    expected = paths(typer.main.get_command(app), "twin")
+    assert len(expected) > 40  # every group and its commands, not only the top level
+    missing = [p for p in expected if f"`{p}`" not in text]
+    assert not missing, f"not in the CLI reference: {missing}"
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert hook.MARKER in page
