@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 TWIN  := $(BIN)/twin
 PORT  ?= 8000
 
-.PHONY: setup demo city test lint format typecheck db-start db-stop clean
+.PHONY: setup demo city test lint format typecheck docs db-start db-stop clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,12 +26,17 @@ test:
 	$(BIN)/ruff check twin tests benchmarks notebooks
 	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --site-dir site
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check twin tests benchmarks notebooks
 	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
+
+# The documentation site (mkdocs-material, docs/ + mkdocs.yml) into site/; any warning fails it.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
 
 format: setup
 	$(BIN)/ruff check --fix twin tests benchmarks notebooks
