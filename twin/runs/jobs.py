@@ -83,8 +83,11 @@ def _submit(
 
 def submit_flood(app: Any, params: FloodParams, caller: Principal | None = None) -> int:
     """Queue a storm; returns the run id."""
+    # A scoped user's storm raises its simulated events only within the user's scope.
+    areas = caller.scope if caller is not None and caller.scoped else None
     return _submit(app, "flood", params.as_json(),
-                   lambda s, rid: run_flood(s, params, run_id=rid), caller=caller)  # fmt: skip
+                   lambda s, rid: run_flood(s, params, run_id=rid, event_areas=areas),
+                   caller=caller)  # fmt: skip
 
 
 def submit_traffic(app: Any, params: TrafficParams, caller: Principal | None = None) -> int:
