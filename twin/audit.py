@@ -140,7 +140,10 @@ class AuditBuffer:
         """Flush every ``every_s`` seconds until cancelled (the owner flushes once more)."""
         while True:
             await asyncio.sleep(every_s)
-            await self.flush(pool, role)
+            try:
+                await self.flush(pool, role)
+            except Exception:  # the writer must live on; the rows stay pending or are logged
+                log.exception("audit flush failed")
 
 
 def list_entries(

@@ -14,6 +14,7 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from twin import auth
@@ -283,3 +284,11 @@ def test_revocation_elsewhere_is_bounded_by_the_cache_setting(
         assert c.get("/api/me", headers=headers).status_code == 200  # within the bound
         clock[0] += 0.2
         assert c.get("/api/me", headers=headers).status_code == 401  # past it: looked up again
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    assert Settings(_env_file=None).trusted_proxies == ""  # off by default
+    ok = Settings(_env_file=None, trusted_proxies="10.0.0.0/8, ::1")
+    assert [str(n) for n in ok.trusted_proxy_networks] == ["10.0.0.0/8", "::1/128"]
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings(_env_file=None, trusted_proxies="10.0.0.0/8,proxy.local")
