@@ -8,6 +8,7 @@ scoped to each of two districts. Expected sets come from direct SQL on the admin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import mapbox_vector_tile
@@ -18,9 +19,12 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from twin import auth
+from twin.access import Principal, act_as
 from twin.api.app import create_app
 from twin.auth import add_user, set_disabled
 from twin.cli import app as cli_app
+from twin.risk.alerts import evaluate, evaluate_on
+from twin.risk.rules import load_rules
 from twin.settings import Settings
 
 from .scope_world import District, ids_in, make_world, sql, tiles_over_city
@@ -292,3 +296,41 @@ def test_trusted_proxies_must_be_addresses() -> None:
     assert [str(n) for n in ok.trusted_proxy_networks] == ["10.0.0.0/8", "::1/128"]
     with pytest.raises(ValidationError, match="trusted_proxies"):
         Settings(_env_file=None, trusted_proxies="10.0.0.0/8,proxy.local")
+
+
+def test_a_scoped_evaluation_escalates_no_higher_than_its_scope(
+    tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    """An alert raised at the district and escalated by its district's operator stays with the
+    district (the city is outside the scope); an unscoped evaluation then moves it up."""
+    rules, errors = load_rules(tiny_settings.rules_dir)
+    assert not errors
+    base = next(r for r in rules if r.id == "cell_turns_red")
+    rule = replace(base, id="scope_escalation", area_level="district", escalate_after=1)
+    firing = {
+        key: sql(tiny_settings, "SELECT count(*) FROM twin.alert WHERE rule_id = 'cell_turns_red'"
+                 " AND area_id IN (SELECT twin.area_subtree(%s))", (d.id,))[0][0]
+        for key, d in world.items()
+    }  # fmt: skip
+    me = world["A"] if firing["A"] else world["B"]
+    assert firing[me.key], "a district with red cells"
+    who = Principal(name=me.user, role="operator", user_id=1, scope=frozenset(me.areas))
+
+    def evaluate_as_me() -> None:
+        with psycopg.connect(tiny_settings.database_url) as c:
+            act_as(c, who, tiny_settings.api_db_role)
+            evaluate_on(c, [rule])
+
+    def mine() -> list[tuple[Any, ...]]:
+        return sql(tiny_settings, "SELECT area_id, escalation, hits FROM twin.alert"
+                   " WHERE rule_id = 'scope_escalation' ORDER BY id")  # fmt: skip
+
+    evaluate_as_me()
+    first = mine()
+    assert first and {a for a, _, _ in first} == {me.id}  # raised only in its own district
+    evaluate_as_me()
+    second = mine()
+    assert [(a, e, h) for a, e, h in second] == [(me.id, 1, 2)] * len(first)
+    evaluate(tiny_settings.database_url, [rule])  # a local run: the whole city
+    city = sql(tiny_settings, "SELECT id FROM twin.admin_area WHERE level = 'city'")[0][0]
+    assert {(a, e) for a, e, _ in mine()[: len(first)]} == {(city, 2)}
