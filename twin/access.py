@@ -10,6 +10,9 @@ transaction, where row-level security applies it (``twin/db/sql/access_v1.sql``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
 
 from twin.classification import ROLE_CLEARANCE, rank
 
@@ -65,6 +68,12 @@ class Principal:
         return self.role in ("analyst", "operator", "admin")
 
     @property
+    def can_see_all_people(self) -> bool:
+        """Whether small people counts of the whole city (totals, other areas) may be shown:
+        outside its scope a scoped user is the public."""
+        return self.can_see_people and not self.scoped
+
+    @property
     def can_run_simulations(self) -> bool:
         return self.role in ("analyst", "operator", "admin")
 
@@ -89,3 +98,22 @@ class Principal:
 
 
 PUBLIC = Principal()
+
+#: Switches a transaction to the API's role with a caller's scope, name and client address
+#: (``set_config(..., true)``: SET LOCAL semantics, gone at commit). Row-level security then
+#: holds whatever runs in the transaction; audit rows take the client from ``twin.client``.
+CALLER_SQL = (
+    "SELECT set_config('role', %(role)s, true), set_config('twin.scope', %(scope)s, true),"
+    " set_config('twin.actor', %(actor)s, true), set_config('twin.client', %(client)s, true)"
+)
+
+
+def caller_params(who: Principal, role: str, client: str | None = None) -> dict[str, Any]:
+    """The parameters of :data:`CALLER_SQL` for ``who`` (``client``: an IP address or None)."""
+    return {"role": role, "scope": who.scope_setting, "actor": who.name, "client": client or ""}
+
+
+def act_as(conn: psycopg.Connection, who: Principal, role: str, client: str | None = None) -> None:
+    """Run the rest of ``conn``'s current transaction as ``who`` (work done on a caller's
+    behalf outside the request's own connection: alert evaluations, follow-up refreshes)."""
+    conn.execute(CALLER_SQL, caller_params(who, role, client))

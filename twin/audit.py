@@ -1,22 +1,40 @@
-"""The audit trail: every write through the API and every read of a personal layer, with who,
-what, when and which area. Written in the request's own transaction, so a change and its audit
-row commit (or roll back) together."""
+"""The audit trail: every write through the API and every read of core data, with who, what,
+when, which area and from which client address. Written in the request's own transaction, so
+a change and its audit row commit (or roll back) together; the client comes from the
+transaction's ``twin.client`` setting (``twin.access.CALLER_SQL``) unless given.
+
+Tile reads of core layers are too many for a round trip each: :class:`AuditBuffer` keeps them
+in memory and writes them in one statement every ``TWIN_AUDIT_FLUSH_SECONDS`` (and when the
+server stops). A process killed outright loses at most that interval of tile audit rows.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import datetime
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from twin.access import Principal
 
+log = logging.getLogger(__name__)
+
 INSERT_SQL = (
     "INSERT INTO twin.audit_log (user_id, action, resource, area_id, client, detail)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+    " VALUES (%s, %s, %s, %s,"
+    " coalesce(%s::inet, nullif(current_setting('twin.client', true), '')::inet), %s)"
+)
+BATCH_SQL = (
+    "INSERT INTO twin.audit_log (at, user_id, action, resource, area_id, client, detail)"
+    " SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::text[], %s::text[],"
+    " %s::bigint[], %s::inet[], %s::jsonb[])"
 )
 
 
@@ -36,6 +54,96 @@ async def record(
         INSERT_SQL,
         (who.user_id, action, resource, area_id, client, json.dumps(body, default=str)),
     )
+
+
+def record_sync(
+    conn: psycopg.Connection,
+    who: Principal,
+    action: str,
+    resource: str,
+    *,
+    area_id: int | None = None,
+    client: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """:func:`record` on a synchronous connection (work run in a thread on a caller's behalf)."""
+    body = {"actor": who.name, "role": who.role, **(detail or {})}
+    conn.execute(
+        INSERT_SQL,
+        (who.user_id, action, resource, area_id, client, json.dumps(body, default=str)),
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    user_id: int | None
+    action: str
+    resource: str
+    area_id: int | None
+    client: str | None
+    detail: str  # JSON
+
+
+class AuditBuffer:
+    """Audit rows of hot read paths (core tile layers), written in batches.
+
+    :meth:`add` costs no database work; :meth:`flush` writes everything pending in one
+    statement, as the API role. Entries that cannot be written (database down) are kept for
+    the next flush, up to ``max_pending``; beyond that the oldest are dropped, with a warning.
+    """
+
+    def __init__(self, max_pending: int = 200_000) -> None:
+        self.pending: list[Entry] = []
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._lock = asyncio.Lock()
+
+    def add(
+        self,
+        who: Principal,
+        action: str,
+        resource: str,
+        *,
+        client: str | None,
+        area_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        body = {"actor": who.name, "role": who.role, **(detail or {})}
+        self.pending.append(Entry(datetime.now(UTC), who.user_id, action, resource, area_id,
+                                  client, json.dumps(body, default=str)))  # fmt: skip
+        if len(self.pending) > self.max_pending:
+            over = len(self.pending) - self.max_pending
+            del self.pending[:over]
+            self.dropped += over
+            log.warning("audit buffer full: %d tile audit rows dropped", over)
+
+    async def flush(self, pool: AsyncConnectionPool, role: str) -> int:
+        """Write what is pending; returns the rows written (0 on failure, kept for later)."""
+        async with self._lock:
+            batch, self.pending = self.pending, []
+            if not batch:
+                return 0
+            cols = list(zip(*((e.at, e.user_id, e.action, e.resource, e.area_id, e.client,
+                               e.detail) for e in batch), strict=True))  # fmt: skip
+            try:
+                async with pool.connection() as conn, conn.transaction():
+                    await conn.execute("SELECT set_config('role', %s, true)", (role,))
+                    await conn.execute(BATCH_SQL, [list(c) for c in cols])
+            except (psycopg.Error, OSError) as exc:
+                log.warning("audit flush failed (%d rows kept): %s", len(batch), exc)
+                self.pending[:0] = batch
+                return 0
+            return len(batch)
+
+    async def run(self, pool: AsyncConnectionPool, role: str, every_s: float) -> None:
+        """Flush every ``every_s`` seconds until cancelled (the owner flushes once more)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.flush(pool, role)
+            except Exception:  # the writer must live on; the rows stay pending or are logged
+                log.exception("audit flush failed")
 
 
 def list_entries(

@@ -23,7 +23,8 @@ from twin.access import ROLES, Principal
 from twin.db.models.city import ADMIN_LEVELS
 
 TOKEN_PREFIX = "twin_"
-#: Seconds a resolved token is remembered in-process (bounds how long a revocation takes).
+#: Seconds a resolved token is remembered in-process by default (``TWIN_AUTH_CACHE_SECONDS``
+#: bounds how long a revocation takes in the other server processes).
 TOKEN_CACHE_S = 5.0
 USER_ROLES = tuple(r for r in ROLES if r != "public")
 
@@ -99,26 +100,33 @@ def add_user(
 
 
 def set_disabled(conn: psycopg.Connection, name: str, disabled: bool = True) -> None:
-    """Revoke (or restore) a user's token; the user and its audit trail stay."""
+    """Revoke (or restore) a user's token; the user and its audit trail stay.
+
+    This process forgets the token at once; other processes within their token cache time."""
     cur = conn.execute(
         "UPDATE twin.app_user SET disabled = %s,"
-        " revoked_at = CASE WHEN %s THEN now() END WHERE name = %s",
+        " revoked_at = CASE WHEN %s THEN now() END WHERE name = %s RETURNING id, token_hash",
         (disabled, disabled, name),
     )
-    if cur.rowcount == 0:
+    rows = cur.fetchall()
+    if not rows:
         raise AuthError(f"name: no user {name!r}")
+    forget_user(rows[0][0], rows[0][1])
 
 
 def new_user_token(conn: psycopg.Connection, name: str) -> str:
     """Replace a user's token (the old one stops working) and return the new one."""
     token = new_token()
     cur = conn.execute(
-        "UPDATE twin.app_user SET token_hash = %s, disabled = false, revoked_at = NULL"
-        " WHERE name = %s",
-        (hash_token(token), name),
+        "WITH old AS (SELECT id, token_hash FROM twin.app_user WHERE name = %s FOR UPDATE)"
+        " UPDATE twin.app_user u SET token_hash = %s, disabled = false, revoked_at = NULL"
+        " FROM old WHERE u.id = old.id RETURNING u.id, old.token_hash",
+        (name, hash_token(token)),
     )
-    if cur.rowcount == 0:
+    rows = cur.fetchall()
+    if not rows:
         raise AuthError(f"name: no user {name!r}")
+    forget_user(rows[0][0], rows[0][1])
     return token
 
 
@@ -140,6 +148,8 @@ class _Cached:
 
 
 _CACHE: dict[str, _Cached] = {}
+# Bumped by every forget: a lookup that began before a revocation must not cache its answer.
+_GENERATION = [0]
 
 PRINCIPAL_SQL = """
 SELECT u.id, u.name, u.role, u.disabled, u.scope,
@@ -150,16 +160,21 @@ FROM twin.app_user u WHERE u.token_hash = %s
 """
 
 
-async def principal_for_token(conn: AsyncConnection, token: str) -> Principal | None:
+async def principal_for_token(
+    conn: AsyncConnection, token: str, *, cache_s: float = TOKEN_CACHE_S
+) -> Principal | None:
     """The principal a bearer token stands for, or None (unknown or revoked token).
 
-    Remembered for :data:`TOKEN_CACHE_S` seconds, so a busy client costs one lookup per few
-    seconds rather than one per request."""
+    Remembered for ``cache_s`` seconds (``TWIN_AUTH_CACHE_SECONDS``), so a busy client costs
+    one lookup per few seconds rather than one per request. The time counts from before the
+    lookup, so a revocation committed in another process takes effect here at most ``cache_s``
+    seconds after it commits."""
     digest = hash_token(token)
     now = time.monotonic()
     hit = _CACHE.get(digest)
     if hit is not None and hit.until > now:
         return hit.principal
+    generation = _GENERATION[0]
     cur = await conn.cursor(row_factory=dict_row).execute(PRINCIPAL_SQL, (digest,))
     row = await cur.fetchone()
     principal = None
@@ -172,12 +187,25 @@ async def principal_for_token(conn: AsyncConnection, token: str) -> Principal | 
         await conn.execute(
             "UPDATE twin.app_user SET last_used_at = now() WHERE id = %s", (row["id"],)
         )
+    if cache_s <= 0 or generation != _GENERATION[0]:
+        return principal
     if len(_CACHE) > 10_000:
         _CACHE.clear()
-    _CACHE[digest] = _Cached(principal, now + TOKEN_CACHE_S)
+    _CACHE[digest] = _Cached(principal, now + cache_s)
     return principal
 
 
+def forget_user(user_id: int, token_hash: str | None = None) -> None:
+    """Drop a user's cached tokens from this process (on revocation or a new token)."""
+    _GENERATION[0] += 1
+    if token_hash is not None:
+        _CACHE.pop(token_hash, None)
+    for digest, hit in list(_CACHE.items()):
+        if hit.principal is not None and hit.principal.user_id == user_id:
+            _CACHE.pop(digest, None)
+
+
 def forget_tokens() -> None:
-    """Drop the in-process token cache (tests; after revoking in the same process)."""
+    """Drop the in-process token cache (tests)."""
+    _GENERATION[0] += 1
     _CACHE.clear()

@@ -8,6 +8,7 @@ Nothing here is built at import time: the CLI and the API app factory each call
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -146,6 +147,29 @@ class Settings(BaseSettings):
         description="Database role API requests run as (row-level security applies to it).",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds a server process remembers a resolved token: a revocation takes effect at "
+            "once in the process that made it and within this time in every other (0: never "
+            "remembered, a database lookup per request)."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+            "names the client (audit log); empty (default): the header is ignored."
+        ),
+    )
+    audit_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Tile reads of core layers are audited in batches written this often.",
+    )
     web_vendor_dir: Path = Field(
         default_factory=lambda: project_root() / "web" / "node_modules",
         description="npm packages of the web map (MapLibre GL JS), installed by `make setup`.",
@@ -175,6 +199,25 @@ class Settings(BaseSettings):
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise ValueError(f"city_center must be (lon, lat) in degrees, got {v}")
         return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: str) -> str:
+        for part in v.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"trusted_proxies: {part.strip()!r} is not an address or network"
+                    ) from None
+        return v
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks of :attr:`trusted_proxies`."""
+        return [ipaddress.ip_network(p.strip(), strict=False)
+                for p in self.trusted_proxies.split(",") if p.strip()]  # fmt: skip
 
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:

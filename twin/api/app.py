@@ -7,6 +7,8 @@ each connection is checked before it is handed out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +25,7 @@ from twin.api.routers import cockpit as cockpit_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import tasks as tasks_router
+from twin.audit import AuditBuffer
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
 from twin.settings import Settings
@@ -101,9 +104,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         options=connection_options(settings),
     )  # fmt: skip
     app.state.jobs = jobs.executor()
+    audit_writer = asyncio.create_task(
+        app.state.audit.run(pool, settings.api_db_role, settings.audit_flush_seconds)
+    )
     try:
         yield
     finally:
+        audit_writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await audit_writer
+        await app.state.audit.flush(pool, settings.api_db_role)
         app.state.jobs.shutdown(wait=False, cancel_futures=True)
         await app.state.versions.close()
         await app.state.public_pool.close()
@@ -126,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.public_pool = None
     app.state.db_error = "not started"
     app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
+    app.state.audit = AuditBuffer()  # tile reads of core layers, written in batches
     errors.install(app)
     app.include_router(health.router)
     app.include_router(cells.router)

@@ -8,6 +8,7 @@ switched to the API's database role with the caller's scope (``SET LOCAL`` seman
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -17,17 +18,13 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from twin.access import PUBLIC, Principal
+from twin.access import CALLER_SQL, PUBLIC, Principal, caller_params
 from twin.api.errors import DatabaseUnavailableError, ForbiddenError, UnauthorizedError
 from twin.auth import TOKEN_PREFIX, principal_for_token
 from twin.settings import Settings
 
 # The dependencies below are ``async def`` although they do not await: FastAPI runs a plain
 # ``def`` dependency in a worker thread, a hop that costs more than a cached tile.
-SCOPE_SQL = (
-    "SELECT set_config('role', %(role)s, true), set_config('twin.scope', %(scope)s, true),"
-    " set_config('twin.actor', %(actor)s, true)"
-)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -54,6 +51,33 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's IP address for the audit log: the peer's, or, when the peer is one of the
+    trusted proxies (``TWIN_TRUSTED_PROXIES``, none by default), the last address in
+    ``X-Forwarded-For`` that is not a trusted proxy. None when it is not an IP address."""
+    settings: Settings = request.app.state.settings
+    peer = _ip(request.client.host if request.client else None)
+    trusted = settings.trusted_proxy_networks
+    if peer is None or not trusted or not any(peer in net for net in trusted):
+        return str(peer) if peer is not None else None
+    hops = [h for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed(hops):
+        addr = _ip(hop)
+        if addr is None:
+            break  # a malformed hop: trust nothing before it
+        if not any(addr in net for net in trusted):
+            return str(addr)
+        peer = addr
+    return str(peer)
+
+
 def public_principal(settings: Settings) -> Principal:
     """The anonymous caller, with the clearance this deployment gives it."""
     if settings.public_clearance == PUBLIC.public_clearance:
@@ -77,14 +101,13 @@ async def open_session(request: Request, pool: AsyncConnectionPool) -> AsyncIter
     async with pool.connection() as conn:
         who = public_principal(settings)
         if token is not None:
-            found = await principal_for_token(conn, token)
+            found = await principal_for_token(conn, token, cache_s=settings.auth_cache_seconds)
             if found is None:
                 raise UnauthorizedError("unknown or revoked token")
             who = found
         await conn.execute(
-            SCOPE_SQL, {"role": settings.api_db_role, "scope": who.scope_setting,
-                        "actor": who.name},
-        )  # fmt: skip
+            CALLER_SQL, caller_params(who, settings.api_db_role, client_address(request))
+        )
         request.state.principal = who
         yield Session(conn, who)
 

@@ -162,44 +162,64 @@ def read_indicator(
     ]
 
 
-def _write(conn: psycopg.Connection, rule: Rule, d: Decision, at: datetime) -> None:
+# New alerts only in areas the connection's scope allows (all for local tools); one already
+# open for the key but outside the scope (so unseen) is left alone rather than duplicated.
+INSERT_SQL = """
+INSERT INTO twin.alert (rule_id, dedup_key, subject, level, status, area_id, cell, value,
+                        threshold, message, sim_run_id, first_seen, last_seen)
+SELECT %(rule)s, %(key)s, %(subject)s, %(level)s, %(status)s, a.area, %(cell)s, %(value)s,
+       %(threshold)s, %(message)s, %(run)s, %(at)s, %(at)s
+FROM (SELECT coalesce(twin.area_at_level(%(patch)s, %(area_level)s), %(patch)s) AS area) a
+WHERE twin.scope_allows(a.area)
+ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO NOTHING
+"""
+
+# An escalation moves the alert to the parent area only where the scope allows the parent.
+REPEAT_SQL = """
+UPDATE twin.alert SET hits = hits + 1, last_seen = %(at)s, value = %(value)s,
+       status = CASE WHEN status = 'acknowledged' THEN status ELSE %(status)s END,
+       escalation = %(escalation)s, level = %(level)s, message = %(message)s,
+       sim_run_id = coalesce(%(run)s, sim_run_id),
+       area_id = CASE WHEN %(escalated)s
+           THEN coalesce((SELECT p.parent_id FROM twin.admin_area p
+                          WHERE p.id = twin.alert.area_id
+                            AND twin.scope_allows(p.parent_id)), area_id)
+           ELSE area_id END
+WHERE id = %(id)s
+"""
+
+
+def _write(conn: psycopg.Connection, rule: Rule, d: Decision, at: datetime) -> Decision:
+    """Apply ``d``; returns what was applied (row security may leave some out)."""
+    done = Decision(cooled=d.cooled)
     for r, status in d.create:
-        conn.execute(
-            """
-            INSERT INTO twin.alert (rule_id, dedup_key, subject, level, status, area_id, cell,
-                                    value, threshold, message, sim_run_id, first_seen, last_seen)
-            VALUES (%(rule)s, %(key)s, %(subject)s, %(level)s, %(status)s,
-                    coalesce(twin.area_at_level(%(patch)s, %(area_level)s), %(patch)s),
-                    %(cell)s, %(value)s, %(threshold)s, %(message)s, %(run)s, %(at)s, %(at)s)
-            """,
+        cur = conn.execute(
+            INSERT_SQL,
             {"rule": rule.id, "key": f"{rule.id}:{r.subject}", "subject": r.subject,
              "level": rule.level, "status": status, "patch": r.patch,
              "area_level": rule.area_level, "cell": r.cell, "value": r.value,
              "threshold": rule.threshold, "message": _message(rule, r), "run": r.run_id,
              "at": at},
         )  # fmt: skip
+        if cur.rowcount:
+            done.create.append((r, status))
     for a in d.repeat:
-        conn.execute(
-            """
-            UPDATE twin.alert SET hits = hits + 1, last_seen = %(at)s, value = %(value)s,
-                   status = CASE WHEN status = 'acknowledged' THEN status ELSE %(status)s END,
-                   escalation = %(escalation)s, level = %(level)s, message = %(message)s,
-                   sim_run_id = coalesce(%(run)s, sim_run_id),
-                   area_id = CASE WHEN %(escalated)s
-                       THEN coalesce((SELECT parent_id FROM twin.admin_area
-                                      WHERE id = twin.alert.area_id), area_id)
-                       ELSE area_id END
-            WHERE id = %(id)s
-            """,
+        cur = conn.execute(
+            REPEAT_SQL,
             {"at": at, "value": a.reading.value, "status": a.status,
              "escalation": a.escalation, "level": a.level, "message": _message(rule, a.reading),
              "run": a.reading.run_id, "escalated": a.escalated, "id": a.alert_id},
         )  # fmt: skip
+        if cur.rowcount:
+            done.repeat.append(a)
     if d.resolve:
-        conn.execute(
-            "UPDATE twin.alert SET status = 'resolved', resolved_at = %s WHERE id = ANY(%s)",
+        cur = conn.execute(
+            "UPDATE twin.alert SET status = 'resolved', resolved_at = %s WHERE id = ANY(%s)"
+            " RETURNING id",
             (at, d.resolve),
         )
+        done.resolve = [row[0] for row in cur.fetchall()]
+    return done
 
 
 def evaluate(
@@ -209,32 +229,47 @@ def evaluate(
 
     Returns per rule the counts of created, repeated, escalated, resolved and cooled alerts.
     """
+    with psycopg.connect(url) as conn:
+        return evaluate_on(conn, rules, at=at, only=only)
+
+
+def evaluate_on(
+    conn: psycopg.Connection,
+    rules: list[Rule],
+    *,
+    at: datetime | None = None,
+    only: list[str] | None = None,
+) -> dict[str, dict[str, int]]:
+    """:func:`evaluate` in ``conn``'s transaction (not committed here).
+
+    On a connection running as a scoped caller (``twin.access.act_as``) row-level security
+    limits the evaluation to the caller's scope: only the alerts it may see are repeated,
+    escalated or resolved, new alerts are raised only in areas it may touch, and an escalation
+    stops at the top of its scope. Alerts of other areas are left exactly as they were."""
     at = at or datetime.now(UTC)
     chosen = [r for r in rules if not only or r.id in only]
     out: dict[str, dict[str, int]] = {}
-    with psycopg.connect(url) as conn:
-        runs = {"flood": latest_run_id(conn, "flood"), "traffic": latest_run_id(conn, "traffic")}
-        for rule in chosen:
-            # Serialise evaluations of one rule (the API and a CLI may run them together).
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin.alert:' || %s))", (rule.id,))
-            readings = read_indicator(conn, rule, runs, at)
-            with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(
-                    "SELECT id, subject, status, hits, escalation, level, area_id FROM twin.alert"
-                    " WHERE rule_id = %s AND status <> 'resolved'",
-                    (rule.id,),
-                )
-                open_alerts = {row.pop("subject"): OpenAlert(**row) for row in cur.fetchall()}
-            cooled = {
-                s for (s,) in conn.execute(
-                    "SELECT DISTINCT subject FROM twin.alert WHERE rule_id = %s"
-                    " AND status = 'resolved' AND resolved_at > %s",
-                    (rule.id, at - rule.cooldown),
-                ).fetchall()
-            }  # fmt: skip
-            d = decide(rule, readings, open_alerts, cooled)
-            _write(conn, rule, d, at)
-            out[rule.id] = d.counts()
+    runs = {"flood": latest_run_id(conn, "flood"), "traffic": latest_run_id(conn, "traffic")}
+    for rule in chosen:
+        # Serialise evaluations of one rule (the API and a CLI may run them together).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin.alert:' || %s))", (rule.id,))
+        readings = read_indicator(conn, rule, runs, at)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT id, subject, status, hits, escalation, level, area_id FROM twin.alert"
+                " WHERE rule_id = %s AND status <> 'resolved'",
+                (rule.id,),
+            )
+            open_alerts = {row.pop("subject"): OpenAlert(**row) for row in cur.fetchall()}
+        cooled = {
+            s for (s,) in conn.execute(
+                "SELECT DISTINCT subject FROM twin.alert WHERE rule_id = %s"
+                " AND status = 'resolved' AND resolved_at > %s",
+                (rule.id, at - rule.cooldown),
+            ).fetchall()
+        }  # fmt: skip
+        d = decide(rule, readings, open_alerts, cooled)
+        out[rule.id] = _write(conn, rule, d, at).counts()
     return out
 
 

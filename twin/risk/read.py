@@ -9,18 +9,23 @@ from psycopg.rows import dict_row
 
 from twin.risk.catalog import LEVELS, Layer
 
+# Cells of the layers in %(scoped)s (core layers) count only within the caller's scope.
 LEVEL_COUNTS_SQL = """
 SELECT layer_id, res, level, count(*)::int AS n, max(computed_at) AS computed_at
-FROM twin.risk_score GROUP BY layer_id, res, level
+FROM twin.risk_score
+WHERE NOT (layer_id = ANY(%(scoped)s::text[])) OR twin.scope_allows_cell(cell)
+GROUP BY layer_id, res, level
 """
 
 CELLS_SQL = """
-SELECT twin.h3_to_hex(cell) AS h3, score, level, components, small_count
+SELECT twin.h3_to_hex(cell) AS h3, score, level, components, small_count,
+       twin.scope_allows_cell(cell) AS in_scope
 FROM twin.risk_score
 WHERE layer_id = %(layer)s AND res = %(res)s
   AND (%(minx)s::float8 IS NULL
        OR geom && ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
   AND (%(level)s::text IS NULL OR level = %(level)s)
+  AND (NOT %(scoped)s OR twin.scope_allows_cell(cell))
 ORDER BY score DESC, cell
 LIMIT %(limit)s
 """
@@ -31,10 +36,13 @@ FROM twin.risk_score WHERE res = %(res)s AND cell = %(cell)s
 """
 
 
-async def level_counts(conn: AsyncConnection) -> dict[tuple[str, int], dict[str, Any]]:
-    """(layer id, res) -> {"levels": {level: cells}, "computed_at": when}."""
+async def level_counts(
+    conn: AsyncConnection, scoped: list[str] | None = None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """(layer id, res) -> {"levels": {level: cells}, "computed_at": when}; the layers in
+    ``scoped`` count only the cells within the caller's scope (``twin.scope_allows_cell``)."""
     out: dict[tuple[str, int], dict[str, Any]] = {}
-    cur = await conn.execute(LEVEL_COUNTS_SQL)
+    cur = await conn.execute(LEVEL_COUNTS_SQL, {"scoped": scoped or []})
     for layer_id, res, level, n, at in await cur.fetchall():
         entry = out.setdefault((layer_id, res), {"levels": {}, "computed_at": at})
         entry["levels"][level] = n
@@ -63,24 +71,29 @@ async def risk_cells(
     level: str | None,
     allowed: bool,
     limit: int,
+    scoped: bool = False,
 ) -> list[dict[str, Any]]:
-    """Scored cells of a layer at ``res`` (best first), optionally within a bbox or at a level."""
+    """Scored cells of a layer at ``res`` (best first), optionally within a bbox or at a level;
+    ``scoped``: only cells within the caller's scope (core layers)."""
     minx, miny, maxx, maxy = bbox if bbox else (None, None, None, None)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             CELLS_SQL,
             {"layer": layer.id, "res": res, "minx": minx, "miny": miny, "maxx": maxx,
-             "maxy": maxy, "level": level, "limit": limit},
+             "maxy": maxy, "level": level, "limit": limit, "scoped": scoped},
         )  # fmt: skip
         rows = await cur.fetchall()
     out = []
     for row in rows:
         small = row.pop("small_count")
-        if small and not allowed and res == layer.res:
+        # Outside a scoped caller's scope, people counts are hidden as from the public.
+        shown = allowed and row.pop("in_scope")
+        if small and not shown and res == layer.res:
             row = _hide_people(row, layer)
-        elif small and not allowed:
+        elif small and not shown:
             row["score"] = None  # a rolled-up cell keeps only its level counts
-        row["suppressed"] = bool(small and not allowed)
+        row["suppressed"] = bool(small and not shown)
+        row.pop("in_scope", None)
         out.append(row)
     return out
 

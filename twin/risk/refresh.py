@@ -10,8 +10,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
+from twin.access import Principal, act_as
 from twin.db.engine import database_url
-from twin.risk.alerts import evaluate
+from twin.risk.alerts import evaluate, evaluate_on
 from twin.risk.catalog import CatalogError, load_catalog
 from twin.risk.compute import ComputeError, compute_risk
 from twin.risk.rules import RuleError, load_rules
@@ -20,11 +23,16 @@ from twin.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def refresh(settings: Settings, *, at: datetime | None = None) -> dict[str, Any]:
+def refresh(
+    settings: Settings, *, at: datetime | None = None, caller: Principal | None = None
+) -> dict[str, Any]:
     """Compute every layer and the one map, then evaluate every rule.
 
-    Raises CatalogError, RuleError or ComputeError (naming the file) before anything is
-    written when a layer or rule file is broken.
+    ``caller``: the rules are evaluated as that API caller, under row-level security (only
+    alerts of its scope change; see :func:`twin.risk.alerts.evaluate_on`); the risk map is
+    the city's, the same for every caller, and is computed in full. Raises CatalogError,
+    RuleError or ComputeError (naming the file) before anything is written when a layer or
+    rule file is broken.
     """
     url = database_url(settings)
     catalog = load_catalog(settings.layers_dir, resolutions=settings.h3_resolutions)
@@ -34,14 +42,21 @@ def refresh(settings: Settings, *, at: datetime | None = None) -> dict[str, Any]
     result = compute_risk(
         url, catalog, resolutions=settings.h3_resolutions, k=settings.suppression_k, as_of=at
     )
-    return {"risk": result.as_dict(), "alerts": evaluate(url, rules, at=at)}
+    if caller is None:
+        return {"risk": result.as_dict(), "alerts": evaluate(url, rules, at=at)}
+    with psycopg.connect(url) as conn:
+        act_as(conn, caller, settings.api_db_role)
+        alerts = evaluate_on(conn, rules, at=at)
+    return {"risk": result.as_dict(), "alerts": alerts}
 
 
-def refresh_quietly(settings: Settings) -> dict[str, Any] | None:
+def refresh_quietly(
+    settings: Settings, *, caller: Principal | None = None
+) -> dict[str, Any] | None:
     """:func:`refresh` for callers whose own work already succeeded (a simulation run): a
     broken layer or rule file is logged, not raised, so it cannot fail the run."""
     try:
-        return refresh(settings)
+        return refresh(settings, caller=caller)
     except (CatalogError, RuleError, ComputeError) as exc:
         log.warning("risk refresh skipped: %s", exc)
         return None

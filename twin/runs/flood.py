@@ -261,16 +261,19 @@ def run_flood(
     *,
     run_id: int | None = None,
     progress: Callable[[float], None] | None = None,
+    event_areas: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     """Run a storm on the twin and store it; returns the run's summary (with ``run_id``).
 
     With ``run_id`` (a queued run made by the API) that run is used; otherwise one is created.
-    A failure marks the run failed with the error and re-raises.
+    ``event_areas``: raise the run's simulated events only in these admin areas (the scope of
+    the user who started it); the results themselves are the whole city's. A failure marks
+    the run failed with the error and re-raises.
     """
     url = database_url(settings)
     return store.record_run(
         url, "flood", params.as_json(),
-        lambda rid: _run(settings, url, rid, params, progress), run_id=run_id,
+        lambda rid: _run(settings, url, rid, params, progress, event_areas), run_id=run_id,
     )  # fmt: skip
 
 
@@ -280,6 +283,7 @@ def _run(
     run_id: int,
     params: FloodParams,
     progress: Callable[[float], None] | None,
+    event_areas: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -310,7 +314,7 @@ def _run(
         counts = floodcells.store_results(
             conn, settings, run_id, grid, result, started_at=started_at,
             link_states=(ROAD_SLOWED_M, ROAD_CLOSED_M), building_m=BUILDING_AFFECTED_M,
-            event_m=EVENT_DEPTH_M, max_events=MAX_EVENTS,
+            event_m=EVENT_DEPTH_M, max_events=MAX_EVENTS, event_areas=event_areas,
         )  # fmt: skip
         timings["store_s"] = round(time.perf_counter() - t1, 3)
         summary = _summary(run_id, params, rain, grid, result, counts, out_dir)

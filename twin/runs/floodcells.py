@@ -132,8 +132,11 @@ def store_results(
     building_m: float,
     event_m: float,
     max_events: int,
+    event_areas: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Write the run's results in the caller's transaction; returns counts for the summary."""
+    """Write the run's results in the caller's transaction; returns counts for the summary.
+
+    ``event_areas``: simulated events only in these admin areas (None: everywhere)."""
     slowed_m, closed_m = link_states
     pixels = pixel_cells(settings, g)
     cells = cell_table(settings, g, result, pixels, slowed_m)
@@ -188,7 +191,8 @@ def store_results(
                       "state": state}),
     )  # fmt: skip
 
-    n_events = _events(conn, settings, run_id, g, result, pixels, started_at, event_m, max_events)
+    n_events = _events(conn, settings, run_id, g, result, pixels, started_at, event_m, max_events,
+                       event_areas)  # fmt: skip
     finest = cells[cells.res == settings.finest_resolution]
     return {
         "flooded_cells": int((finest.max_depth_m >= slowed_m).sum()),
@@ -211,8 +215,10 @@ def _events(
     started_at: datetime,
     event_m: float,
     max_events: int,
+    event_areas: frozenset[int] | None = None,
 ) -> int:
-    """Waterlogging events at the deepest land pixel of the worst cells (one per cell)."""
+    """Waterlogging events at the deepest land pixel of the worst cells (one per cell); with
+    ``event_areas``, only those in these admin areas (a scoped user's run)."""
     res = min(9, settings.finest_resolution)
     maxd = np.where(g.land, np.nan_to_num(result.max_depth.astype(np.float64)), 0.0)
     deep = np.flatnonzero(maxd.ravel() >= event_m)
@@ -247,6 +253,13 @@ def _events(
         "WHERE x.sim_run_id = %s AND a.level = 'grid' AND ST_Intersects(a.geom, x.geom)",
         (run_id,),
     )
+    if event_areas is not None:
+        gone = conn.execute(
+            "DELETE FROM twin.event WHERE sim_run_id = %s"
+            " AND (area_id IS NULL OR area_id <> ALL(%s)) RETURNING cell",
+            (run_id, sorted(event_areas)),
+        ).fetchall()
+        frame = frame[~frame["cell"].isin([r[0] for r in gone])] if gone else frame
     # The cell card counts open events from cell_stats: recount the cells that gained some.
     refresh_cell_stats(
         conn, settings.h3_resolutions, cells=frame["cell"].to_numpy(), k=settings.suppression_k

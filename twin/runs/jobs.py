@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from twin.access import Principal, act_as
 from twin.db.engine import database_url
 from twin.risk.refresh import refresh_quietly
 from twin.runs import store
@@ -51,10 +52,17 @@ def _submit(
     params: dict[str, Any],
     run: Callable[[Settings, int], object],
     check: Callable[[psycopg.Connection], None] | None = None,
+    caller: Principal | None = None,
 ) -> int:
-    """Check, record a queued run and hand it to the worker; returns the run id."""
+    """Check, record a queued run and hand it to the worker; returns the run id.
+
+    ``caller``: the API caller the run is for. The queued run is recorded as that caller, and
+    the alert rules evaluated after the run run as it (its scope only); the run itself and the
+    risk map it refreshes are the city's, computed in full."""
     settings: Settings = app.state.settings
-    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(database_url(settings), autocommit=True) as conn, conn.transaction():
+        if caller is not None:
+            act_as(conn, caller, settings.api_db_role)
         if check is not None:
             check(conn)
         run_id = store.create_run(conn, kind, params)
@@ -67,23 +75,26 @@ def _submit(
             log.exception("%s run %d failed", kind, run_id)
             return
         # New results change the risk map and may fire rules (flood depth, delay index).
-        refresh_quietly(settings)
+        refresh_quietly(settings, caller=caller)
 
     pool.submit(work)
     return run_id
 
 
-def submit_flood(app: Any, params: FloodParams) -> int:
+def submit_flood(app: Any, params: FloodParams, caller: Principal | None = None) -> int:
     """Queue a storm; returns the run id."""
+    # A scoped user's storm raises its simulated events only within the user's scope.
+    areas = caller.scope if caller is not None and caller.scoped else None
     return _submit(app, "flood", params.as_json(),
-                   lambda s, rid: run_flood(s, params, run_id=rid))  # fmt: skip
+                   lambda s, rid: run_flood(s, params, run_id=rid, event_areas=areas),
+                   caller=caller)  # fmt: skip
 
 
-def submit_traffic(app: Any, params: TrafficParams) -> int:
+def submit_traffic(app: Any, params: TrafficParams, caller: Principal | None = None) -> int:
     """Queue a traffic run; TrafficRunError (before anything is written) on an unknown flood
     run or link."""
     return _submit(
         app, "traffic", params.as_json(),
         lambda s, rid: run_traffic(s, params, run_id=rid),
-        check=lambda conn: check_references(conn, params),
+        check=lambda conn: check_references(conn, params), caller=caller,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from twin.classification import table_level
+from twin.scope import CELL_IN_SCOPE
 
 EXTENT = 4096
 BUFFER = 64  # pixels of the tile extent drawn beyond its edge, so lines and labels join up
@@ -77,6 +78,9 @@ class TileLayer:
     # Results of one simulation run: a join onto the run's result table (bound ``%(run)s``).
     join: str = ""
     run_id: int | None = None
+    # A condition limiting the features to the caller's scope (core layers placed by cells);
+    # such a layer's tiles are cached per scope.
+    scope_filter: str = ""
 
     @property
     def label(self) -> str:
@@ -193,6 +197,7 @@ def risk_tile_layer(
         fields={"h3": "String", "res": "Number", "level": "String", "score": "Number"},
         description=description, feature_collection=False, res_by_zoom=True, max_res=res,
         layer_key=layer_id, classification=classification,
+        scope_filter=CELL_IN_SCOPE if classification == "core" else "",
     )  # fmt: skip
 
 
@@ -217,6 +222,8 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         where.append("t.res = %(res)s")
     if layer.layer_key is not None:
         where.append("t.layer_id = %(layer_key)s")
+    if layer.scope_filter:
+        where.append(layer.scope_filter)
     # Property names are constants of this module (plain identifiers), quoted here.
     props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
     if layer.clip:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import psycopg
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from twin import audit
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
+from twin.access import act_as
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, require
 from twin.api.errors import (
     ConflictError,
     ForbiddenError,
@@ -19,7 +21,7 @@ from twin.api.errors import (
 )
 from twin.api.params import Text
 from twin.db.engine import database_url
-from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate, status_filter
+from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate_on, status_filter
 from twin.risk.catalog import LEVELS
 from twin.risk.cockpit import find_area
 from twin.risk.rules import load_rules
@@ -70,16 +72,29 @@ async def rules(settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.post("/evaluate", summary="Evaluate the alert rules now")
-async def evaluate_now(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
-    """Runs every rule once (deduplicating, escalating and resolving) and returns the counts."""
+async def evaluate_now(
+    request: Request, settings: SettingsDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Runs every rule once (deduplicating, escalating and resolving) and returns the counts.
+
+    It runs as the caller, under row-level security: a scoped operator's evaluation touches
+    only the alerts of its own areas (and raises new ones only there)."""
     if not who.may_operate(settings.open_operations):
         raise ForbiddenError("evaluating alerts needs the operator role")
     found, errors = load_rules(settings.rules_dir)
     if errors:
         raise InvalidParameterError("rules", str(errors[0]))
-    result = await run_in_threadpool(evaluate, database_url(settings), found)
-    await audit.record(conn, who, "alerts.evaluate", "alerts", detail={"rules": len(found)})
-    return {"rules": result}
+    client = client_address(request)
+
+    def work() -> dict[str, dict[str, int]]:
+        # One transaction as the caller: the evaluation and its audit row commit together.
+        with psycopg.connect(database_url(settings)) as c:
+            act_as(c, who, settings.api_db_role, client)
+            result = evaluate_on(c, found)
+            audit.record_sync(c, who, "alerts.evaluate", "alerts", detail={"rules": len(found)})
+            return result
+
+    return {"rules": await run_in_threadpool(work)}
 
 
 class AlertPatch(BaseModel):

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from twin import audit, grid
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin import audit, grid, scope
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, public_principal
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
 from twin.risk import tasks
@@ -46,24 +46,29 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """A cell's statistics (people counts below k hidden for those without the right), the admin
     areas holding it, its open events, hazard sites and buildings, its level in each risk layer
-    the caller may see, and the unfinished tasks of the area (grid patch) holding it."""
+    the caller may see, and the unfinished tasks of the area (grid patch) holding it.
+
+    Outside a scoped caller's scope the counts and risk layers are the public's; events,
+    hazard sites and tasks there are not shown (row-level security)."""
     cell = parse_cell(h3)
+    # Outside its scope a scoped user sees the cell as the public does.
+    seen_as = who if await scope.cell_in_scope(conn, who, cell) else public_principal(settings)
     card = await cell_card(
         conn, cell, fine_res=settings.finest_resolution, k=settings.suppression_k,
-        allowed=who.can_see_people,
+        allowed=seen_as.can_see_people,
     )  # fmt: skip
     if card is None:
         raise NotFoundError(f"no statistics for cell {h3} (outside the city, or a resolution "
                             f"not in {settings.h3_resolutions})")  # fmt: skip
-    if who.can_see_people:  # unsuppressed people counts: a personal-data read
+    if seen_as.can_see_people:  # unsuppressed people counts: a personal-data read
         await audit.record(conn, who, "people.read", f"cell/{h3}",
                            area_id=card["areas"][0]["id"] if card["areas"] else None)  # fmt: skip
     lon, lat = grid.cell_centers([cell])
     card["center"] = [float(lon[0]), float(lat[0])]
     visible = [lyr for lyr in catalog_for(settings).all_layers()
-               if who.cleared_for(lyr.classification)]  # fmt: skip
+               if seen_as.cleared_for(lyr.classification)]  # fmt: skip
     card["risks"] = await cell_risks(
-        conn, cell, res=card["cell"]["res"], layers=visible, allowed=who.can_see_people
+        conn, cell, res=card["cell"]["res"], layers=visible, allowed=seen_as.can_see_people
     )
     patch = card["areas"][0] if card["areas"] else None
     card["tasks"] = (
@@ -98,6 +103,19 @@ async def list_cells(
         raise InvalidParameterError("metric", f"must be one of {', '.join(METRICS)}")
     cells = await cells_in_bbox(
         conn, box, res=res, metric=metric, k=settings.suppression_k,
-        allowed=who.can_see_people, limit=limit,
+        allowed=who.can_see_people and not who.scoped, limit=limit,
     )  # fmt: skip
+    if who.scoped and who.can_see_people:
+        # Raw counts within the scope; outside it, the public's (suppressed) values.
+        raw = await cells_in_bbox(
+            conn, box, res=res, metric=metric, k=settings.suppression_k, allowed=True,
+            limit=limit,
+        )  # fmt: skip
+        ids = [int(i) for i in grid.to_int([c["h3"] for c in raw])]
+        mine = await scope.cells_in_scope(conn, who, ids)
+        public = {c["h3"]: c for c in cells}
+        cells = [
+            c if i in mine else public.get(c["h3"], {"h3": c["h3"], "value": None})
+            for i, c in zip(ids, raw, strict=True)
+        ]
     return {"res": res, "metric": metric, "count": len(cells), "cells": cells}

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
-from twin.api.errors import InvalidParameterError
+from twin.api.errors import ForbiddenError, InvalidParameterError
 from twin.api.params import Text
 from twin.db.models.city import ADMIN_LEVELS
-from twin.risk.cockpit import check_level, cockpit, parse_as_of, parse_period
+from twin.risk.cockpit import check_level, cockpit, parse_as_of, parse_period, resolve_area
 
 router = APIRouter(prefix="/api/cockpit", tags=["cockpit"])
 MAX_AREA_TEXT = 200
@@ -33,7 +33,11 @@ async def get_cockpit(
     period: Annotated[str, Query(description="period length: 7d, 30d, 90d, 4w, ...")] = "30d",
 ) -> dict[str, Any]:
     """Indicators of the area (people counts below k hidden for those without the right) with
-    the value before each and a trend, and headline figures of its children for drill-down."""
+    the value before each and a trend, and headline figures of its children for drill-down.
+
+    A user with a scope gets the cockpits of the areas in its scope only: any other area (a
+    neighbouring district, or the city above its own) is 403. Callers without a token get the
+    public cockpit of every area."""
     if level is None:
         raise InvalidParameterError("level", f"required: one of {', '.join(ADMIN_LEVELS)}")
     check_level(level)
@@ -41,6 +45,13 @@ async def get_cockpit(
         raise InvalidParameterError("area", f"an id or code of at most {MAX_AREA_TEXT} characters")
     days = parse_period(period)
     when = parse_as_of(as_of) if as_of else None
+    if who.scoped:
+        row = await resolve_area(conn, area, level)
+        if not who.may_touch(row["id"]):
+            raise ForbiddenError(
+                f"area {row['code']!r} is outside your scope: a scoped user's cockpits cover "
+                "its own areas (the public cockpit needs no token)"
+            )
     return await cockpit(
         conn,
         level=level,

@@ -38,7 +38,12 @@ async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[s
     thresholds, style, tiles and cells per level at the last `twin risk compute`. Files that
     fail to load are listed under ``errors`` (by file name) and left out."""
     catalog = catalog_for(settings)
-    counts = await level_counts(conn)
+    # Core layers are limited to the caller's scope, their cell counts too.
+    core = [lyr.id for lyr in catalog.all_layers()
+            if lyr.classification == "core" and _visible(lyr, who)]  # fmt: skip
+    counts = await level_counts(conn, scoped=core)
+    if core:
+        await audit.record(conn, who, "layer.read", "layers", detail={"layers": core})
     out = []
     for lyr in catalog.all_layers():
         if not _visible(lyr, who):
@@ -78,7 +83,14 @@ async def risk(
         raise InvalidParameterError("level", f"one of {', '.join(LEVELS)}")
     box = parse_bbox(bbox) if bbox is not None else None
     cells = await risk_cells(
-        conn, lyr, res=res, bbox=box, level=level, allowed=who.can_see_people, limit=limit
+        conn,
+        lyr,
+        res=res,
+        bbox=box,
+        level=level,
+        allowed=who.can_see_people,
+        limit=limit,
+        scoped=lyr.classification == "core",
     )
     if lyr.classification == "core" or who.can_see_people:  # a personal layer, or raw counts
         await audit.record(conn, who, "layer.read", f"risk/{lyr.id}",

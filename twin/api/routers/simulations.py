@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin import audit
+from twin import audit, grid, scope
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.cells import parse_bbox
@@ -113,10 +113,10 @@ async def start_flood(
         raise InvalidParameterError(
             "rain_series" if body.rain_series else "body", str(exc)
         ) from exc
-    run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params)
+    run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params, who)
     await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}", detail={"kind": "flood"})
     response.headers["Location"] = f"/api/simulations/{run_id}"
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.post("/traffic", status_code=202, summary="Start a peak-hour traffic assignment")
@@ -144,14 +144,14 @@ async def start_traffic(
             gap=body.gap,
             max_iter=body.max_iter,
         )
-        run_id = await asyncio.to_thread(jobs.submit_traffic, request.app, params)
+        run_id = await asyncio.to_thread(jobs.submit_traffic, request.app, params, who)
     except traffic_runs.TrafficRunError as exc:
         field, _, message = str(exc).partition(": ")
         raise InvalidParameterError(field if message else "body", message or str(exc)) from exc
     await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}",
                        detail={"kind": "traffic"})  # fmt: skip
     response.headers["Location"] = f"/api/simulations/{run_id}"
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.get("", summary="Simulation runs, newest first")
@@ -168,7 +168,7 @@ async def list_runs(
         {"kind": kind, "limit": limit},
     )
     runs = await cur.fetchall()
-    k, allowed = settings.suppression_k, who.can_see_people
+    k, allowed = settings.suppression_k, who.can_see_all_people
     return {"runs": [_public_run(r, k, allowed) for r in runs]}
 
 
@@ -176,7 +176,7 @@ async def list_runs(
 async def get_run(
     run_id: int, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_people)
+    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.get("/{run_id}/cells", summary="Per-cell results of a run (flood or traffic)")
@@ -223,8 +223,11 @@ async def run_cells(
         where,
     )
     cells = await cur.fetchall()
-    if not who.can_see_people:
-        for c in cells:
+    # Outside a scoped caller's scope, affected people are shown as to the public.
+    ids = [int(i) for i in grid.to_int([c["h3"] for c in cells])] if cells else []
+    mine = await scope.cells_in_scope(conn, who, ids)
+    for c, cell in zip(cells, ids, strict=True):
+        if not (who.can_see_people and cell in mine):
             c["affected_people"] = suppress_count(c["affected_people"], settings.suppression_k)
     return {"run_id": run_id, "kind": "flood", "res": res, "count": len(cells), "cells": cells}
 

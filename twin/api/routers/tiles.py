@@ -23,6 +23,7 @@ from twin.api.deps import (
     PrincipalDep,
     SettingsDep,
     bearer_token,
+    client_address,
     ensure_cleared,
     open_session,
     public_principal,
@@ -39,8 +40,8 @@ router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 # Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
 CACHE_CONTROL = "public, no-cache"
-#: Tables under row-level security (twin/db/sql/access_v1.sql).
-ROW_SECURED = frozenset({"event", "task", "alert", "task_transition", "audit_log"})
+#: Tables under row-level security (twin/db/sql/access_v1.sql, scope_cells_v1.sql).
+ROW_SECURED = frozenset({"event", "task", "alert", "task_transition", "audit_log", "hazard_site"})
 
 
 def scope_key(who: Principal) -> str:
@@ -147,6 +148,11 @@ async def tile(
         who = session.principal
         lyr = await _layer(layer, session.conn, settings, who)
         headers = _headers(lyr, z, x, y, who)
+        if lyr.label == "core":  # audited in batches: no round trip per tile
+            request.app.state.audit.add(
+                who, "layer.read", f"tiles/{lyr.id}", client=client_address(request),
+                detail={"z": z, "x": x, "y": y},
+            )  # fmt: skip
         if "X-Tile-Reason" in headers:
             return Response(status_code=204, headers=headers)
         version = await layer_version(session.conn, lyr)
@@ -184,8 +190,9 @@ async def _respond(
 ) -> Response:
     k = settings.suppression_k
     extra = f"-k{k}" if lyr.id == "cells" else ""
-    if lyr.table in ROW_SECURED and who.scoped:
-        # Row security hands a scoped caller fewer rows: its tiles are its own cache entries.
+    if (lyr.table in ROW_SECURED or lyr.scope_filter) and who.scoped:
+        # Row security (or the layer's scope filter) hands a scoped caller fewer rows: its
+        # tiles are its own cache entries.
         extra += f"-s{scope_key(who)}"
     etag = etag_for(lyr, version, z, x, y, extra)
     headers["ETag"] = etag
