@@ -1,7 +1,7 @@
 """city_meta: the city a database holds (name, centre, the metric CRS of its grids)
 
 Revision ID: 0013_city_meta
-Revises: 0009_synthetic_people
+Revises: 0012_scope_cells
 Create Date: 2026-12-03
 
 A real city loaded from public files lies anywhere on Earth, so the UTM zone used for areas,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_city_meta"
-down_revision: str | None = "0009_synthetic_people"
+down_revision: str | None = "0012_scope_cells"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
