@@ -16,17 +16,22 @@ def run_server(settings: Settings, *, log_level: str = "info") -> None:
     import uvicorn
 
     from twin.api.app import create_app
+    from twin.logredact import uvicorn_log_config
+
+    # uvicorn's logging, with credentials (?token=..., twin_ tokens) redacted in every line.
+    log_config = uvicorn_log_config()
 
     if settings.workers == 1:
         app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
+                    log_config=log_config)  # fmt: skip
         return
     # Several processes: each builds its app from the environment (TWIN_*), as this one did.
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
         "twin.api.app:create_app", factory=True, workers=settings.workers,
-        host=settings.host, port=settings.port, log_level=log_level,
+        host=settings.host, port=settings.port, log_level=log_level, log_config=log_config,
     )  # fmt: skip
     sock = config.bind_socket()
     # uvicorn binds this shared socket without IPPROTO_TCP, so asyncio does not set TCP_NODELAY
