@@ -16,9 +16,12 @@ import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from twin.api.methods import allowed_methods, literal_resource_methods, path_parameter_failed
 from twin.db.engine import DatabaseNotConfiguredError
 
 log = logging.getLogger(__name__)
@@ -154,9 +157,28 @@ def validation_details(errors: list[dict[str, object]]) -> list[dict[str, object
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 body (``{"detail": [{"loc", "msg", "type"}]}``) without the input."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    details = validation_details(list(errors))
+    errors = list(exc.errors()) if isinstance(exc, RequestValidationError) else []
+    if path_parameter_failed(errors):
+        # A fixed path of other methods (/api/alerts/rules) that a parameterised route
+        # (PATCH /api/alerts/{alert_id}) matched too: the resource exists, not this method.
+        other = literal_resource_methods(request)
+        if other and request.method not in other:
+            return _method_not_allowed(other)
+    details = validation_details(errors)
     return JSONResponse({"detail": jsonable_encoder(json_safe(details))}, status_code=422)
+
+
+def _method_not_allowed(allow: list[str]) -> JSONResponse:
+    return JSONResponse({"detail": "Method Not Allowed"}, status_code=405,
+                        headers={"Allow": ", ".join(allow)})  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors as FastAPI renders them; a 405 lists every method of the path."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(allowed_methods(request))
+    return await http_exception_handler(request, exc)
 
 
 def install(app: FastAPI) -> None:
@@ -164,3 +186,4 @@ def install(app: FastAPI) -> None:
     for exc_type, status in EXCEPTION_STATUS.items():
         app.add_exception_handler(exc_type, _handler(status))
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
