@@ -318,3 +318,35 @@ def test_healthz_shows_versions_to_operators_only(
     assert op.json()["version"]
     bad = client.get("/healthz", headers={"authorization": "Bearer twin_" + "x" * 43})
     assert bad.status_code == 401
+
+
+# ------------------------------------------- 7. what the schemathesis scan found (test_fuzz.py)
+def test_405_lists_every_method_of_the_resource(client: TestClient) -> None:
+    r = client.options("/api/tasks/1")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, HEAD, PATCH"  # was GET: the first route's only
+    # A fixed path that PATCH /api/alerts/{alert_id} also matches: 405, not a 422 for the id.
+    r = client.patch("/api/alerts/rules", json={"status": "resolved"})
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == "GET, HEAD"
+    assert client.patch("/api/alerts/abc", json={"status": "resolved"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"priority": "1"}, {"priority": True}, {"priority": 1.5}, {"escalate": 0},
+     {"due_at": 0}, {"note": "only a note"}, {}],
+)  # fmt: skip
+def test_task_changes_take_json_types_as_documented(
+    client: TestClient, body: dict[str, Any]
+) -> None:
+    task = client.get("/api/tasks", params={"limit": 1}).json()["tasks"][0]["id"]
+    r = client.patch(f"/api/tasks/{task}", json=body)
+    assert r.status_code == 422, r.text
+
+
+def test_an_integral_float_is_an_integer(client: TestClient) -> None:
+    task = client.get("/api/tasks", params={"limit": 1}).json()["tasks"][0]["id"]
+    r = client.patch(f"/api/tasks/{task}", json={"priority": 3.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["priority"] == 3
