@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 
 def postgres_text(value: str) -> str:
@@ -24,8 +24,10 @@ def postgres_text(value: str) -> str:
     return value
 
 
-#: A string that may be bound to a PostgreSQL text parameter.
-Text = Annotated[str, AfterValidator(postgres_text)]
+#: A string that may be bound to a PostgreSQL text parameter (the schema says: no NUL).
+Text = Annotated[
+    str, AfterValidator(postgres_text), Field(json_schema_extra={"pattern": "^[^\\x00]*$"})
+]
 
 
 def iso_text(value: object) -> object:
