@@ -142,9 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cockpit_router.router)
     app.include_router(me_router.router)
     app.include_router(webmap.router)
+    error_docs.install(app)  # the error answers of every operation, in /openapi.json
     # The last added runs first: security headers on every answer (413 and 400 included),
     # then the Host check, then body limits before anything reads the body, then CORS.
-    error_docs.install(app)
     install_cors(app, settings)
     app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, settings=settings)
