@@ -9,8 +9,10 @@
 # What it does: tests/api/test_fuzz.py::test_no_server_error with TWIN_FUZZ_EXAMPLES=N.
 # Schemathesis reads the API's own OpenAPI schema and sends, for every operation, schema-valid
 # and schema-breaking requests (its examples, coverage and fuzzing phases) to the app in
-# process. It fails on any 5xx, on an answer whose media type is not documented and on an answer
-# that does not match its documented schema, printing a curl command that replays the request.
+# process, with every check schemathesis has (--checks all): no 5xx, every status, media type,
+# header and body as documented, schema-valid data accepted (or a 400 on its meaning),
+# schema-breaking data refused, undeclared methods 405 with the right Allow, auth not ignored.
+# A failure prints a curl command that replays the request.
 # The twin it fuzzes is a tiny demo city built for the run in a database of its own (dropped
 # afterwards); `POST /api/simulations/flood|traffic` are left out (each would queue a run).
 # Runs are derandomised: the same N sends the same requests; a larger N explores further.
@@ -20,7 +22,7 @@
 #
 # Against a running server instead (it writes tasks and acknowledges alerts there, so point it
 # at a demo, never at a twin people use):
-#   .venv/bin/st run http://127.0.0.1:8000/openapi.json -n 500 -c not_a_server_error \
+#   .venv/bin/st run http://127.0.0.1:8000/openapi.json -n 500 --checks all \
 #       --exclude-path-regex '^/api/simulations/(flood|traffic)$'
 set -euo pipefail
 cd "$(dirname "$0")/.."

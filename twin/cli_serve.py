@@ -16,20 +16,25 @@ def run_server(settings: Settings, *, log_level: str = "info") -> None:
     import uvicorn
 
     from twin.api.app import create_app
+    from twin.logredact import uvicorn_log_config
+
+    # uvicorn's logging, with credentials (?token=..., twin_ tokens) redacted in every line.
+    log_config = uvicorn_log_config()
 
     if settings.workers == 1:
         app = create_app(settings)
         # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1; the
         # API reads it itself, only from TWIN_TRUSTED_PROXIES (twin.api.deps.client_address).
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
-                    proxy_headers=False)  # fmt: skip
+                    log_config=log_config, proxy_headers=False)  # fmt: skip
         return
     # Several processes: each builds its app from the environment (TWIN_*), as this one did.
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
         "twin.api.app:create_app", factory=True, workers=settings.workers,
-        host=settings.host, port=settings.port, log_level=log_level, proxy_headers=False,
+        host=settings.host, port=settings.port, log_level=log_level, log_config=log_config,
+        proxy_headers=False,
     )  # fmt: skip
     sock = config.bind_socket()
     # uvicorn binds this shared socket without IPPROTO_TCP, so asyncio does not set TCP_NODELAY

@@ -175,6 +175,36 @@ class Settings(BaseSettings):
         description="npm packages of the web map (MapLibre GL JS), installed by `make setup`.",
     )
 
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        description=(
+            "Largest request body accepted (bytes), checked before the body is parsed: 413 "
+            "beyond it. Routes that need more have their own limit (twin/api/limits.py)."
+        ),
+    )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The public base URL of the API (https://twin.example.org). Absolute links "
+            "(OGC API, TileJSON, style.json, redirects) are built from it, never from the "
+            "request's Host header; its host is trusted."
+        ),
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1", "testserver"],
+        description=(
+            "Host header values served (names, '*.example.org' for subdomains); other hosts "
+            "get 400. '*' serves any Host, with links built from the address the connection "
+            "arrived on. The host of public_url and the bind address are added."
+        ),
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed cross-origin requests (CORS); empty: CORS off.",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(

@@ -107,7 +107,7 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
         with TestClient(app) as client:
             ok = client.get("/healthz")
             assert ok.status_code == 200, ok.text
-            assert ok.json()["database"]["schema_revision"] == head_revision()
+            assert ok.json() == {"status": "ok"}  # versions are for operators (test_edge.py)
 
             r = twin(data, "db", "stop")
             assert r.returncode == 0 and "stopped" in r.stdout
@@ -117,10 +117,7 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
 
             down = client.get("/healthz")
             assert down.status_code == 503
-            body = down.json()
-            assert body["status"] == "unavailable"
-            assert body["database"]["reachable"] is False
-            assert "unreachable" in body["detail"]
+            assert down.json() == {"status": "unavailable"}
             # Stay down long enough for the pool's backoff to grow past its first steps.
             for _ in range(3):
                 assert client.get("/healthz").status_code == 503

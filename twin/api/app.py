@@ -18,13 +18,16 @@ from psycopg_pool import AsyncConnectionPool
 
 import twin
 from twin.access import PUBLIC
-from twin.api import errors
+from twin.api import error_docs, errors
+from twin.api.hosts import TrustedHostMiddleware
+from twin.api.limits import BodyLimitMiddleware
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
 from twin.api.routers import cockpit as cockpit_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import tasks as tasks_router
+from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
 from twin.audit import AuditBuffer
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
@@ -150,4 +153,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cockpit_router.router)
     app.include_router(me_router.router)
     app.include_router(webmap.router)
+    error_docs.install(app)  # the error answers of every operation, in /openapi.json
+    # The last added runs first: security headers on every answer (413 and 400 included),
+    # then the Host check, then body limits before anything reads the body, then CORS.
+    install_cors(app, settings)
+    app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes)
+    app.add_middleware(TrustedHostMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

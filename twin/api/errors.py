@@ -2,8 +2,8 @@
 
 Handlers raise domain exceptions; this table decides the status. Anything that is the client's
 fault is 4xx with a body naming the parameter or field; a database that cannot be reached is 503;
-nothing expected ever surfaces as 500. Request validation errors keep FastAPI's 422 body, made
-safe to render whatever the client sent (see :func:`json_safe`).
+nothing expected ever surfaces as 500. Request validation errors keep FastAPI's 422 body without
+the input it carried (see :func:`validation_details`), made safe to render (:func:`json_safe`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from twin.api.methods import allowed_methods, literal_resource_methods, path_parameter_failed
 from twin.db.engine import DatabaseNotConfiguredError
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ EXCEPTION_STATUS: dict[type[Exception], int] = {
     psycopg.errors.DataError: 400,
 }
 
+#: The longest message of a 4xx answered back.
+MAX_DETAIL = 2000
 _PUBLIC_DETAIL: dict[int, str] = {
     403: "outside your scope or role",
     503: "database unavailable",
@@ -86,6 +91,8 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, TwinError | DatabaseNotConfiguredError):
             detail = str(exc)
+            if len(detail) > MAX_DETAIL:  # a message may quote what the client sent
+                detail = detail[:MAX_DETAIL] + "..."
         else:
             # Driver messages can carry hosts and SQL; log them, answer plainly.
             log.warning("%s %s -> %d: %r", request.method, request.url.path, status, exc)
@@ -104,9 +111,10 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
 def json_safe(value: object) -> object:
     """``value`` with what strict JSON in UTF-8 cannot carry turned into text.
 
-    A 422 echoes the invalid input back, and Python's JSON parser lets a client send NaN,
-    Infinity and lone surrogates (``"\\ud800"``); a body of another media type arrives as bytes
-    that need not be UTF-8. Rendered as they are, each makes the error response itself fail (500).
+    A 422 names the invalid field (a key the client chose), and Python's JSON parser lets a
+    client send NaN, Infinity and lone surrogates (``"\\ud800"``); a body of another media
+    type arrives as bytes that need not be UTF-8. Rendered as they are, each makes the error
+    response itself fail (500).
     """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # 'nan', 'inf', '-inf'
@@ -121,10 +129,56 @@ def json_safe(value: object) -> object:
     return value
 
 
+#: The longest text of a 422 entry (a location part or a message) answered back.
+MAX_ERROR_TEXT = 300
+
+
+def _short(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_ERROR_TEXT:
+        return value[:MAX_ERROR_TEXT] + "..."
+    return value
+
+
+def validation_details(errors: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The entries of a 422: ``loc``, ``msg`` and ``type`` only.
+
+    Never the ``input`` (a 26 MB body came back whole) nor ``ctx`` (it can hold the input
+    or the exception raised on it); long texts are cut."""
+    out = []
+    for e in errors:
+        loc = e.get("loc", ())
+        out.append({
+            "loc": [_short(part) for part in (loc if isinstance(loc, list | tuple) else [loc])],
+            "msg": _short(e.get("msg", "")),
+            "type": _short(e.get("type", "")),
+        })  # fmt: skip
+    return out
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422 body (``{"detail": [{"loc", "msg", "type", "input", ...}]}``)."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": jsonable_encoder(json_safe(errors))}, status_code=422)
+    """FastAPI's 422 body (``{"detail": [{"loc", "msg", "type"}]}``) without the input."""
+    errors = list(exc.errors()) if isinstance(exc, RequestValidationError) else []
+    if path_parameter_failed(errors):
+        # A fixed path of other methods (/api/alerts/rules) that a parameterised route
+        # (PATCH /api/alerts/{alert_id}) matched too: the resource exists, not this method.
+        other = literal_resource_methods(request)
+        if other and request.method not in other:
+            return _method_not_allowed(other)
+    details = validation_details(errors)
+    return JSONResponse({"detail": jsonable_encoder(json_safe(details))}, status_code=422)
+
+
+def _method_not_allowed(allow: list[str]) -> JSONResponse:
+    return JSONResponse({"detail": "Method Not Allowed"}, status_code=405,
+                        headers={"Allow": ", ".join(allow)})  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors as FastAPI renders them; a 405 lists every method of the path."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(allowed_methods(request))
+    return await http_exception_handler(request, exc)
 
 
 def install(app: FastAPI) -> None:
@@ -132,3 +186,4 @@ def install(app: FastAPI) -> None:
     for exc_type, status in EXCEPTION_STATUS.items():
         app.add_exception_handler(exc_type, _handler(status))
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

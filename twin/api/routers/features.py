@@ -11,6 +11,7 @@ from twin import features
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.api.hosts import public_base
 from twin.tiles.catalog import LAYERS, TileLayer
 
 router = APIRouter(tags=["features"])
@@ -24,7 +25,7 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base(request)
 
 
 def _collection(name: str, who: Principal) -> TileLayer:
@@ -36,8 +37,15 @@ def _collection(name: str, who: Principal) -> TileLayer:
     return layer
 
 
+FORMATS = ["json", "geojson", "application/geo+json", "application/json"]
+#: ``f``: the output format; only JSON is offered (anything else: 400 naming ``f``).
+Format = Annotated[
+    str | None, Query(description="output format (JSON only)", json_schema_extra={"enum": FORMATS})
+]
+
+
 def _check_f(f: str | None) -> None:
-    if f not in (None, "json", "geojson", "application/geo+json", "application/json"):
+    if f is not None and f not in FORMATS:
         raise InvalidParameterError("f", "only JSON is offered (f=json)")
 
 
@@ -61,7 +69,7 @@ async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str,
 
 
 @router.get("/", summary="Landing page")
-async def landing(request: Request, f: str | None = None) -> dict[str, Any]:
+async def landing(request: Request, f: Format = None) -> dict[str, Any]:
     _check_f(f)
     base = _base(request)
     return {
@@ -79,14 +87,14 @@ async def landing(request: Request, f: str | None = None) -> dict[str, Any]:
 
 
 @router.get("/conformance", summary="Conformance classes")
-async def conformance(f: str | None = None) -> dict[str, Any]:
+async def conformance(f: Format = None) -> dict[str, Any]:
     _check_f(f)
     return {"conformsTo": CONFORMANCE}
 
 
 @router.get("/collections", summary="Feature collections")
 async def list_collections(
-    request: Request, conn: Conn, who: PrincipalDep, f: str | None = None
+    request: Request, conn: Conn, who: PrincipalDep, f: Format = None
 ) -> dict[str, Any]:
     """The collections the caller is cleared for (their data class, twin.classification)."""
     _check_f(f)
@@ -100,7 +108,7 @@ async def list_collections(
 
 @router.get("/collections/{collection_id}", summary="A feature collection")
 async def get_collection(
-    collection_id: str, request: Request, conn: Conn, who: PrincipalDep, f: str | None = None
+    collection_id: str, request: Request, conn: Conn, who: PrincipalDep, f: Format = None
 ) -> dict[str, Any]:
     _check_f(f)
     return await _describe(request, conn, _collection(collection_id, who))
@@ -117,7 +125,7 @@ async def get_items(
     offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
     datetime: Annotated[str | None, Query(description="instant or interval (events)")] = None,
-    f: str | None = None,
+    f: Format = None,
 ) -> JSONResponse:
     """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``)."""
     _check_f(f)
@@ -151,7 +159,7 @@ async def get_items(
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
 async def get_item(
     collection_id: str, feature_id: str, request: Request, conn: Conn, settings: SettingsDep,
-    who: PrincipalDep, f: str | None = None,
+    who: PrincipalDep, f: Format = None,
 ) -> JSONResponse:  # fmt: skip
     _check_f(f)
     layer = _collection(collection_id, who)

@@ -1,4 +1,9 @@
-"""``GET /healthz``: is the service usable (database reachable, PostGIS there, schema current)."""
+"""``GET /healthz``: is the service usable (database reachable, PostGIS there, schema current).
+
+Anyone gets the status (``ok`` or ``unavailable``, 200 or 503): enough for a load balancer.
+The versions of the twin, PostgreSQL and PostGIS, the schema revision and the reason of a 503
+are for operators (a bearer token of an operator or admin): they tell an attacker which
+vulnerabilities to try."""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import twin
+from twin.api.deps import bearer_token
+from twin.api.errors import UnauthorizedError
+from twin.auth import principal_for_token
 from twin.db.health import database_health
 
 router = APIRouter(tags=["service"])
@@ -18,28 +26,38 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 class Health(BaseModel):
-    status: str
-    version: str
-    database: dict[str, Any]
-    detail: str | None = None
+    status: str = Field(description="ok or unavailable")
+    version: str | None = Field(None, description="the twin's version (operators only)")
+    database: dict[str, Any] | None = Field(
+        None, description="reachable, server and PostGIS versions, schema (operators only)"
+    )
+    detail: str | None = Field(None, description="why unavailable (operators only)")
 
 
 @router.get(
     "/healthz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "database unreachable or schema not current"}},
+    response_model_exclude_none=True,
+    responses={
+        401: {"description": "a bearer token that is malformed, unknown or revoked"},
+        503: {"model": Health, "description": "database unreachable or schema not current"},
+    },
 )
 async def healthz(request: Request, response: Response) -> Health:
     """200 when the database answers, PostGIS is installed and the schema is at the code's
     revision; 503 with the reason otherwise (the body has the same shape either way)."""
+    token = bearer_token(request)
     pool: psycopg_pool.AsyncConnectionPool | None = request.app.state.pool
     db: dict[str, Any] = {"reachable": False}
+    operator = False
     if pool is None:
         detail = f"database not configured: {request.app.state.db_error}"
     else:
         try:
             async with pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
                 db = await database_health(conn)
+                if token is not None:
+                    operator = await _is_operator(conn, token)
         except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
             detail = f"database unreachable within {HEALTH_TIMEOUT_S:.0f} s ({type(exc).__name__})"
         else:
@@ -51,7 +69,27 @@ async def healthz(request: Request, response: Response) -> Health:
                     f"{db['expected_revision']}: run `twin db migrate`"
                 )
             else:
-                return Health(status="ok", version=twin.__version__, database=db)
+                return _health("ok", db, None, operator)
     response.status_code = 503
     response.headers["Retry-After"] = "5"
-    return Health(status="unavailable", version=twin.__version__, database=db, detail=detail)
+    return _health("unavailable", db, detail, operator)
+
+
+async def _is_operator(conn: psycopg.AsyncConnection, token: str) -> bool:
+    """Whether ``token`` is an operator's or admin's; 401 for an unknown or revoked one.
+
+    Without the users table (a database not migrated yet) nobody is an operator."""
+    try:
+        async with conn.transaction():
+            who = await principal_for_token(conn, token)
+    except psycopg.errors.UndefinedTable:
+        return False
+    if who is None:
+        raise UnauthorizedError("unknown or revoked token")
+    return who.at_least("operator")
+
+
+def _health(status: str, db: dict[str, Any], detail: str | None, operator: bool) -> Health:
+    if not operator:
+        return Health(status=status)
+    return Health(status=status, version=twin.__version__, database=db, detail=detail)

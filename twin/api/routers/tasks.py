@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from twin import audit
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import ForbiddenError
-from twin.api.params import Text
+from twin.api.params import Text, Timestamp, json_integer
 from twin.risk import tasks
 from twin.settings import Settings
 
@@ -23,6 +32,17 @@ router = APIRouter(
 TaskId = Annotated[int, Path(ge=1, le=tasks.MAX_ID, description="task id")]
 AreaRef = StrictInt | Annotated[Text, Field(min_length=1, max_length=200)]
 Level = Literal["city", "district", "street", "community", "grid"]
+#: Ids in JSON bodies: integers JSON numbers carry exactly (2**53 - 1); above that, clients
+#: and schema validators read them as floats, and a different id would be sent.
+BODY_MAX_ID = 2**53 - 1
+BodyId = Annotated[int, Field(ge=1, le=BODY_MAX_ID), BeforeValidator(json_integer)]
+Priority = Annotated[int, Field(ge=1, le=4), BeforeValidator(json_integer)]
+#: A change must change something (the model's check, in the schema too).
+SOME_CHANGE: list[JsonValue] = [
+    {"required": [k], "properties": {k: {"not": {"type": "null"}}}}
+    for k in ("state", "area", "priority", "due_at")
+]
+SOME_CHANGE.append({"required": ["escalate"], "properties": {"escalate": {"const": True}}})
 
 
 class TaskCreate(BaseModel):
@@ -32,26 +52,26 @@ class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: Text = Field(min_length=1, max_length=tasks.MAX_TITLE)
     description: Text | None = Field(None, max_length=tasks.MAX_TEXT)
-    priority: int = Field(2, ge=1, le=4, description="1 urgent (due in 2 h) .. 4 (7 days)")
-    due_at: AwareDatetime | None = Field(None, description="default: now + time for priority")
+    priority: Priority = Field(2, description="1 urgent (due in 2 h) .. 4 (7 days)")
+    due_at: Timestamp | None = Field(None, description="default: now + time for priority")
     area: AreaRef | None = Field(None, description="admin area id or code")
     cell: str | None = Field(None, min_length=1, max_length=16, description="H3 cell (hex)")
     level: Level | None = Field(None, description="lift the area to this level (cell: grid)")
-    alert_id: int | None = Field(None, ge=1, le=tasks.MAX_ID)
-    event_id: int | None = Field(None, ge=1, le=tasks.MAX_ID)
+    alert_id: BodyId | None = None
+    event_id: BodyId | None = None
     note: Text | None = Field(None, max_length=tasks.MAX_TEXT)
 
 
 class TaskUpdate(BaseModel):
     """A change: a new state, a reassignment (``area`` or ``escalate``), priority, due time."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": SOME_CHANGE})
     state: tasks.TaskState | None = None
     area: AreaRef | None = Field(None, description="target of a reassignment (id or code)")
-    escalate: bool = Field(False, description="reassign to the parent of the current area")
+    escalate: StrictBool = Field(False, description="reassign to the parent of the current area")
     note: Text | None = Field(None, max_length=tasks.MAX_TEXT, description="needed to reject")
-    priority: int | None = Field(None, ge=1, le=4)
-    due_at: AwareDatetime | None = None
+    priority: Priority | None = None
+    due_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _something(self) -> TaskUpdate:

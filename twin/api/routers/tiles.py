@@ -29,6 +29,7 @@ from twin.api.deps import (
     public_principal,
 )
 from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.api.hosts import public_base
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
@@ -81,7 +82,7 @@ async def _layer(name: str, conn: AsyncConnection, settings: Settings, who: Prin
 @router.get("/style.json", summary="MapLibre style combining the layers")
 async def style(request: Request) -> Response:
     text = (project_root() / "tiles" / "style.json").read_text()
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     return Response(text.replace("{base}", base), media_type="application/json")
 
 
@@ -96,7 +97,7 @@ async def tilejson(
     )
     row = await cur.fetchone()
     bounds = list(row) if row and row[0] is not None else [-180.0, -85.0511, 180.0, 85.0511]
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     return {
         "tilejson": "3.0.0",
         "name": lyr.title,
