@@ -191,12 +191,23 @@ def cell_hidden_fields(
                 a_keys.append(band)
                 a_vals.append(int(c))
     bands = sorted(set(a_keys))
+    old = [b for b in bands if b in ELDERLY_BANDS]
+    young = [b for b in bands if b not in ELDERLY_BANDS]
     fields: dict[str, list[str] | None] = {
         "population": None,
-        "elderly": [b for b in bands if b in ELDERLY_BANDS],
+        "elderly": old,
+        "rest": young,  # never published: closes population = elderly + rest
         **{f"population_by_age.{b}": [b] for b in bands},
     }
-    people = suppress(a_cells, a_keys, a_vals, resolutions=levels, fields=fields, k=k)
+    relations = [
+        ("population", ["elderly", "rest"]),
+        ("elderly", [f"population_by_age.{b}" for b in old]),
+        ("rest", [f"population_by_age.{b}" for b in young]),
+    ]
+    people = suppress(
+        a_cells, a_keys, a_vals, resolutions=levels, fields=fields, k=k,
+        relations=relations, unpublished=["rest"],
+    )  # fmt: skip
     jobs_v = np.asarray(counts["jobs"], dtype=np.int64)
     jobs = suppress(
         cell_arr[fine], ["jobs"] * len(fine), jobs_v[fine], resolutions=levels,
@@ -205,7 +216,7 @@ def cell_hidden_fields(
     out: list[list[str]] = []
     for i in range(n):
         r, c = int(res_arr[i]), int(cell_arr[i])
-        row = [f for f in fields if people.hidden(f, r, c)]
+        row = [f for f in fields if f != "rest" and people.hidden(f, r, c)]
         if jobs.hidden("jobs", r, c):
             row.append("jobs")
         out.append(sorted(row, key=_field_order))

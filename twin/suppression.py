@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 TOL = 1e-7
 MAX_ROUNDS = 30
+MAX_TRIALS = 200
 ROOT = -1  # the "resolution" of a city total
 
 
@@ -82,6 +83,8 @@ def suppress(
     resolutions: Sequence[int],
     fields: Mapping[str, Sequence[str] | None],
     k: int,
+    relations: Sequence[tuple[str, Sequence[str]]] = (),
+    unpublished: Sequence[str] = (),
     max_rounds: int = MAX_ROUNDS,
 ) -> Suppressed:
     """Hidden nodes of one quantity.
@@ -93,9 +96,15 @@ def suppress(
     resolutions
         The published resolutions.
     fields
-        Published fields: name -> the keys it sums (None: every key).
+        Fields: name -> the keys it sums (None: every key).
     k
         Threshold of primary suppression.
+    relations
+        Sums between fields of one cell, ``(total, parts)``, for the heuristic (the exact audit
+        needs none: it sees the atoms).
+    unpublished
+        Fields never published (a "rest" that only closes a relation): always hidden, never
+        protected.
     """
     res_list = sorted({int(r) for r in resolutions})
     fine = res_list[-1]
@@ -114,25 +123,50 @@ def suppress(
         v = np.bincount(inv.ravel(), weights=v, minlength=pairs.shape[1]).astype(np.int64)
     names = list(fields)
     nodes = _build_nodes(c, kidx, v, res_list, names, fields, key_names)
-    hidden = (nodes.value > 0) & (nodes.value < k)
-    primary = int(hidden.sum())
-    hidden = complementary_suppression(nodes.value, _groups(nodes, res_list, len(names)), k=k)
+    secret = np.isin(nodes.fld, [names.index(f) for f in unpublished if f in names])
+    primary = int(((nodes.value > 0) & (nodes.value < k) & ~secret).sum())
+    groups = _groups(nodes, res_list, len(names))
+    groups += _field_groups(nodes, names, relations)
+    values = np.where(secret, np.maximum(nodes.value, k), nodes.value)  # a secret is no leak
+    hidden = complementary_suppression(values, groups, k=k) | secret
+    hidden[secret] = True
     rounds = 0
+    trials = MAX_TRIALS  # audits spent choosing repairs, over all rounds
     for rounds in range(1, max_rounds + 1):  # noqa: B007 (reported)
-        pinned, comps = _audit(nodes, hidden, res_list, len(names), v.size)
+        pinned, comps, witness = _audit(
+            nodes, hidden & ~secret, hidden, res_list, len(names), v.size
+        )
         if not pinned:
             break
+        done: set[int] = set()  # one repair per component and round: one often frees several
         for n in pinned:
-            pick = _repair(nodes, hidden, n, res_list)
-            if pick is not None:
-                hidden[pick] = True
+            where = _component_of(nodes, n, comps)
+            if where in done:
+                continue
+            done.add(where)
+            cands = _candidates(nodes, hidden, n, res_list, witness.get(n, set()))
+            if not cands:
+                continue
+            pick = cands[0]
+            for c_ in cands if len(cands) > 1 else ():  # the first that frees n, if any
+                if trials <= 0:
+                    break
+                trials -= 1
+                trial = hidden.copy()
+                trial[c_] = True
+                if n not in _audit(nodes, trial & ~secret, trial, res_list, len(names), v.size)[0]:
+                    pick = c_
+                    break
+            hidden[pick] = True
     else:
-        pinned, comps = _audit(nodes, hidden, res_list, len(names), v.size)
+        pinned, comps, _ = _audit(nodes, hidden & ~secret, hidden, res_list, len(names), v.size)
         if pinned:  # bounded fallback: hide every node touching a pinned node's atoms
             log.warning("suppression: %d nodes still pinned after %d rounds", len(pinned), rounds)
             _hide_components(nodes, hidden, pinned, comps)
-    out = Suppressed(rounds=rounds, extra=int(hidden.sum()) - primary)
+    out = Suppressed(rounds=rounds, extra=int((hidden & ~secret).sum()) - primary)
     for i, name in enumerate(names):
+        if name in unpublished:
+            continue
         by_res: dict[int, set[int]] = {}
         for r in res_list:
             m = hidden & (nodes.fld == i) & (nodes.res == r)
@@ -208,15 +242,57 @@ def _groups(nodes: _Nodes, res_list: list[int], nf: int) -> list[tuple[int, list
             kids: dict[int, list[int]] = {}
             for p, ch in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
                 kids.setdefault(p, []).append(ch)
-            groups.extend((p, ch) for p, ch in kids.items() if len(ch) > 1)
+            groups.extend(kids.items())
     return groups
 
 
+def _field_groups(
+    nodes: _Nodes, names: list[str], relations: Sequence[tuple[str, Sequence[str]]]
+) -> list[tuple[int, list[int]]]:
+    """Field relations of every cell (and city total): total field = sum of part fields."""
+    groups: list[tuple[int, list[int]]] = []
+    for total, parts in relations:
+        if total not in names or not all(p in names for p in parts):
+            continue
+        t = names.index(total)
+        ps = [names.index(p) for p in parts]
+        for r in np.unique(nodes.res).tolist():
+            tn = np.flatnonzero((nodes.fld == t) & (nodes.res == r))
+            cols = []
+            for p in ps:
+                pn = np.flatnonzero((nodes.fld == p) & (nodes.res == r))
+                if not pn.size:
+                    cols.append(np.full(tn.size, -1, dtype=np.int64))
+                    continue
+                pos = np.minimum(np.searchsorted(nodes.cell[pn], nodes.cell[tn]), pn.size - 1)
+                ok = nodes.cell[pn[pos]] == nodes.cell[tn]
+                cols.append(np.where(ok, pn[pos], -1))
+            for j, tnode in enumerate(tn.tolist()):
+                members = [int(c[j]) for c in cols if c[j] >= 0]
+                if members:
+                    groups.append((tnode, members))
+    return groups
+
+
+def _component_of(nodes: _Nodes, n: int, comps: npt.NDArray[np.int64]) -> int:
+    """A key for the component of node ``n`` (its first unknown atom's), else -2 - n."""
+    for (_, _), node in nodes.of_atom.items():
+        atoms = np.flatnonzero((node == n) & (comps >= 0))
+        if atoms.size:
+            return int(comps[atoms[0]])
+    return -2 - n
+
+
 def _audit(
-    nodes: _Nodes, hidden: npt.NDArray[np.bool_], res_list: list[int], nf: int, n_atoms: int
-) -> tuple[list[int], npt.NDArray[np.int64]]:
-    """Hidden non-zero nodes whose value the published ones pin down; and the component of each
-    unknown atom (-1: a known atom)."""
+    nodes: _Nodes,
+    protect: npt.NDArray[np.bool_],
+    hidden: npt.NDArray[np.bool_],
+    res_list: list[int],
+    nf: int,
+    n_atoms: int,
+) -> tuple[list[int], npt.NDArray[np.int64], dict[int, set[int]]]:
+    """Hidden non-zero nodes whose value the published ones pin down, the component of each
+    unknown atom (-1: a known atom), and per pinned node the published nodes that pin it."""
     # Known atoms: sole member of a published node.
     known = np.zeros(n_atoms, dtype=bool)
     pub_single = nodes.single[(~hidden) & (nodes.single >= 0)]
@@ -241,9 +317,9 @@ def _audit(
     rows = np.concatenate(rows_l) if rows_l else np.zeros(0, dtype=np.int64)
     cols = np.concatenate(cols_l) if cols_l else np.zeros(0, dtype=np.int64)
     comp = np.full(n_atoms, -1, dtype=np.int64)
-    targets = np.flatnonzero(hidden & (nodes.value > 0))
+    targets = np.flatnonzero(protect & (nodes.value > 0))
     if unknown.size == 0:
-        return targets.tolist(), comp
+        return [int(n) for n in targets], comp, {}
     # Components of unknown atoms joined by rows.
     row_ids, row_inv = np.unique(rows, return_inverse=True) if rows.size else (rows, rows)
     nu, nr = unknown.size, row_ids.size
@@ -260,7 +336,7 @@ def _audit(
         for r in levels:
             node = nodes.of_atom[(i, r)]
             m = (node >= 0) & ~known
-            m &= hidden[np.where(node >= 0, node, 0)]
+            m &= protect[np.where(node >= 0, node, 0)]
             hid_rows_l.append(node[m])
             hid_cols_l.append(col[m])
     hrows = np.concatenate(hid_rows_l)
@@ -276,77 +352,97 @@ def _audit(
     for idx in horder.tolist():
         by_comp_h.setdefault(int(hcomp[idx]), []).append(idx)
     free = np.zeros(nodes.value.size, dtype=bool)  # some part of the node is not pinned
-    for cid, hidx in by_comp_h.items():
-        ridx = by_comp_rows.get(cid, [])
-        atoms_c = np.unique(hcols[hidx])
-        if ridx:
-            atoms_c = np.unique(np.concatenate([atoms_c, cols[ridx]]))
-        local = {a: n for n, a in enumerate(atoms_c.tolist())}
-        hn = np.unique(hrows[hidx])
-        hpos = {h: n for n, h in enumerate(hn.tolist())}
+    witness: dict[int, set[int]] = {}
+    for cid, hidx_l in by_comp_h.items():
+        hidx = np.asarray(hidx_l, dtype=np.int64)
+        ridx = np.asarray(by_comp_rows.get(cid, []), dtype=np.int64)
+        atoms_c = np.unique(np.concatenate([hcols[hidx], cols[ridx]]))
+        hn, hi = np.unique(hrows[hidx], return_inverse=True)
         hm = np.zeros((hn.size, atoms_c.size))
-        for t in hidx:
-            hm[hpos[int(hrows[t])], local[int(hcols[t])]] = 1.0
-        if ridx:
-            rn = np.unique(rows[ridx])
-            rpos = {x: n for n, x in enumerate(rn.tolist())}
+        hm[hi.ravel(), np.searchsorted(atoms_c, hcols[hidx])] = 1.0
+        if ridx.size:
+            rn, ri = np.unique(rows[ridx], return_inverse=True)
             a = np.zeros((rn.size, atoms_c.size))
-            for t in ridx:
-                a[rpos[int(rows[t])], local[int(cols[t])]] = 1.0
+            a[ri.ravel(), np.searchsorted(atoms_c, cols[ridx])] = 1.0
             _, s, vt = np.linalg.svd(a, full_matrices=False)
             rank = int((s > TOL * max(1.0, s[0] if s.size else 1.0)).sum())
             basis = vt[:rank]
             resid = hm - (hm @ basis.T) @ basis
         else:
             resid = hm
-        free[hn[np.linalg.norm(resid, axis=1) > 1e-6]] = True
+        ok = np.linalg.norm(resid, axis=1) > 1e-6
+        free[hn[ok]] = True
+        if ridx.size and (~ok).any():  # the published nodes that pin them down
+            coef = np.linalg.lstsq(a.T, hm[~ok].T, rcond=None)[0]
+            for h, col_ in zip(hn[~ok].tolist(), coef.T, strict=True):
+                witness.setdefault(h, set()).update(rn[np.abs(col_) > 1e-6].tolist())
     pinned &= ~free
-    return [int(n) for n in targets if pinned[n]], comp
+    out = [int(n) for n in targets if pinned[n]]
+    if out:  # known atoms pin too: the published single-atom node of each
+        single_of = np.full(n_atoms, -1, dtype=np.int64)
+        pub = np.flatnonzero(~hidden & (nodes.single >= 0))
+        single_of[nodes.single[pub]] = pub
+        for i in range(nf):
+            for r in levels:
+                node = nodes.of_atom[(i, r)]
+                m = np.isin(node, out) & known
+                for h, w in zip(node[m].tolist(), single_of[m].tolist(), strict=True):
+                    witness.setdefault(h, set()).add(w)
+    return out, comp, witness
 
 
-def _repair(
-    nodes: _Nodes, hidden: npt.NDArray[np.bool_], n: int, res_list: list[int]
-) -> int | None:
-    """The node to hide next to pinned node ``n``: its smallest non-zero shown sibling, else a
-    field of the same cell, else a child, else its parent."""
+def _candidates(
+    nodes: _Nodes,
+    hidden: npt.NDArray[np.bool_],
+    n: int,
+    res_list: list[int],
+    witness: set[int],
+    limit: int = 4,
+) -> list[int]:
+    """Nodes to hide next to pinned node ``n``, best first: the smallest non-zero published
+    nodes among those that pin it (its witnesses), its smallest non-zero shown sibling, a
+    field of the same cell, a child, its parent (for a city total: a coarsest cell, another
+    field's total)."""
     r, cell, f = int(nodes.res[n]), int(nodes.cell[n]), int(nodes.fld[n])
     shown = ~hidden & (nodes.value > 0)
-    same_f = nodes.fld == f
+    masks = []
+    if witness:
+        w = np.zeros(nodes.value.size, dtype=bool)
+        w[list(witness)] = True
+        masks.append(w & shown)
+    same_f = shown & (nodes.fld == f)
+    same_cell = shown & (nodes.res == r) & (nodes.cell == cell)
     if r == ROOT:
-        cand = shown & same_f & (nodes.res == res_list[0])
-        return _smallest(nodes, cand)
-    j = res_list.index(r)
-    at_r = same_f & (nodes.res == r)
-    if j == 0:
-        sib = at_r
+        masks += [same_f & (nodes.res == res_list[0]), same_cell]
     else:
-        up = res_list[j - 1]
-        idx = np.flatnonzero(at_r)
+        j = res_list.index(r)
+        at_r = np.flatnonzero(same_f & (nodes.res == r))
         sib = np.zeros(nodes.value.size, dtype=bool)
-        if idx.size:
-            mine = int(grid.parent(np.array([cell]), up)[0])
-            sib[idx[grid.parent(nodes.cell[idx], up) == mine]] = True
-    pick = _smallest(nodes, shown & sib)
-    if pick is not None:
-        return pick
-    pick = _smallest(nodes, shown & (nodes.res == r) & (nodes.cell == cell))
-    if pick is not None:
-        return pick
-    if j + 1 < len(res_list):
-        idx = np.flatnonzero(same_f & (nodes.res == res_list[j + 1]) & shown)
-        if idx.size:
-            kids = idx[grid.parent(nodes.cell[idx], r) == cell]
-            m = np.zeros(nodes.value.size, dtype=bool)
-            m[kids] = True
-            pick = _smallest(nodes, m)
-            if pick is not None:
-                return pick
-    if j == 0:
-        cand = shown & same_f & (nodes.res == ROOT)
-    else:
-        mine = int(grid.parent(np.array([cell]), res_list[j - 1])[0])
-        cand = shown & same_f & (nodes.res == res_list[j - 1]) & (nodes.cell == mine)
-    return _smallest(nodes, cand)
+        if j == 0:
+            sib[at_r] = True
+        elif at_r.size:
+            mine = int(grid.parent(np.array([cell]), res_list[j - 1])[0])
+            sib[at_r[grid.parent(nodes.cell[at_r], res_list[j - 1]) == mine]] = True
+        kids = np.zeros(nodes.value.size, dtype=bool)
+        if j + 1 < len(res_list):
+            below = np.flatnonzero(same_f & (nodes.res == res_list[j + 1]))
+            if below.size:
+                kids[below[grid.parent(nodes.cell[below], r) == cell]] = True
+        if j == 0:
+            up = same_f & (nodes.res == ROOT)
+        else:
+            mine = int(grid.parent(np.array([cell]), res_list[j - 1])[0])
+            up = same_f & (nodes.res == res_list[j - 1]) & (nodes.cell == mine)
+        masks += [sib, same_cell, kids, up]
+    out: list[int] = []
+    for m in masks:
+        idx = np.flatnonzero(m)
+        for c in idx[np.lexsort((nodes.cell[idx], nodes.value[idx]))][:limit].tolist():
+            if c not in out:
+                out.append(int(c))
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _smallest(nodes: _Nodes, mask: npt.NDArray[np.bool_]) -> int | None:
