@@ -253,6 +253,7 @@ def check(client: TestClient, settings: Settings) -> None:
     sysm, seen = attack(client, settings.h3_resolutions, settings.suppression_k)
     assert sysm.hidden, "the city must hide something, or the attack proves nothing"
     assert seen["cells"] and seen["bands"] and seen["risk"] and seen["tiles"], seen
+    assert seen["flood"] and seen["cockpit"], seen
     assert sysm.pinned() == []
 
 
