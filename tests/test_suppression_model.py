@@ -119,3 +119,11 @@ def test_coarsen() -> None:
         20,
         400,
     ]
+
+
+def test_the_bounded_fallback_leaves_nothing_pinned() -> None:
+    # One repair round only: what is still pinned is hidden with everything touching it.
+    cells, keys, values = city(0, n=25, spread=14)
+    res = suppress(cells, keys, values, resolutions=RES, fields=FIELDS, k=10, max_rounds=1)
+    assert res.rounds == 1
+    assert pinned(published_rows(cells, keys, values, res, FIELDS, RES)) == []

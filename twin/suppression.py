@@ -159,8 +159,12 @@ def suppress(
                     break
             hidden[pick] = True
     else:
-        pinned, comps, _ = _audit(nodes, hidden & ~secret, hidden, res_list, len(names), v.size)
-        if pinned:  # bounded fallback: hide every node touching a pinned node's atoms
+        for _ in range(3):  # bounded fallback: hide every node touching a pinned node's atoms
+            pinned, comps, _w = _audit(
+                nodes, hidden & ~secret, hidden, res_list, len(names), v.size
+            )
+            if not pinned:
+                break
             log.warning("suppression: %d nodes still pinned after %d rounds", len(pinned), rounds)
             _hide_components(nodes, hidden, pinned, comps)
     out = Suppressed(rounds=rounds, extra=int((hidden & ~secret).sum()) - primary)
