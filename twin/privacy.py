@@ -7,13 +7,10 @@ decides who has the right; these decide what a count becomes.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from twin import grid
 
 # Fields of a cell's statistics that count people (residents or workers).
 PEOPLE_FIELDS = ("population", "elderly", "jobs")
@@ -171,58 +168,60 @@ def cell_hidden_fields(
 
     Notes
     -----
-    The relations protected (:func:`complementary_suppression`): a cell's population is its
-    elderly plus the rest (the rest is never shown but is population minus elderly), elderly and
-    the rest are sums of their age bands, every field of a cell is the sum over its children at
-    the next finer resolution, and the city total of a field is the sum over the coarsest cells.
+    Decided by the one model of :func:`twin.suppression.suppress`: residents are atoms per
+    finest cell and age band (the finest rows' ``population_by_age``), jobs atoms per finest
+    cell; every field at every resolution and the city totals are nodes.
     """
+    from twin.suppression import suppress  # the model builds on complementary_suppression
+
     res_arr = np.asarray(res, dtype=np.int64)
     cell_arr = np.asarray(cells, dtype=np.int64)
     n = len(cell_arr)
-    bands = sorted({b for m in by_age if m for b in m})
+    if n == 0:
+        return []
+    levels = sorted(set(res_arr.tolist()))
+    fine = np.flatnonzero(res_arr == levels[-1]).tolist()
+    a_cells: list[int] = []
+    a_keys: list[str] = []
+    a_vals: list[int] = []
+    for i in fine:
+        for band, c in (by_age[i] or {}).items():
+            if c:
+                a_cells.append(int(cell_arr[i]))
+                a_keys.append(band)
+                a_vals.append(int(c))
+    bands = sorted(set(a_keys))
     old = [b for b in bands if b in ELDERLY_BANDS]
     young = [b for b in bands if b not in ELDERLY_BANDS]
-    fields = ["population", "elderly", "rest", "jobs", *(f"population_by_age.{b}" for b in bands)]
-    nf = len(fields)
-    col = {f: i for i, f in enumerate(fields)}
-    values = np.zeros(n * nf + nf, dtype=np.int64)  # the last nf nodes: city totals
-    pop = np.asarray(counts["population"], dtype=np.int64)
-    eld = np.asarray(counts["elderly"], dtype=np.int64)
-    values[col["population"] : n * nf : nf] = pop
-    values[col["elderly"] : n * nf : nf] = eld
-    values[col["rest"] : n * nf : nf] = pop - eld
-    values[col["jobs"] : n * nf : nf] = np.asarray(counts["jobs"], dtype=np.int64)
-    for i, m in enumerate(by_age):
-        for b, c in (m or {}).items():
-            values[i * nf + col[f"population_by_age.{b}"]] = int(c or 0)
-
-    def node(row: int, f: str) -> int:
-        return row * nf + col[f]
-
-    groups: list[tuple[int, list[int]]] = []
+    fields: dict[str, list[str] | None] = {
+        "population": None,
+        "elderly": old,
+        "rest": young,  # never published: closes population = elderly + rest
+        **{f"population_by_age.{b}": [b] for b in bands},
+    }
+    relations = [
+        ("population", ["elderly", "rest"]),
+        ("elderly", [f"population_by_age.{b}" for b in old]),
+        ("rest", [f"population_by_age.{b}" for b in young]),
+    ]
+    people = suppress(
+        a_cells, a_keys, a_vals, resolutions=levels, fields=fields, k=k,
+        relations=relations, unpublished=["rest"],
+    )  # fmt: skip
+    jobs_v = np.asarray(counts["jobs"], dtype=np.int64)
+    jobs = suppress(
+        cell_arr[fine], ["jobs"] * len(fine), jobs_v[fine], resolutions=levels,
+        fields={"jobs": None}, k=k,
+    )  # fmt: skip
+    out: list[list[str]] = []
     for i in range(n):
-        groups.append((node(i, "population"), [node(i, "elderly"), node(i, "rest")]))
-        if bands:
-            groups.append((node(i, "elderly"), [node(i, f"population_by_age.{b}") for b in old]))
-            groups.append((node(i, "rest"), [node(i, f"population_by_age.{b}") for b in young]))
-    levels = sorted(set(res_arr.tolist()))
-    index = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(res_arr, cell_arr, strict=True))}
-    for coarse, fine in itertools.pairwise(levels):
-        rows = np.flatnonzero(res_arr == fine)
-        parents = grid.parent(cell_arr[rows], coarse) if rows.size else rows
-        children: dict[int, list[int]] = {}
-        for row, par in zip(rows.tolist(), np.asarray(parents).tolist(), strict=True):
-            p = index.get((coarse, int(par)))
-            if p is not None:
-                children.setdefault(p, []).append(row)
-        for p, kids in children.items():
-            for j in range(nf):
-                groups.append((p * nf + j, [c * nf + j for c in kids]))
-    if levels:
-        top = np.flatnonzero(res_arr == levels[0]).tolist()
-        for j in range(nf):
-            values[n * nf + j] = values[j : n * nf : nf][top].sum()
-            groups.append((n * nf + j, [r * nf + j for r in top]))
-    hidden = complementary_suppression(values, groups, k=k)
-    shown = [f for f in fields if f != "rest"]
-    return [[f for f in shown if hidden[i * nf + col[f]]] for i in range(n)]
+        r, c = int(res_arr[i]), int(cell_arr[i])
+        row = [f for f in fields if f != "rest" and people.hidden(f, r, c)]
+        if jobs.hidden("jobs", r, c):
+            row.append("jobs")
+        out.append(sorted(row, key=_field_order))
+    return out
+
+
+def _field_order(f: str) -> tuple[int, str]:
+    return ({"population": 0, "elderly": 1, "jobs": 2}.get(f, 3), f)

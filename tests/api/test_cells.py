@@ -37,7 +37,8 @@ def test_cell_card_matches_the_database(city: str, client: TestClient) -> None:
     with psycopg.connect(city) as c:
         cell, pop, nb, area = c.execute(
             "SELECT cell, population, buildings, area_id FROM twin.cell_stats"
-            " WHERE res = 9 AND population >= %s ORDER BY cell LIMIT 1",
+            " WHERE res = 9 AND population >= %s AND cardinality(hidden) = 0"
+            " ORDER BY cell LIMIT 1",
             (K,),
         ).fetchone()  # type: ignore[misc]
         patch = c.execute("SELECT name FROM twin.admin_area WHERE id = %s", (area,)).fetchone()

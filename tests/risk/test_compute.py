@@ -59,11 +59,12 @@ def settings(
 
 @pytest.fixture(scope="module")
 def cells(settings: Settings) -> list[int]:
-    """Four res-9 cells of the city with statistics (so they have a grid patch)."""
+    """Four res-9 cells of the city with statistics (so they have a grid patch) and no people
+    field hidden (a hidden one would hide the cell's people-based scores too)."""
     with psycopg.connect(settings.database_url or "") as conn:
         rows = conn.execute(
             "SELECT cell FROM twin.cell_stats WHERE res = 9 AND area_id IS NOT NULL"
-            " ORDER BY cell LIMIT 4"
+            " AND cardinality(hidden) = 0 ORDER BY cell LIMIT 4"
         ).fetchall()
     return [int(r[0]) for r in rows]
 

@@ -79,8 +79,10 @@ def test_combine_takes_the_worst_level_and_the_highest_score() -> None:
     out = combine({"a": a, "b": b}).set_index("cell")
     assert out["score"].to_dict() == {1: 80.0, 2: 30.0, 3: 5.0}
     assert out["level"].to_dict() == {1: "red", 2: "orange", 3: "blue"}
-    assert out.loc[2, "components"] == {"a": {"score": 10.0, "level": "blue"},
-                                        "b": {"score": 30.0, "level": "orange"}}  # fmt: skip
+    assert out.loc[2, "components"] == {
+        "a": {"score": 10.0, "level": "blue", "suppressed": False},
+        "b": {"score": 30.0, "level": "orange", "suppressed": True},  # hidden from the public
+    }
     assert out["small_count"].to_dict() == {1: False, 2: True, 3: False}
 
 

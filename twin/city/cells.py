@@ -8,6 +8,8 @@ Everything runs in the caller's transaction, so readers never see half a refresh
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -23,6 +25,7 @@ from twin.db.queries import query
 from twin.privacy import cell_hidden_fields
 
 SQL = "cell_stats.sql"
+log = logging.getLogger(__name__)
 DEFAULT_K = 10  # the default of TWIN_SUPPRESSION_K
 
 
@@ -111,9 +114,12 @@ def mark_hidden(conn: psycopg.Connection, *, k: int) -> int:
     if not rows:
         return 0
     res, cells, pop, eld, jobs, by_age = zip(*rows, strict=True)
+    t0 = time.perf_counter()
     hidden = cell_hidden_fields(
         res, cells, {"population": pop, "elderly": eld, "jobs": jobs}, by_age, k=k
     )
+    log.info("suppression: %d cell rows decided in %.2f s, %d with hidden fields",
+             len(rows), time.perf_counter() - t0, sum(1 for h in hidden if h))  # fmt: skip
     frame = pd.DataFrame(
         {"res": res, "cell": cells, "hidden": ["{" + ",".join(h) + "}" for h in hidden]}
     )

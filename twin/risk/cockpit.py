@@ -6,8 +6,8 @@ latest storm and the latest traffic run, each with the value before it and a tre
 area" means the area's subtree (``twin.area_subtree``) for rows carrying an area (events,
 buildings, tasks, alerts) and, for cell results, the cells whose ``cell_stats.area_id`` (the grid
 patch holding the cell) is in that subtree. People counts are suppressed below k for callers
-without the right, and never so that they could be recovered by subtracting visible siblings
-from their parent (complementary suppression, :func:`hidden_among`).
+without the right and rounded to a multiple of k (:func:`area_population`), so that subtracting
+cells or siblings from them pins no hidden count down (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from twin.db.models.ops import RISK_LEVELS
 from twin.privacy import suppress_count
 from twin.risk import cockpit_sql as cq
 from twin.risk.cockpit_sql import Window
+from twin.suppression import coarsen
 
 MAX_PERIOD_DAYS = 366
 MAX_ID = 2**63 - 1
@@ -288,26 +289,23 @@ def child_card(
 
 
 def shown_populations(raw: Mapping[int, int], k: int, *, allowed: bool) -> dict[int, int | None]:
-    """Sibling people counts as a caller sees them (see :func:`hidden_among`)."""
+    """Sibling people counts as a caller sees them (see :func:`area_population`)."""
     if allowed:
         return dict(raw)
-    hidden = hidden_among(raw, k)
-    return {a: None if a in hidden else v for a, v in raw.items()}
+    return {a: coarsen(v, k) for a, v in raw.items()}
 
 
 async def area_population(
     conn: AsyncConnection, area: Mapping[str, Any], raw: int, k: int, *, allowed: bool
 ) -> int | None:
-    """An area's people count as a caller sees it: hidden below k, or when hiding a sibling
-    needs it hidden too."""
+    """An area's people count as a caller sees it: exact for those with the right, else hidden
+    below k and rounded to a multiple of k (:func:`twin.suppression.coarsen`). Admin areas cut
+    across H3 cells, so an exact area total minus the cells inside it could pin down a count
+    the cells hide; a rounded total is an interval, not an equation."""
+    del conn  # kept for callers: the rule no longer needs the siblings
     if allowed:
         return raw
-    if suppress_count(raw, k) is None:
-        return None
-    if area["parent_id"] is None:
-        return raw
-    siblings = await cq.populations(conn, await cq.children_groups(conn, area["parent_id"]))
-    return None if area["id"] in hidden_among(siblings, k) else raw
+    return coarsen(raw, k)
 
 
 async def cockpit(

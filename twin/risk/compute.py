@@ -125,6 +125,45 @@ LEFT JOIN counts c ON c.area = a.id AND c.layer_id = lay.layer_id
 """
 
 
+# Cells whose people counts the public does not get, as decided by the one suppression model
+# (twin.suppression): cell statistics, and the affected people of a flood run.
+STATS_HIDDEN_SQL = """
+SELECT cell FROM twin.cell_stats WHERE res = %(res)s AND cardinality(hidden) > 0
+"""
+FLOOD_HIDDEN_SQL = """
+SELECT cell FROM twin.flood_cell_result
+WHERE run_id = %(run)s AND res = %(res)s AND people_hidden
+"""
+FLOOD_INPUTS = ("affected_people",)
+
+
+def mark_hidden_people(
+    conn: psycopg.Connection, layer: Layer, scored: pd.DataFrame, flood_run: int | None
+) -> None:
+    """Flag ``small_count`` where a people input repeats a count the suppression model hides.
+
+    A score is invertible to its people inputs (the other inputs are public), so a cell's score
+    and people components may go public only where every count they rest on does. Inputs named
+    as a flood result's count follow the flood run's flags; every other people input (a cell
+    statistic or a function of one) follows the cell's statistics: any hidden people field of
+    the cell hides it (conservative: the input may mix fields).
+    """
+    people = [i.name for i in layer.inputs if i.people]
+    if not people or not len(scored):
+        return
+    hidden: set[int] = set()
+    if any(n not in FLOOD_INPUTS for n in people):
+        hidden |= {c for (c,) in conn.execute(STATS_HIDDEN_SQL, {"res": layer.res})}
+    if flood_run is not None and any(n in FLOOD_INPUTS for n in people):
+        rows = conn.execute(FLOOD_HIDDEN_SQL, {"run": flood_run, "res": layer.res})
+        hidden |= {c for (c,) in rows}
+    if hidden:
+        cells = scored["cell"].to_numpy(dtype=np.int64)
+        scored["small_count"] = scored["small_count"].to_numpy(dtype=bool) | np.isin(
+            cells, np.fromiter(hidden, dtype=np.int64)
+        )
+
+
 def compute_risk(
     url: str,
     catalog: Catalog,
@@ -178,6 +217,7 @@ def compute_risk(
         params = {"as_of": at, "flood_run": flood_run, "traffic_run": traffic_run}
         for lyr in need.values():
             scored[lyr.id] = score_layer(read_inputs(conn, lyr, params), lyr, k=k)
+            mark_hidden_people(conn, lyr, scored[lyr.id], flood_run)
     result = ComputeResult(computed_at=at, flood_run=flood_run, traffic_run=traffic_run)
     out: dict[str, tuple[Layer, pd.DataFrame]] = {lyr.id: (lyr, scored[lyr.id]) for lyr in todo}
     if with_onemap:

@@ -62,6 +62,16 @@ def _hide_people(row: dict[str, Any], layer: Layer) -> dict[str, Any]:
     return row
 
 
+def _hide_layer_scores(row: dict[str, Any]) -> dict[str, Any]:
+    # The one map lists each layer's score: a suppressed layer's score is hidden there too.
+    row["components"] = {
+        name: ({**comp, "score": None} if isinstance(comp, dict) and comp.get("suppressed")
+               else comp)
+        for name, comp in row["components"].items()
+    }  # fmt: skip
+    return row
+
+
 async def risk_cells(
     conn: AsyncConnection,
     layer: Layer,
@@ -88,6 +98,8 @@ async def risk_cells(
         small = row.pop("small_count")
         # Outside a scoped caller's scope, people counts are hidden as from the public.
         shown = allowed and row.pop("in_scope")
+        if not shown:
+            row = _hide_layer_scores(row)
         if small and not shown and res == layer.res:
             row = _hide_people(row, layer)
         elif small and not shown:

@@ -21,11 +21,11 @@ from psycopg.rows import dict_row
 
 from twin.db.engine import database_url
 from twin.db.queries import query
-from twin.privacy import suppress_count
 from twin.risk import cockpit_sql as cq
 from twin.risk.cockpit import cockpit, find_area, parse_as_of, shown_populations
 from twin.risk.cockpit_sql import Groups, Run, Window
 from twin.settings import Settings
+from twin.suppression import coarsen
 
 SQL = "report.sql"
 #: |z| above which a sibling is named as standing out.
@@ -137,7 +137,7 @@ async def runs_section(
                 "flooded_area_m2": (await cq.flooded_area(conn, own, r["id"])).get(aid, 0.0),
                 "roads_closed": (await cq.closed_roads(conn, own, r["id"])).get(aid, 0),
                 "affected_buildings": int(hit["buildings"]),
-                "affected_people": people if allowed else suppress_count(people, k),
+                "affected_people": people if allowed else coarsen(people, k),
             }
         )
     traffic = []

@@ -146,7 +146,8 @@ def combine(scored: dict[str, pd.DataFrame]) -> pd.DataFrame:
     allf["rank"] = allf["level"].map({lvl: i for i, lvl in enumerate(LEVELS)})
     rows = []
     for cell, g in allf.groupby("cell", sort=True):
-        comp = {r.layer: {"score": float(r.score), "level": r.level} for r in g.itertuples()}
+        comp = {r.layer: {"score": float(r.score), "level": r.level,
+                          "suppressed": bool(r.small_count)} for r in g.itertuples()}  # fmt: skip
         rows.append(
             (int(cell), float(g["score"].max()), LEVELS[int(g["rank"].max())], comp,
              bool(g["small_count"].any()))

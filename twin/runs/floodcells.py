@@ -19,6 +19,7 @@ from twin.city.load import ewkb
 from twin.db.copy import copy_rows
 from twin.settings import Settings
 from twin.sim.flood import FloodResult, pixel_index
+from twin.suppression import suppress
 
 if TYPE_CHECKING:
     from twin.runs.flood import TwinGrid
@@ -169,6 +170,7 @@ def store_results(
     )
     cells["affected_buildings"] = cells.affected_buildings.fillna(0).astype(np.int64)
     cells["affected_people"] = cells.affected_people.fillna(0).astype(np.int64)
+    cells["people_hidden"], total_hidden = people_hidden(cells, bdf, settings)
     cells.insert(0, "run_id", run_id)
     copy_rows(conn, "twin.flood_cell_result", list(cells.columns), cells)
 
@@ -201,8 +203,30 @@ def store_results(
         "closed_links": int((state == "closed").sum()),
         "affected_buildings": len(affected),
         "affected_people": int(bdf.people.sum()) if not bdf.empty else 0,
+        "affected_people_hidden": total_hidden,
         "events": n_events,
     }
+
+
+def people_hidden(
+    cells: pd.DataFrame, bdf: pd.DataFrame, settings: Settings
+) -> tuple[npt.NDArray[np.bool_], bool]:
+    """Per row of ``cells``: whether its ``affected_people`` is hidden from the public, and
+    whether the run's total is (the one model of :func:`twin.suppression.suppress`: atoms per
+    finest cell, every resolution and the run's total as nodes)."""
+    out = np.zeros(len(cells), dtype=bool)
+    if bdf.empty:
+        return out, False
+    fine = h3grid.parent(bdf.cell.to_numpy(dtype=np.int64), settings.finest_resolution)
+    model = suppress(
+        fine, ["people"] * len(fine), bdf.people.to_numpy(dtype=np.int64),
+        resolutions=settings.h3_resolutions, fields={"people": None},
+        k=settings.suppression_k,
+    )  # fmt: skip
+    for r, hidden in model.cells["people"].items():
+        m = (cells.res == r).to_numpy()
+        out[m] = np.isin(cells.cell.to_numpy(dtype=np.int64)[m], list(hidden))
+    return out, model.totals["people"]
 
 
 def _events(

@@ -62,8 +62,11 @@ class TrafficRequest(BaseModel):
 def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     out = dict(row)
     summary = dict(out.get("summary") or {})
+    hidden_total = bool(summary.pop("affected_people_hidden", False))
     if "affected_people" in summary and not allowed:
-        summary["affected_people"] = suppress_count(summary["affected_people"], k)
+        # The run's total is the root of the model that hides cells (twin.suppression).
+        people = None if hidden_total else summary["affected_people"]
+        summary["affected_people"] = suppress_count(people, k)
     summary.pop("rasters", None)  # server paths
     out["summary"] = summary
     out["links"] = {
@@ -214,7 +217,7 @@ async def run_cells(
     cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT twin.h3_to_hex(f.cell) AS h3, f.max_depth_m, f.mean_max_depth_m,"  # noqa: S608
         " f.time_of_max_s, f.flooded_share, f.time_to_15cm_s, f.max_hazard,"
-        " f.affected_buildings, f.affected_people"
+        " f.affected_buildings, f.affected_people, f.people_hidden"
         " FROM twin.flood_cell_result f"
         " LEFT JOIN twin.cell_stats c ON c.res = f.res AND c.cell = f.cell"
         " WHERE f.run_id = %(run)s AND f.res = %(res)s AND f.max_depth_m >= %(min)s"
@@ -223,12 +226,15 @@ async def run_cells(
         where,
     )
     cells = await cur.fetchall()
-    # Outside a scoped caller's scope, affected people are shown as to the public.
+    # Outside a scoped caller's scope, affected people are shown as to the public: hidden as
+    # the run's store decided, over every resolution at once.
     ids = [int(i) for i in grid.to_int([c["h3"] for c in cells])] if cells else []
     mine = await scope.cells_in_scope(conn, who, ids)
     for c, cell in zip(cells, ids, strict=True):
+        hidden = c.pop("people_hidden")
         if not (who.can_see_people and cell in mine):
-            c["affected_people"] = suppress_count(c["affected_people"], settings.suppression_k)
+            people = None if hidden else c["affected_people"]
+            c["affected_people"] = suppress_count(people, settings.suppression_k)
     return {"run_id": run_id, "kind": "flood", "res": res, "count": len(cells), "cells": cells}
 
 

@@ -62,6 +62,12 @@ class FloodCellResult(Base):
         sa.Integer,
         comment="residents of affected buildings; sensitive: suppressed when served",
     )
+    people_hidden: Mapped[bool] = mapped_column(
+        sa.Boolean,
+        server_default=sa.text("false"),
+        comment="affected_people hidden from the public (primary and complementary "
+        "suppression, twin.suppression)",
+    )
 
 
 class FloodLinkResult(Base):
