@@ -40,6 +40,15 @@ def _table(res: CaseResult, command: str) -> list[str]:
     return rows
 
 
+def _sweep(title: str, header: str, rows: list[tuple[str, list[float]]], command: str) -> list[str]:
+    """A grid-convergence table: one row per grid, the errors in mm."""
+    cols = header.split("|")
+    lines = [f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for grid, errors in rows:
+        lines.append(f"| {grid} | " + " | ".join(f"{1000 * e:.2f}" for e in errors) + " |")
+    return [*lines, "", f"Command: `{command}`", ""]
+
+
 def _save(fig: plt.Figure, out: Path, name: str) -> str:
     fig.tight_layout()
     fig.savefig(out / name, dpi=110)
@@ -97,6 +106,16 @@ def front(out: Path) -> list[str]:
         ax.legend(fontsize=7, ncol=3)
         lines += [f"### n = {n}, u = {u} m/s", ""]
         lines += _table(res, f"{RUN}.wet_front  # the n = {n}, u = {u} line")
+    sweep = []
+    for dx in (10.0, 5.0, 2.5, 1.0):
+        r = wet_front.run(n=0.01, u=1.0, dx=dx)
+        sweep.append((f"dx = {dx:g} m", [float(r.settings["worst_rmse_m"])]))
+    lines += _sweep(
+        "Grid convergence, n = 0.01, u = 1 m/s (the worst RMSE over the four times, mm)",
+        "grid|worst RMSE (mm)",
+        sweep,
+        f"{RUN}.wet_front --convergence",
+    )
     png = _save(fig, out, "wet_front.png")
     return [*lines, f"![wet front profiles]({png})", ""]
 
@@ -126,6 +145,24 @@ def bowl(out: Path) -> list[str]:
         ax.legend()
         lines += [f"### η = {eta:g} m", ""]
         lines += _table(res, f"{RUN}.thacker  # the eta={eta} cells=100 lines")
+    sweep = []
+    for cells in (50, 100, 200):
+        r = thacker.run(eta=thacker.A / 10, cells=cells)
+        sweep.append(
+            (
+                f"{cells} cells",
+                [
+                    r.metrics["probe level error (max)"].value,
+                    r.metrics["max RMSE of depth over the period"].value,
+                ],
+            )
+        )
+    lines += _sweep(
+        "Grid convergence, η = a/10 (mm)",
+        "grid|probe level error|RMSE of depth",
+        sweep,
+        f"{RUN}.thacker --cells",
+    )
     png = _save(fig, out, "thacker.png")
     return [*lines, f"![Thacker probe levels]({png})", ""]
 
@@ -161,6 +198,22 @@ def channel(out: Path) -> list[str]:
         "shrink with dx, as dt falls with it).",
         "",
         *_table(res, f"{RUN}.macdonald  # the dx=5.0 lines"),
+        *_sweep(
+            "Grid convergence (RMSE over all but the inflow cell, mm)",
+            "grid|vs local-inertial|vs MacDonald|inflow cell offset",
+            [
+                (
+                    f"dx = {r.settings['dx_m']:g} m",
+                    [
+                        r.metrics["RMSE vs local-inertial steady profile"].value,
+                        r.metrics["RMSE vs MacDonald (shallow water)"].value,
+                        r.metrics["inflow cell vs local-inertial"].value,
+                    ],
+                )
+                for r in (macdonald.run(dx=dx) for dx in (10.0, 5.0, 2.5))
+            ],
+            f"{RUN}.macdonald",
+        ),
         f"![MacDonald profile]({png})",
         "",
     ]
