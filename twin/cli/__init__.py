@@ -9,21 +9,21 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_backup import db_dump, db_restore
-from twin.cli_city import city_app
-from twin.cli_ingest import ingest_app
-from twin.cli_report import report as report_command
-from twin.cli_risk import alerts_app, risk_app
-from twin.cli_serve import run_server
-from twin.cli_serve import serve as serve_command
-from twin.cli_sim import flood_app, simulate_app, traffic_app
-from twin.cli_support import JsonOpt
-from twin.cli_support import emit as _emit
-from twin.cli_support import fail as _fail
-from twin.cli_support import load_settings as _settings
-from twin.cli_tasks import tasks_app
-from twin.cli_tiles import tiles_app
-from twin.cli_users import audit_command, users_app
+from twin.cli.backup import db_dump, db_restore
+from twin.cli.city import city_app
+from twin.cli.ingest import ingest_app
+from twin.cli.report import report as report_command
+from twin.cli.risk import alerts_app, risk_app
+from twin.cli.serve import run_server
+from twin.cli.serve import serve as serve_command
+from twin.cli.simulate import flood_app, simulate_app, traffic_app
+from twin.cli.support import JsonOpt
+from twin.cli.support import emit as _emit
+from twin.cli.support import fail as _fail
+from twin.cli.support import load_settings as _settings
+from twin.cli.tasks import tasks_app
+from twin.cli.tiles import tiles_app
+from twin.cli.users import audit_command, users_app
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
 from twin.settings import Settings

@@ -18,7 +18,7 @@ import typer
 
 from twin import durations
 from twin.api.errors import ConflictError, InvalidParameterError, NotFoundError
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 
 tasks_app = typer.Typer(

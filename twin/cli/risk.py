@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 
 risk_app = typer.Typer(help="The risk one map: layer catalog and scores.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alert rules and the alerts they raise.", no_args_is_help=True)
