@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from twin.api.errors import InvalidParameterError
+from twin.errors import InvalidParameterError
 from twin.tiles.catalog import LAYERS, TileLayer
 
 RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}

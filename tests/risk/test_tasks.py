@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from twin.api.errors import ConflictError, InvalidParameterError
-from twin.cli_tasks import parse_duration
+from twin.cli.tasks import parse_duration
 from twin.db.models.ops import TASK_STATES
 from twin.risk.tasks import (
     DUE_BY_PRIORITY,

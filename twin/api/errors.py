@@ -1,4 +1,4 @@
-"""Exceptions of the twin and the one table that maps them to HTTP statuses.
+"""The one table that maps the twin's exceptions (:mod:`twin.errors`) to HTTP statuses.
 
 Handlers raise domain exceptions; this table decides the status. Anything that is the client's
 fault is 4xx with a body naming the parameter or field; a database that cannot be reached is 503;
@@ -23,40 +23,31 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.api.methods import allowed_methods, literal_resource_methods, path_parameter_failed
 from twin.db.engine import DatabaseNotConfiguredError
+from twin.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidParameterError,
+    NotFoundError,
+    TwinError,
+    UnauthorizedError,
+)
+
+# Re-exported: routers import the exceptions from here together with the table.
+__all__ = [
+    "EXCEPTION_STATUS",
+    "ConflictError",
+    "DatabaseUnavailableError",
+    "ForbiddenError",
+    "InvalidParameterError",
+    "NotFoundError",
+    "TwinError",
+    "UnauthorizedError",
+    "install",
+    "json_safe",
+]
 
 log = logging.getLogger(__name__)
-
-
-class TwinError(Exception):
-    """Base of the twin's own exceptions."""
-
-
-class NotFoundError(TwinError):
-    """The named resource does not exist (or is outside the caller's scope)."""
-
-
-class InvalidParameterError(TwinError, ValueError):
-    """A request parameter is malformed; the message names it."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-
-
-class UnauthorizedError(TwinError):
-    """A bearer token that is malformed, unknown or revoked (401, never a silent downgrade)."""
-
-
-class ForbiddenError(TwinError):
-    """The caller's role does not allow this."""
-
-
-class ConflictError(TwinError):
-    """The request conflicts with the current state (an illegal task transition, say)."""
-
-
-class DatabaseUnavailableError(TwinError):
-    """The database cannot be reached now; the API keeps running and recovers by itself."""
 
 
 # Order matters only between a class and its subclasses: the most specific wins because

@@ -23,10 +23,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from twin.db.runs import latest_run_id
 from twin.risk.catalog import LEVELS
 from twin.risk.indicators import INDICATORS
 from twin.risk.rules import Rule
-from twin.runs.store import latest_run_id
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.db.models.city import ADMIN_LEVELS
 from twin.db.models.ops import RISK_LEVELS
+from twin.errors import InvalidParameterError, NotFoundError
 from twin.privacy import suppress_count
 from twin.risk import cockpit_sql as cq
 from twin.risk.cockpit_sql import Window

@@ -22,9 +22,9 @@ import psycopg
 from twin import grid
 from twin.city.load import bump_layer_versions, ewkb
 from twin.db.copy import copy_rows
+from twin.db.runs import latest_run_id
 from twin.risk.catalog import LEVELS, ONEMAP, Catalog, CatalogError, Layer
 from twin.risk.scoring import combine, roll_up, score_layer
-from twin.runs.store import latest_run_id
 
 RISK_VERSION_KEY = "risk_score"
 

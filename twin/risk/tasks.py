@@ -19,8 +19,8 @@ import h3
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from twin.api.errors import ConflictError, InvalidParameterError, NotFoundError
 from twin.db.models.city import ADMIN_LEVELS
+from twin.errors import ConflictError, InvalidParameterError, NotFoundError
 
 TaskState = Literal["open", "accepted", "in_progress", "done", "closed", "rejected", "reassigned"]
 STATES: tuple[str, ...] = get_args(TaskState)

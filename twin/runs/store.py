@@ -16,6 +16,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from twin.db.runs import LATEST_RUN_SQL, latest_run_id
+
+__all__ = ["LATEST_RUN_SQL", "latest_run_id"]  # kept here too: the registry's readers
+
 
 def create_run(conn: psycopg.Connection, kind: str, params: dict[str, Any]) -> int:
     """A new queued run; returns its id. Commits (the caller's connection is autocommit or
@@ -116,20 +120,3 @@ def record_run(
     except Exception as exc:
         fail_run(url, run_id, f"{type(exc).__name__}: {exc}")
         raise
-
-
-# The run a map or a cockpit shows for a kind: the newest that succeeded. A traffic run that is
-# another run's no-closure baseline is a reference, not a scenario, so it is never "the latest".
-LATEST_RUN_SQL = """
-SELECT id FROM twin.sim_run r
-WHERE kind = %(kind)s AND status = 'succeeded'
-  AND NOT EXISTS (SELECT 1 FROM twin.sim_run o WHERE o.baseline_run_id = r.id)
-ORDER BY finished_at DESC NULLS LAST, id DESC
-LIMIT 1
-"""
-
-
-def latest_run_id(conn: psycopg.Connection, kind: str) -> int | None:
-    """The id of the newest succeeded run of ``kind`` that is no other run's baseline."""
-    row = conn.execute(LATEST_RUN_SQL, {"kind": kind}).fetchone()
-    return int(row[0]) if row else None

@@ -19,7 +19,7 @@ import logging
 
 import psycopg
 
-from twin.api.errors import DatabaseUnavailableError
+from twin.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import psycopg
 import typer
 
 from twin import durations
-from twin.api.errors import ConflictError, InvalidParameterError, NotFoundError
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.errors import ConflictError, InvalidParameterError, NotFoundError
 
 tasks_app = typer.Typer(
     help="Tasks dispatched to admin areas: list, add, move, escalate, show.",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 
 UrlOpt = Annotated[

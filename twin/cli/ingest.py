@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_support import JsonOpt
-from twin.cli_support import fail as _fail
-from twin.cli_support import load_settings as _settings
+from twin.cli.support import JsonOpt
+from twin.cli.support import fail as _fail
+from twin.cli.support import load_settings as _settings
 from twin.db.engine import DatabaseNotConfiguredError
 
 ingest_app = typer.Typer(

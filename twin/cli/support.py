@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -29,3 +30,15 @@ def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
         typer.echo(human)
+
+
+def parse_as_of(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of: expected an ISO 8601 time, got {text!r}", code=2)
+    if at.tzinfo is None:
+        fail("--as-of: give a time zone (e.g. 2026-11-01T08:00:00+08:00)", code=2)
+    return at

@@ -1,4 +1,4 @@
-"""The ``twin`` command. Thin: parse, call the domain, print (``--json`` for machines)."""
+"""``twin demo``: database up, the demo city built, a storm and the morning peak run, served."""
 
 from __future__ import annotations
 
@@ -9,167 +9,13 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_backup import db_dump, db_restore
-from twin.cli_city import city_app
-from twin.cli_ingest import ingest_app
-from twin.cli_report import report as report_command
-from twin.cli_risk import alerts_app, risk_app
-from twin.cli_serve import run_server
-from twin.cli_serve import serve as serve_command
-from twin.cli_sim import flood_app, simulate_app, traffic_app
-from twin.cli_support import JsonOpt
-from twin.cli_support import emit as _emit
-from twin.cli_support import fail as _fail
-from twin.cli_support import load_settings as _settings
-from twin.cli_tasks import tasks_app
-from twin.cli_tiles import tiles_app
-from twin.cli_users import audit_command, users_app
+from twin.cli.serve import run_server
+from twin.cli.support import JsonOpt
+from twin.cli.support import fail as _fail
+from twin.cli.support import load_settings as _settings
 from twin.db.cluster import ClusterError
-from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
+from twin.db.engine import DatabaseNotConfiguredError, database_url, local_cluster
 from twin.settings import Settings
-
-app = typer.Typer(
-    name="twin",
-    help="City digital twin: a PostGIS city model on H3 cells, tiles, risk and simulations.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-db_app = typer.Typer(
-    help="The database: a private PostGIS cluster or TWIN_DATABASE_URL.", no_args_is_help=True
-)
-app.add_typer(db_app, name="db")
-app.add_typer(flood_app, name="flood")
-app.add_typer(simulate_app, name="simulate")
-app.add_typer(traffic_app, name="traffic")
-app.add_typer(risk_app, name="risk")
-app.add_typer(alerts_app, name="alerts")
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(users_app, name="users")
-app.add_typer(ingest_app, name="ingest")
-app.add_typer(city_app, name="city")
-app.add_typer(tiles_app, name="tiles")
-app.command("audit")(audit_command)
-app.command("report")(report_command)
-app.command("serve")(serve_command)
-
-
-def _external_reachable(url: str) -> tuple[bool, str]:
-    try:
-        with psycopg.connect(libpq_url(url), connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'postgis')"
-            ).fetchone()
-            return True, f"PostGIS {row[0]}" if row and row[0] else "no PostGIS extension yet"
-    except psycopg.Error as exc:
-        return False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-@db_app.command("start")
-def db_start(as_json: JsonOpt = False) -> None:
-    """Create (first time) and start the private cluster, its database and PostGIS.
-
-    Safe to run twice. With TWIN_DATABASE_URL set there is nothing to start: it checks the
-    database answers instead.
-    """
-    settings = _settings()
-    if settings.database_url:
-        ok, info = _external_reachable(settings.database_url)
-        if not ok:
-            _fail(f"TWIN_DATABASE_URL does not answer: {info}")
-        _emit(
-            {"external": True, "reachable": True, "info": info},
-            as_json,
-            f"using TWIN_DATABASE_URL ({info}); nothing to start",
-        )
-        return
-    try:
-        state, started = local_cluster(settings).start()
-    except ClusterError as exc:
-        _fail(str(exc))
-    _emit(
-        {"started": started, "url": state.url, "port": state.port, "pgdata": state.pgdata},
-        as_json,
-        f"{'started' if started else 'already running'}: {state.url}",
-    )
-
-
-@db_app.command("stop")
-def db_stop(as_json: JsonOpt = False) -> None:
-    """Stop the private cluster (fast shutdown) and wait until its process is gone."""
-    settings = _settings()
-    if settings.database_url:
-        _emit(
-            {"external": True, "stopped": False},
-            as_json,
-            "TWIN_DATABASE_URL is set: that database is not ours to stop",
-        )
-        return
-    try:
-        stopped = local_cluster(settings).stop()
-    except ClusterError as exc:
-        _fail(str(exc))
-    _emit({"stopped": stopped}, as_json, "stopped" if stopped else "not running")
-
-
-@db_app.command("status")
-def db_status(as_json: JsonOpt = False) -> None:
-    """Whether the database is running and accepting connections (exit 3 when it is not)."""
-    settings = _settings()
-    if settings.database_url:
-        ok, info = _external_reachable(settings.database_url)
-        result: dict[str, Any] = {"external": True, "running": ok, "accepting": ok, "info": info}
-        human = f"TWIN_DATABASE_URL: {'accepting connections' if ok else 'unreachable'} ({info})"
-    else:
-        try:
-            result = local_cluster(settings).status()
-        except ClusterError as exc:
-            _fail(str(exc))
-        if not result["initialised"]:
-            human = f"not created (run `twin db start`; it will live under {settings.data_dir})"
-        elif result["running"]:
-            human = (
-                f"running (pid {result['pid']}, "
-                f"{'accepting connections' if result['accepting'] else 'not accepting yet'}) "
-                f"at {result['url']}"
-            )
-        else:
-            human = f"stopped (data in {result['pgdata']})"
-    _emit(result, as_json, human)
-    if not result.get("accepting"):
-        raise typer.Exit(3)
-
-
-@db_app.command("url")
-def db_url() -> None:
-    """Print the database URL (libpq form: works with psql)."""
-    try:
-        typer.echo(database_url(_settings()))
-    except DatabaseNotConfiguredError as exc:
-        _fail(str(exc))
-
-
-@db_app.command("migrate")
-def db_migrate(
-    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
-    as_json: JsonOpt = False,
-) -> None:
-    """Apply the schema migrations (alembic) up to ``--revision``."""
-    from twin.db.migrate import upgrade
-
-    try:
-        url = database_url(_settings())
-        at = upgrade(url, revision)
-    except DatabaseNotConfiguredError as exc:
-        _fail(str(exc))
-    except psycopg.OperationalError as exc:
-        _fail(f"cannot reach the database: {exc}")
-    except Exception as exc:  # alembic and SQLAlchemy errors: say which and stop
-        _fail(f"migration failed: {type(exc).__name__}: {exc}")
-    _emit({"revision": at}, as_json, f"schema at revision {at}")
-
-
-db_app.command("dump")(db_dump)
-db_app.command("restore")(db_restore)
 
 
 class _RichReporter:
@@ -194,7 +40,6 @@ class _RichReporter:
             )
 
 
-@app.command("demo")
 def demo(
     size: Annotated[str, typer.Option(help="City size: tiny, small, medium or large.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
@@ -384,41 +229,3 @@ def _demo_traffic(
     return traffic_runs.run_traffic(
         settings, params, progress=lambda f: progress.update(task, completed=round(100 * f))
     )
-
-
-grid_app = typer.Typer(help="H3 cells: statistics of the model per cell.", no_args_is_help=True)
-app.add_typer(grid_app, name="grid")
-
-
-@grid_app.command("refresh")
-def grid_refresh(as_json: JsonOpt = False) -> None:
-    """Recompute cell statistics at every configured resolution (one transaction)."""
-    import time
-
-    from twin.city.cells import refresh_cell_stats
-    from twin.city.load import bump_layer_versions
-
-    settings = _settings()
-    try:
-        url = database_url(settings)
-        t0 = time.perf_counter()
-        with psycopg.connect(url) as conn, conn.transaction():
-            rows = refresh_cell_stats(conn, settings.h3_resolutions, k=settings.suppression_k)
-            bump_layer_versions(conn, ("cell_stats",))
-    except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
-        _fail(f"database: {exc}")
-    seconds = time.perf_counter() - t0
-    _emit(
-        {"rows": rows, "resolutions": settings.h3_resolutions, "seconds": round(seconds, 2)},
-        as_json,
-        f"cell statistics: {rows:,} cells at resolutions {settings.h3_resolutions} "
-        f"in {seconds:.1f} s",
-    )
-
-
-@app.command("version")
-def version() -> None:
-    """Print the package version."""
-    import twin
-
-    typer.echo(twin.__version__)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.settings import Settings
 
 flood_app = typer.Typer(help="Flood model runs on raw files (no database).", no_args_is_help=True)

@@ -16,7 +16,7 @@ import typer
 from twin import durations
 from twin.audit import list_entries
 from twin.auth import USER_ROLES, AuthError, add_user, list_users, new_user_token, set_disabled
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 
 users_app = typer.Typer(help="Users, roles, scopes and tokens.", no_args_is_help=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from twin.cli_support import JsonOpt, fail, load_settings
+from twin.cli.support import JsonOpt, fail, load_settings
 
 city_app = typer.Typer(help="A real city from public data.", no_args_is_help=True)
 Opt = typer.Option
@@ -99,6 +99,6 @@ def city_build(
             console.print(f"[yellow]warning:[/] {w}")
         console.print(f"map: {url}")
     if serve:
-        from twin.cli_serve import run_server
+        from twin.cli.serve import run_server
 
         run_server(settings)

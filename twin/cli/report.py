@@ -8,7 +8,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 
 
 def report(
@@ -33,8 +33,8 @@ def report(
     """Write the decision report of an area: what happened (events, storm and traffic runs),
     what was done (tasks), how fast, and what stands out against the areas beside it, as
     report.md and a self-contained report.html (inline SVG charts)."""
-    from twin.api.errors import InvalidParameterError, NotFoundError
     from twin.db.engine import DatabaseNotConfiguredError
+    from twin.errors import InvalidParameterError, NotFoundError
     from twin.risk.cockpit import parse_as_of, parse_period
     from twin.risk.report import write_report
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from twin.cli_support import JsonOpt, emit, fail, load_settings
+from twin.cli.support import JsonOpt, emit, fail, load_settings
 
 tiles_app = typer.Typer(help="Vector tiles out of the twin.", no_args_is_help=True)
 Opt = typer.Option

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from twin.cli_support import load_settings
+from twin.cli.support import load_settings
 from twin.settings import Settings
 
 

@@ -1,0 +1,139 @@
+"""``twin db ...``: the private cluster or TWIN_DATABASE_URL, migrations, dump and restore."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from twin.cli.backup import db_dump, db_restore
+from twin.cli.support import JsonOpt
+from twin.cli.support import emit as _emit
+from twin.cli.support import fail as _fail
+from twin.cli.support import load_settings as _settings
+from twin.db.cluster import ClusterError
+from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
+
+db_app = typer.Typer(
+    help="The database: a private PostGIS cluster or TWIN_DATABASE_URL.", no_args_is_help=True
+)
+
+
+def _external_reachable(url: str) -> tuple[bool, str]:
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'postgis')"
+            ).fetchone()
+            return True, f"PostGIS {row[0]}" if row and row[0] else "no PostGIS extension yet"
+    except psycopg.Error as exc:
+        return False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@db_app.command("start")
+def db_start(as_json: JsonOpt = False) -> None:
+    """Create (first time) and start the private cluster, its database and PostGIS.
+
+    Safe to run twice. With TWIN_DATABASE_URL set there is nothing to start: it checks the
+    database answers instead.
+    """
+    settings = _settings()
+    if settings.database_url:
+        ok, info = _external_reachable(settings.database_url)
+        if not ok:
+            _fail(f"TWIN_DATABASE_URL does not answer: {info}")
+        _emit(
+            {"external": True, "reachable": True, "info": info},
+            as_json,
+            f"using TWIN_DATABASE_URL ({info}); nothing to start",
+        )
+        return
+    try:
+        state, started = local_cluster(settings).start()
+    except ClusterError as exc:
+        _fail(str(exc))
+    _emit(
+        {"started": started, "url": state.url, "port": state.port, "pgdata": state.pgdata},
+        as_json,
+        f"{'started' if started else 'already running'}: {state.url}",
+    )
+
+
+@db_app.command("stop")
+def db_stop(as_json: JsonOpt = False) -> None:
+    """Stop the private cluster (fast shutdown) and wait until its process is gone."""
+    settings = _settings()
+    if settings.database_url:
+        _emit(
+            {"external": True, "stopped": False},
+            as_json,
+            "TWIN_DATABASE_URL is set: that database is not ours to stop",
+        )
+        return
+    try:
+        stopped = local_cluster(settings).stop()
+    except ClusterError as exc:
+        _fail(str(exc))
+    _emit({"stopped": stopped}, as_json, "stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status(as_json: JsonOpt = False) -> None:
+    """Whether the database is running and accepting connections (exit 3 when it is not)."""
+    settings = _settings()
+    if settings.database_url:
+        ok, info = _external_reachable(settings.database_url)
+        result: dict[str, Any] = {"external": True, "running": ok, "accepting": ok, "info": info}
+        human = f"TWIN_DATABASE_URL: {'accepting connections' if ok else 'unreachable'} ({info})"
+    else:
+        try:
+            result = local_cluster(settings).status()
+        except ClusterError as exc:
+            _fail(str(exc))
+        if not result["initialised"]:
+            human = f"not created (run `twin db start`; it will live under {settings.data_dir})"
+        elif result["running"]:
+            human = (
+                f"running (pid {result['pid']}, "
+                f"{'accepting connections' if result['accepting'] else 'not accepting yet'}) "
+                f"at {result['url']}"
+            )
+        else:
+            human = f"stopped (data in {result['pgdata']})"
+    _emit(result, as_json, human)
+    if not result.get("accepting"):
+        raise typer.Exit(3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (libpq form: works with psql)."""
+    try:
+        typer.echo(database_url(_settings()))
+    except DatabaseNotConfiguredError as exc:
+        _fail(str(exc))
+
+
+@db_app.command("migrate")
+def db_migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply the schema migrations (alembic) up to ``--revision``."""
+    from twin.db.migrate import upgrade
+
+    try:
+        url = database_url(_settings())
+        at = upgrade(url, revision)
+    except DatabaseNotConfiguredError as exc:
+        _fail(str(exc))
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot reach the database: {exc}")
+    except Exception as exc:  # alembic and SQLAlchemy errors: say which and stop
+        _fail(f"migration failed: {type(exc).__name__}: {exc}")
+    _emit({"revision": at}, as_json, f"schema at revision {at}")
+
+
+db_app.command("dump")(db_dump)
+db_app.command("restore")(db_restore)
