@@ -17,7 +17,7 @@ import pytest
 from twin import grid
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.demo import build_demo
-from twin.risk.cockpit import cockpit, hidden_among, parse_as_of, parse_period, trend
+from twin.risk.cockpit import cockpit, parse_as_of, parse_period, trend
 from twin.runs.flood import FloodParams, run_flood
 from twin.runs.traffic import TrafficParams, run_traffic
 from twin.settings import Settings
@@ -439,15 +439,6 @@ def test_hidden_children_cannot_be_recovered_from_the_parent(city: City, k: int)
         for c in hidden:
             own = board(city, c["level"], c["id"], k=k, allowed=False)
             assert own["suppressed"] == ["population"]
-
-
-def test_hidden_among() -> None:
-    assert hidden_among({1: 5, 2: 100, 3: 200}, 10) == {1, 2}  # a lone small one takes a partner
-    assert hidden_among({1: 5, 2: 3, 3: 200, 4: 300}, 10) == {1, 2, 3}  # 5 + 3 < 10
-    assert hidden_among({1: 5, 2: 7, 3: 200}, 10) == {1, 2}
-    assert hidden_among({1: 0, 2: 100, 3: 200}, 10) == set()  # zero reveals no one
-    assert hidden_among({1: 20, 2: 30}, 10) == set()
-    assert hidden_among({1: 3}, 10) == {1}
 
 
 def test_risk_as_of_before_the_compute_reads_snapshots(city: City) -> None:

@@ -23,7 +23,6 @@ from psycopg import AsyncConnection
 from twin.db.models.city import ADMIN_LEVELS
 from twin.db.models.ops import RISK_LEVELS
 from twin.errors import InvalidParameterError, NotFoundError
-from twin.privacy import suppress_count
 from twin.risk import cockpit_sql as cq
 from twin.risk.cockpit_sql import Window
 from twin.suppression import coarsen
@@ -159,33 +158,6 @@ async def resolve_area(conn: AsyncConnection, area: str | int | None, level: str
             "level", f"area {row['code']!r} is a {row['level']}, not a {level}"
         )
     return row
-
-
-def hidden_among(values: Mapping[int, int | None], k: int) -> set[int]:
-    """Keys of sibling people counts to hide from callers without the right.
-
-    Counts of 1..k-1 are hidden; then, while the hidden counts could be recovered from the
-    parent's total (a single non-zero hidden count, or hidden counts summing to less than k),
-    the smallest visible non-zero count is hidden as well (ties: lowest key). Deterministic,
-    so an area is hidden the same way in its own cockpit and in its parent's.
-
-    Parameters
-    ----------
-    values
-        People count per sibling area (all the parent's children).
-    k
-        Suppression threshold (people).
-    """
-    hidden = {a for a, v in values.items() if v is not None and suppress_count(v, k) is None}
-    while hidden:
-        nonzero = [a for a in hidden if values[a]]
-        if len(nonzero) >= 2 and sum(values[a] or 0 for a in nonzero) >= k:
-            break
-        visible = sorted((v, a) for a, v in values.items() if a not in hidden and v)
-        if not visible:
-            break
-        hidden.add(visible[0][1])
-    return hidden
 
 
 def trend(value: float | None, previous: float | None) -> str | None:
