@@ -20,8 +20,10 @@ from twin.api import errors
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
 from twin.api.routers import cockpit as cockpit_router
+from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
+from twin.api.routers import sta as sta_router
 from twin.api.routers import tasks as tasks_router
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
@@ -139,4 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cockpit_router.router)
     app.include_router(me_router.router)
     app.include_router(webmap.router)
+    app.include_router(sta_router.router)
+    app.include_router(live_router.router)
     return app

@@ -34,6 +34,15 @@ from twin.db.models.sim import (
     TrafficCellResult,
     TrafficLinkResult,
 )
+from twin.db.models.sta import (
+    StaFeature,
+    StaHistoricalLocation,
+    StaLocation,
+    StaObservedProperty,
+    StaSensor,
+    StaThing,
+    StaThingLocation,
+)
 
 metadata = Base.metadata
 
@@ -67,6 +76,13 @@ __all__ = [
     "RoadNode",
     "Sensor",
     "SimRun",
+    "StaFeature",
+    "StaHistoricalLocation",
+    "StaLocation",
+    "StaObservedProperty",
+    "StaSensor",
+    "StaThing",
+    "StaThingLocation",
     "Task",
     "TaskTransition",
     "TrafficCellResult",
