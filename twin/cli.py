@@ -13,6 +13,7 @@ import typer
 from twin.cli_backup import db_dump, db_restore
 from twin.cli_report import report as report_command
 from twin.cli_risk import alerts_app, risk_app
+from twin.cli_sense import sense_app
 from twin.cli_serve import run_server
 from twin.cli_serve import serve as serve_command
 from twin.cli_sim import flood_app, simulate_app, traffic_app
@@ -43,6 +44,7 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(users_app, name="users")
+app.add_typer(sense_app, name="sense")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
 app.command("serve")(serve_command)
