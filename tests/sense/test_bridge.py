@@ -11,6 +11,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,3 +192,68 @@ def test_sense_status_and_run_without_a_broker(
     monkeypatch.delenv("TWIN_MQTT_URL")
     r = CliRunner().invoke(app, ["sense", "run"])
     assert r.exit_code == 2 and "TWIN_MQTT_URL" in r.output
+
+
+def test_the_api_runs_the_bridge_when_mqtt_url_is_set(broker: str, db: str, tmp_path: Path) -> None:
+    """As `twin serve` does: MQTT in -> readable over /sta/v1.1; HTTP POST -> MQTT out."""
+    from fastapi.testclient import TestClient
+
+    from twin.api.app import create_app
+    from twin.settings import Settings
+
+    sensor = make_sensor(db, "bridge-api")
+    topic = f"v1.1/Datastreams({sensor})/Observations"
+    port = int(broker.rsplit(":", 1)[1])
+    settings = Settings(
+        _env_file=None,
+        database_url=db,
+        data_dir=tmp_path,
+        mqtt_url=broker,
+        open_operations=True,
+        public_clearance="important",
+    )
+    got: list[dict[str, Any]] = []
+
+    def listen(ready: threading.Event, stop: threading.Event) -> None:
+        async def go() -> None:
+            async with aiomqtt.Client("127.0.0.1", port) as sub:
+                await sub.subscribe(topic, qos=1)
+                ready.set()
+                async for m in sub.messages:
+                    body = json.loads(m.payload)  # type: ignore[arg-type]
+                    if "@iot.id" in body:
+                        got.append(body)
+                        return
+
+        asyncio.run(asyncio.wait_for(go(), 20))
+
+    with TestClient(create_app(settings)) as client:
+        bridge = client.app.state.sense_bridge  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 15
+        while not bridge.ready.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        async def device() -> None:
+            async with aiomqtt.Client("127.0.0.1", port) as c:
+                await c.publish(
+                    topic,
+                    json.dumps({"phenomenonTime": "2026-08-01T00:00:00Z", "result": 3.0}),
+                    qos=1,
+                )
+
+        asyncio.run(device())
+        url = f"/sta/v1.1/Datastreams({sensor})/Observations"
+        while not client.get(url).json()["value"]:
+            assert time.monotonic() < deadline + 10
+            time.sleep(0.05)
+        assert [o["result"] for o in client.get(url).json()["value"]] == [3.0]
+
+        ready, stop = threading.Event(), threading.Event()
+        t = threading.Thread(target=listen, args=(ready, stop))
+        t.start()
+        assert ready.wait(10)
+        r = client.post(url, json={"phenomenonTime": "2026-08-01T00:05:00Z", "result": 4.0})
+        assert r.status_code == 201
+        t.join(25)
+    assert got and got[0]["result"] == 4.0 and got[0]["@iot.id"] == r.json()["@iot.id"]

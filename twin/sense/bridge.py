@@ -99,6 +99,7 @@ class Stats:
     duplicates: int = 0
     rejected: int = 0
     published: int = 0
+    unpublished: int = 0  # stored but not published back (the outbox was full)
     batches: int = 0
     last_reject: str | None = None
     started: float = field(default_factory=time.time)
@@ -125,6 +126,7 @@ class Bridge:
         self.ready = asyncio.Event()
         self._known: set[int] = set()
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(100_000)
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(100_000)
 
     async def run(self) -> None:
         while True:
@@ -144,6 +146,7 @@ class Bridge:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read(client))
                 tg.create_task(self._write(client, conn))
+                tg.create_task(self._send(client))
                 if self.hub is not None:
                     tg.create_task(self._fan_out(client))
                 self.ready.set()
@@ -219,7 +222,16 @@ class Bridge:
         items = [observation_json(r, i, self.base) for r, i in zip(good, ids, strict=True)]
         if self.hub is not None:
             self.hub.publish([{**item, ORIGIN: "mqtt"} for item in items])
-        await self.publish(client, items)
+        for item in items:
+            if self._outbox.full():
+                self.stats.unpublished += 1
+            else:
+                self._outbox.put_nowait(item)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        """Publish stored Observations back, off the storing path."""
+        while True:
+            await self.publish(client, [await self._outbox.get()])
 
     async def publish(self, client: aiomqtt.Client, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -239,7 +251,8 @@ class Bridge:
                 item = await queue.get()
                 if ORIGIN in item or "Datastream" not in item:
                     continue
-                await self.publish(client, [item])
+                if not self._outbox.full():
+                    self._outbox.put_nowait(item)
 
 
 async def _count_new(conn: psycopg.AsyncConnection, readings: list[Reading]) -> int:
