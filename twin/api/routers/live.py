@@ -82,9 +82,11 @@ async def _events(
             yield f"id: {item.get('@iot.id', '')}\nevent: observation\ndata: {data}\n\n".encode()
 
 
+# Left out of the OpenAPI schema: an endless text/event-stream is no JSON response a schema can
+# describe, and a schema-driven client (the fuzz tests) would wait on it for ever.
 @router.get(
     "", summary="New observations as Server-Sent Events", response_class=StreamingResponse,
-    dependencies=[require("important", "sensor readings")],
+    dependencies=[require("important", "sensor readings")], include_in_schema=False,
 )  # fmt: skip
 async def live(
     request: Request,
