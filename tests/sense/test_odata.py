@@ -111,7 +111,11 @@ def test_malformed_filters_name_the_problem(text: str, words: str) -> None:
 
 
 def test_orderby() -> None:
-    assert parse_orderby("result desc, id", FIELDS) == [("t.value", True), ("t.id", False)]
+    assert parse_orderby("result desc, id", FIELDS) == [
+        ("t.value NULLS LAST", True),
+        ("t.id NULLS LAST", False),
+    ]
+    assert parse_orderby("id", {"id": Field("t.id", "int", nullable=False)}) == [("t.id", False)]
     with pytest.raises(ODataError, match="cannot sort"):
         parse_orderby("location", FIELDS)
     with pytest.raises(ODataError, match="asc or desc"):

@@ -25,6 +25,7 @@ class Prop:
     sql: str
     type: FieldType
     filterable: bool = True
+    nullable: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class EntitySet:
 
     @property
     def fields(self) -> dict[str, Field]:
-        out = {"id": Field("t.id", "int"), "@iot.id": Field("t.id", "int")}
-        out.update({p.name: Field(p.sql, p.type) for p in self.props if p.filterable})
+        out = {"id": Field("t.id", "int", False), "@iot.id": Field("t.id", "int", False)}
+        out.update({p.name: Field(p.sql, p.type, p.nullable) for p in self.props if p.filterable})
         out.update(self.filters)
         return out
 
@@ -143,10 +144,10 @@ SETS: dict[str, EntitySet] = {
         ),
         EntitySet(
             "Observations", "Observation", "twin.observation",
-            (Prop("phenomenonTime", "t.observed_at", "time"),
+            (Prop("phenomenonTime", "t.observed_at", "time", nullable=False),
              Prop("phenomenonTimeEnd", "t.observed_until", "time", filterable=False),
              Prop("resultTime", "t.result_time", "time"),
-             Prop("result", "t.value", "float"),
+             Prop("result", "t.value", "float", nullable=False),
              Prop("resultQuality", "t.quality", "int"),
              Prop("parameters", "t.parameters", "json")),
             (Nav("Datastream", "Datastreams", False, "p.id",

@@ -43,6 +43,7 @@ class Field:
 
     sql: str
     type: FieldType
+    nullable: bool = True
 
 
 TOKEN = re.compile(
@@ -294,7 +295,8 @@ def parse_filter(text: str, fields: dict[str, Field]) -> tuple[str, dict[str, An
 
 
 def parse_orderby(text: str, fields: dict[str, Field]) -> list[tuple[str, bool]]:
-    """``name [asc|desc], ...`` -> [(SQL expression, descending)]."""
+    """``name [asc|desc], ...`` -> [(SQL expression, descending)]; nulls sort last (an SQL
+    suffix added to nullable properties only, so that an index still serves the others)."""
     out: list[tuple[str, bool]] = []
     for part in text.split(","):
         words = part.split()
@@ -307,7 +309,7 @@ def parse_orderby(text: str, fields: dict[str, Field]) -> list[tuple[str, bool]]
         direction = words[1].lower() if len(words) == 2 else "asc"
         if direction not in ("asc", "desc"):
             raise ODataError("$orderby", f"direction must be asc or desc, got {words[1]!r}")
-        out.append((fld.sql, direction == "desc"))
+        out.append((fld.sql + (" NULLS LAST" if fld.nullable else ""), direction == "desc"))
     return out
 
 

@@ -119,7 +119,11 @@ def build_select(
         where.append(cond)
         params.update(fparams)
     order = parse_orderby(opts.orderby, es.fields) if opts.orderby else []
-    order_sql = ", ".join(f"{e} {'DESC' if d else 'ASC'} NULLS LAST" for e, d in order)
+    order_sql = ", ".join(
+        e.replace(" NULLS LAST", f" {'DESC' if d else 'ASC'} NULLS LAST")
+        if e.endswith(" NULLS LAST") else f"{e} {'DESC' if d else 'ASC'}"
+        for e, d in order
+    )  # fmt: skip
     order_sql = f"{order_sql}, {es.default_order}" if order_sql else es.default_order
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     base = f"FROM {es.table} t {join}{where_sql}"
