@@ -31,7 +31,7 @@ import psycopg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from twin.sense.live import LiveHub
-from twin.sense.write import BadEntity, Reading, known_datastreams, reading_from, store
+from twin.sense.write import BadEntity, Reading, known_datastreams, reading_from, store_counted
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,7 @@ class Bridge:
                              "unknown datastream")  # fmt: skip
         if not good:
             return
-        before = await _count_new(conn, good)
-        ids = await store(conn, good)
+        ids, before = await store_counted(conn, good)
         await conn.commit()
         self.stats.batches += 1
         self.stats.stored += before
@@ -253,18 +252,6 @@ class Bridge:
                     continue
                 if not self._outbox.full():
                     self._outbox.put_nowait(item)
-
-
-async def _count_new(conn: psycopg.AsyncConnection, readings: list[Reading]) -> int:
-    """How many of ``readings`` are not stored yet (so that replays count as duplicates)."""
-    cur = await conn.execute(
-        "SELECT count(DISTINCT (u.s, u.t)) FROM unnest(%(s)s::bigint[], %(t)s::timestamptz[])"
-        " u(s, t) WHERE NOT EXISTS (SELECT 1 FROM twin.observation o WHERE o.sensor_id = u.s"
-        " AND o.observed_at = u.t)",
-        {"s": [r.datastream for r in readings], "t": [r.time for r in readings]},
-    )
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 @contextlib.asynccontextmanager

@@ -313,28 +313,40 @@ async def known_datastreams(conn: AsyncConnection, ids: set[int]) -> set[int]:
 async def store(conn: AsyncConnection, readings: list[Reading], *, want_ids: bool = True
                 ) -> list[int]:  # fmt: skip
     """Insert readings (one statement; a replayed one is a no-op); their ids in order."""
+    return (await store_counted(conn, readings, want_ids=want_ids))[0]
+
+
+async def store_counted(
+    conn: AsyncConnection, readings: list[Reading], *, want_ids: bool = True
+) -> tuple[list[int], int]:
+    """:func:`store`, and how many rows were new."""
     if not readings:
-        return []
+        return [], 0
     cols = list(zip(*[(r.datastream, r.time, r.until, r.result_time, r.value, r.quality,
                        json.dumps(r.parameters) if r.parameters else None, r.feature)
                       for r in readings], strict=True))  # fmt: skip
     params = {f"c{i}": list(c) for i, c in enumerate(cols)}
-    await conn.execute(
+    cur = await conn.execute(
         "INSERT INTO twin.observation (sensor_id, observed_at, observed_until, result_time,"
         " value, quality, parameters, feature_id)"
         " SELECT * FROM unnest(%(c0)s::bigint[], %(c1)s::timestamptz[], %(c2)s::timestamptz[],"
         " %(c3)s::timestamptz[], %(c4)s::float8[], %(c5)s::smallint[], %(c6)s::jsonb[],"
-        " %(c7)s::bigint[]) ON CONFLICT DO NOTHING",
+        " %(c7)s::bigint[]) ON CONFLICT DO NOTHING"
+        " RETURNING id, sensor_id, observed_at",
         params,
     )
+    new = await cur.fetchall()
     if not want_ids:
-        return []
+        return [], len(new)
+    if len(new) == len(readings):  # all new: their ids by key, in the readings' order
+        by_key = {(r[1], r[2]): r[0] for r in new}
+        return [by_key[(r.datastream, r.time)] for r in readings], len(new)
     cur = await conn.execute(
         "SELECT u.n, o.id FROM unnest(%(c0)s::bigint[], %(c1)s::timestamptz[]) WITH ORDINALITY"
         " u(s, t, n) JOIN twin.observation o ON o.sensor_id = u.s AND o.observed_at = u.t"
         " ORDER BY u.n", {"c0": params["c0"], "c1": params["c1"]},
     )  # fmt: skip
-    return [r[1] for r in await cur.fetchall()]
+    return [r[1] for r in await cur.fetchall()], len(new)
 
 
 async def create_observation(
