@@ -120,7 +120,8 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, object]:
 
         async def run() -> tuple[float, int]:
             bridge = Bridge(f"mqtt://127.0.0.1:{port}", url, base="http://bench/sta/v1.1",
-                            batch_size=args.batch, selects=[])  # fmt: skip
+                            batch_size=args.batch, selects=[],
+                            publish_back=not args.no_publish_back)  # fmt: skip
             async with running(bridge):
                 await asyncio.wait_for(bridge.ready.wait(), 10)
                 proc = mp.get_context("spawn").Process(target=publisher,
@@ -147,7 +148,7 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, object]:
                 "broker": "mosquitto " + subprocess.run(
                     [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-h"],
                     capture_output=True, text=True).stdout.split("\n")[0].split()[-1],
-                "qos": 1}  # fmt: skip
+                "qos": 1, "publish_back": not args.no_publish_back}  # fmt: skip
     finally:
         broker.terminate()
         broker.wait(10)
@@ -218,6 +219,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--no-publish-back",
+        action="store_true",
+        help="the bridge does not publish stored Observations back",
+    )
     parser.add_argument("--only", choices=["ingest", "paging"])
     args = parser.parse_args()
     result: dict[str, object] = {"cpus": os.cpu_count()}

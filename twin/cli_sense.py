@@ -44,6 +44,9 @@ def run(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Readings per insert.")
     ] = 2000,
+    publish: Annotated[
+        bool, typer.Option(help="Publish stored Observations back to MQTT subscribers.")
+    ] = True,
 ) -> None:
     """Run the bridge until interrupted: store Observations published to
     v1.1/Datastreams(<id>)/Observations and publish the stored ones back."""
@@ -59,7 +62,8 @@ def run(
         fail(str(exc), 2)
     base = base_url or f"http://{settings.host}:{settings.port}/sta/v1.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    bridge = Bridge(url, _db_url(), base=base, selects=settings.mqtt_selects, batch_size=batch_size)
+    bridge = Bridge(url, _db_url(), base=base, selects=settings.mqtt_selects,
+                    batch_size=batch_size, publish_back=publish)  # fmt: skip
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(bridge.run())

@@ -114,6 +114,7 @@ class Bridge:
     def __init__(
         self, mqtt_url: str, db_url: str, *, base: str, hub: LiveHub | None = None,
         selects: list[str] | None = None, batch_size: int = 2000, batch_wait_s: float = 0.05,
+        publish_back: bool = True,
     ) -> None:  # fmt: skip
         self.broker = parse_mqtt_url(mqtt_url)
         self.db_url = db_url
@@ -122,6 +123,7 @@ class Bridge:
         self.selects = list(selects or [])
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
+        self.publish_back = publish_back
         self.stats = Stats()
         self.ready = asyncio.Event()
         self._known: set[int] = set()
@@ -221,7 +223,7 @@ class Bridge:
         items = [observation_json(r, i, self.base) for r, i in zip(good, ids, strict=True)]
         if self.hub is not None:
             self.hub.publish([{**item, ORIGIN: "mqtt"} for item in items])
-        for item in items:
+        for item in items if self.publish_back else ():
             if self._outbox.full():
                 self.stats.unpublished += 1
             else:
