@@ -3,7 +3,7 @@ without a reload; the router's lifespan also runs the MQTT bridge when ``TWIN_MQ
 
 Each event is ``event: observation`` with the SensorThings Observation JSON (``@iot.id``,
 ``phenomenonTime``, ``result``, ``Datastream``) as data; a comment line every 15 s keeps
-proxies from closing an idle stream.
+proxies from closing an idle stream. A stream lasts at most a minute (the client reconnects).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -25,6 +26,9 @@ from twin.sense.live import LiveHub
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
+# A stream ends after this long and the client reconnects: a server shutting down waits for open
+# responses, so none may last for ever.
+STREAM_S = 60.0
 
 
 def hub_of(app: Any) -> LiveHub:
@@ -63,11 +67,13 @@ async def _events(
     hub: LiveHub, datastreams: set[int] | None, limit: int | None
 ) -> AsyncIterator[bytes]:
     sent = 0
-    yield b": live observations\n\n"
+    yield b"retry: 1000\n: live observations\n\n"
+    end = time.monotonic() + STREAM_S
     async with hub.subscribe() as queue:
-        while limit is None or sent < limit:
+        while (limit is None or sent < limit) and time.monotonic() < end:
             try:
-                item = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                wait = min(HEARTBEAT_S, max(0.0, end - time.monotonic()))
+                item = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
