@@ -82,6 +82,7 @@ apt_install() {  # apt_install PKG...: install OS packages when we may, else exp
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
 }
 command -v npm >/dev/null || apt_install nodejs npm
+command -v mosquitto >/dev/null || apt_install mosquitto
 WANT=$(sha256sum web/package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$WANT" ] || [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
     say "installing the web map's npm packages into web/node_modules"

@@ -204,6 +204,25 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed cross-origin requests (CORS); empty: CORS off.",
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description=(
+            "MQTT broker of the SensorThings bridge, e.g. mqtt://127.0.0.1:1883 (user:password@ "
+            "allowed). When set, `twin serve` starts the bridge; `twin sense run` runs it alone."
+        ),
+        pattern=r"^mqtts?://",
+    )
+    mqtt_selects: list[str] = Field(
+        default_factory=lambda: ["result,phenomenonTime"],
+        description=(
+            "$select variants the bridge also publishes each stored Observation to, as "
+            "v1.1/Datastreams(<id>)/Observations?$select=<s> (a broker does not tell who "
+            "subscribed to what)."
+        ),
+    )
+    sta_page_size: int = Field(
+        default=100, ge=1, le=10_000, description="SensorThings page size without $top."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

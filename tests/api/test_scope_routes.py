@@ -392,6 +392,16 @@ def check_me(ctx: Ctx, who: Caller) -> None:
 
 
 #: (method, OpenAPI path) -> its check. Every operation of the schema must be here.
+def check_sta_write(path: str) -> Callable[[Ctx, Caller], None]:
+    """SensorThings writes: sensors and their readings are a city-wide network (not under row
+    security, like road links); a malformed write changes nothing anywhere (the snapshot)."""
+
+    def check(ctx: Ctx, who: Caller) -> None:
+        ok(ctx.send("POST", who, path, json={"result": "not a number"}), 400, 403, 404)
+
+    return check
+
+
 ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/healthz"): check_static("/healthz", 200, 503),
     ("GET", "/api/cells/{h3}"): check_cell_card,
@@ -426,6 +436,11 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/api/cockpit"): check_cockpit,
     ("GET", "/api/me"): check_me,
     ("GET", "/map"): check_static("/map", 200, 503),  # 503: web/node_modules not installed
+    # SensorThings carries no people count and no scoped record (see check_sta_write)
+    ("GET", "/sta/v1.1"): check_static("/sta/v1.1"),
+    ("GET", "/sta/v1.1/{path}"): check_static("/sta/v1.1/Datastreams"),
+    ("POST", "/sta/v1.1/CreateObservations"): check_sta_write("/sta/v1.1/CreateObservations"),
+    ("POST", "/sta/v1.1/{path}"): check_sta_write("/sta/v1.1/Observations"),
 }
 
 #: Rows that a call must not change outside the caller's scope.

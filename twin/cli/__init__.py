@@ -15,6 +15,7 @@ from twin.cli.grid import grid_app
 from twin.cli.ingest import ingest_app
 from twin.cli.report import report as report_command
 from twin.cli.risk import risk_app
+from twin.cli.sense import sense_app
 from twin.cli.serve import serve as serve_command
 from twin.cli.simulate import flood_app, simulate_app, traffic_app
 from twin.cli.tasks import tasks_app
@@ -39,6 +40,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(city_app, name="city")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(grid_app, name="grid")
+app.add_typer(sense_app, name="sense")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
 app.command("serve")(serve_command)

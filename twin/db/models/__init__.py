@@ -35,6 +35,15 @@ from twin.db.models.sim import (
     TrafficCellResult,
     TrafficLinkResult,
 )
+from twin.db.models.sta import (
+    StaFeature,
+    StaHistoricalLocation,
+    StaLocation,
+    StaObservedProperty,
+    StaSensor,
+    StaThing,
+    StaThingLocation,
+)
 
 metadata = Base.metadata
 
@@ -69,6 +78,13 @@ __all__ = [
     "RoadNode",
     "Sensor",
     "SimRun",
+    "StaFeature",
+    "StaHistoricalLocation",
+    "StaLocation",
+    "StaObservedProperty",
+    "StaSensor",
+    "StaThing",
+    "StaThingLocation",
     "Task",
     "TaskTransition",
     "TrafficCellResult",

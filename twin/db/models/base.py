@@ -40,11 +40,12 @@ def geom(geometry_type: str, *, nullable: bool = False) -> Mapped[Any]:
     return mapped_column(Geometry(geometry_type, srid=4326, spatial_index=False), nullable=nullable)
 
 
-def geom_3857(geometry_type: str) -> Mapped[Any]:
+def geom_3857(geometry_type: str, *, nullable: bool = False) -> Mapped[Any]:
     """The stored Web Mercator copy of ``geom`` for tile queries."""
     return mapped_column(
         Geometry(geometry_type, srid=3857, spatial_index=False),
         sa.Computed("ST_Transform(geom, 3857)", persisted=True),
+        nullable=nullable,
     )
 
 

@@ -51,6 +51,11 @@ class Event(Base):
 
 
 class Sensor(Base):
+    """A sensor's stream of readings of one quantity: a SensorThings Datastream (same id).
+
+    ``unit`` is a UCUM code; the STA columns (name, thing, procedure, observed property) are
+    empty for sensors loaded with the city and filled for those created over SensorThings."""
+
     __tablename__ = "sensor"
     __table_args__ = (
         check_in("kind", SENSOR_KINDS, "kind"),
@@ -65,13 +70,33 @@ class Sensor(Base):
         sa.ForeignKey("road_link.id", ondelete="SET NULL"), index=True
     )
     cell: Mapped[int | None] = cell_column()
-    geom: Mapped[Any] = geom("POINT")
-    geom_3857: Mapped[Any] = geom_3857("POINT")
+    geom: Mapped[Any] = geom("POINT", nullable=True)  # None: not placed yet (STA Thing)
+    geom_3857: Mapped[Any] = geom_3857("POINT", nullable=True)
     attrs: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    name: Mapped[str | None] = mapped_column(sa.Text, comment="STA Datastream name")
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    quantity: Mapped[str | None] = mapped_column(
+        sa.Text, comment="what is measured (the observed property's name)"
+    )
+    unit_name: Mapped[str | None] = mapped_column(sa.Text, comment="e.g. millimetre per hour")
+    unit_definition: Mapped[str | None] = mapped_column(sa.Text, comment="UCUM definition URL")
+    observation_type: Mapped[str | None] = mapped_column(sa.Text)
+    thing_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sta_thing.id", ondelete="SET NULL"), index=True
+    )
+    procedure_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sta_sensor.id", ondelete="SET NULL"), index=True,
+        comment="the STA Sensor (instrument or procedure)",
+    )  # fmt: skip
+    observed_property_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sta_observed_property.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Observation(Base):
-    """One reading of a sensor (value in the sensor's unit)."""
+    """One reading of a sensor (value in the sensor's unit): a SensorThings Observation.
+
+    The key (sensor, observed_at) makes a replayed reading a no-op; ``id`` is its @iot.id."""
 
     __tablename__ = "observation"
     __table_args__ = (sa.Index("ix_observation_observed_at", "observed_at"),)
@@ -82,6 +107,15 @@ class Observation(Base):
     observed_at: Mapped[datetime] = mapped_column(primary_key=True)
     value: Mapped[float] = mapped_column(sa.Float)
     quality: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
+    observed_until: Mapped[datetime | None] = mapped_column(
+        comment="end of an interval phenomenonTime"
+    )
+    result_time: Mapped[datetime | None]
+    feature_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sta_feature.id", ondelete="SET NULL"), index=True
+    )
+    parameters: Mapped[dict[str, Any] | None]
 
 
 class RasterAsset(Base):

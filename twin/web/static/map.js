@@ -10,7 +10,7 @@ const PITCH = { planner: 55, emergency: 0, grid: 0 };
 // Which map layers each mode shows; every other layer of ours is hidden in that mode.
 const MODE_LAYERS = {
   planner: ["parcels-fill", "admin-line", "roads-line", "columns", "buildings-3d", "run-flood", "run-traffic"],
-  emergency: ["admin-line", "roads-line", "buildings-flat", "risk-fill", "flood-fill", "flood-roads", "traffic-line", "alerts-circle"],
+  emergency: ["admin-line", "roads-line", "buildings-flat", "risk-fill", "flood-fill", "flood-roads", "traffic-line", "alerts-circle", "sensors-circle"],
   grid: ["parcels-fill", "admin-line", "roads-line", "buildings-flat", "cells-fill", "cells-line", "cells-selected"],
 };
 
@@ -150,6 +150,7 @@ function baseStyle() {
       admin_areas: src("admin_areas"), parcels: src("parcels"), roads: src("roads"),
       buildings: src("buildings"), cells: src("cells"),
       alerts: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      sensors: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
     },
     layers: [
       { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
@@ -176,6 +177,10 @@ function baseStyle() {
       { id: "alerts-circle", type: "circle", source: "alerts",
         paint: { "circle-radius": 7, "circle-stroke-color": "#fff", "circle-stroke-width": 1.5,
           "circle-color": ["match", ["get", "level"], "red", "#cc0000", "orange", "#e69138", "yellow", "#e6b800", "#3d85c6"] } },
+      // Sensors (SensorThings Datastreams) with their latest reading, kept current by /api/live.
+      { id: "sensors-circle", type: "circle", source: "sensors",
+        paint: { "circle-radius": ["case", ["get", "fresh"], 7, 5], "circle-stroke-color": "#fff",
+          "circle-stroke-width": 1, "circle-color": ["case", ["get", "fresh"], "#00a3a3", "#5f7f7f"] } },
     ],
   };
 }
@@ -317,6 +322,60 @@ async function loadAlerts() {
     dataset: { alert: a.id },
     onclick: () => a.lon !== null && a.lon !== undefined && state.map.jumpTo({ center: [a.lon, a.lat], zoom: 15 }),
   }, el("span", { class: `lvl ${a.level}` }, a.level), " ", a.message)));
+}
+
+// ----------------------------------------------------------------------------- live sensors
+// Each Datastream with a place, and its latest reading; /api/live pushes new readings, read
+// with fetch (EventSource cannot send the bearer token), reconnecting after a break.
+async function loadSensors() {
+  if (!cleared("important")) return;
+  const page = await api("/sta/v1.1/Datastreams?$top=10000&$select=id,name,unitOfMeasurement,observedArea" +
+    "&$expand=Observations($top=1;$orderby=phenomenonTime desc;$select=result,phenomenonTime)");
+  state.sensors = new Map();
+  for (const d of page.value) {
+    if (!d.observedArea) continue;
+    const last = (d.Observations || [])[0] || {};
+    state.sensors.set(d["@iot.id"], { type: "Feature", geometry: d.observedArea, properties: {
+      id: d["@iot.id"], name: d.name, unit: d.unitOfMeasurement.symbol, value: last.result ?? null,
+      time: last.phenomenonTime ?? null, fresh: false } });
+  }
+  drawSensors();
+  followLive();
+}
+function drawSensors() {
+  state.map.getSource("sensors").setData({ type: "FeatureCollection", features: [...state.sensors.values()] });
+}
+async function followLive() {
+  try {
+    const r = await fetch("/api/live", { headers: { Accept: "text/event-stream", ...authHeaders() } });
+    if (!r.ok || !r.body) throw new Error(`live: ${r.status}`);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      const events = buffer.split("\n\n");
+      buffer = events.pop();
+      let changed = false;
+      for (const ev of events) {
+        const data = ev.split("\n").find((l) => l.startsWith("data: "));
+        if (!data || !ev.includes("event: observation")) continue;
+        const o = JSON.parse(data.slice(6));
+        const f = state.sensors.get(o.Datastream && o.Datastream["@iot.id"]);
+        if (!f) continue;
+        Object.assign(f.properties, { value: o.result, time: o.phenomenonTime, fresh: true });
+        changed = true;
+        state.live = (state.live || 0) + 1;
+      }
+      if (changed) drawSensors();
+    }
+    setTimeout(followLive, 200); // the server ends each stream after a minute
+    return;
+  } catch (err) {
+    console.warn(err);
+  }
+  setTimeout(followLive, 5000);
 }
 
 async function runStorm(event) {
@@ -523,7 +582,7 @@ async function start() {
   legend("#traffic-legend", [...Object.entries(BAND_COLORS).map(([b, color]) => [color, b]), ["#000000", "closed"]]);
   columnPaint($("#column-metric").value);
   setMode(params.get("mode"));
-  await Promise.all([loadRuns(), loadRiskLayers(), loadAlerts()]);
+  await Promise.all([loadRuns(), loadRiskLayers(), loadAlerts(), loadSensors().catch(console.warn)]);
   pickLatest("#flood-run");
   pickLatest("#traffic-run");
   pickLatest("#run-a");
@@ -542,7 +601,12 @@ async function start() {
   $("#storm-form").addEventListener("submit", runStorm);
   $("#search-form").addEventListener("submit", search);
   map.on("click", pickCell);
-  for (const id of ["cells-fill", "alerts-circle"]) {
+  map.on("click", "sensors-circle", (e) => {
+    const p = e.features[0].properties;
+    new maplibregl.Popup().setLngLat(e.lngLat)
+      .setText(`${p.name}: ${p.value ?? "no reading"} ${p.unit} ${p.time ?? ""}`).addTo(map);
+  });
+  for (const id of ["cells-fill", "alerts-circle", "sensors-circle"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }

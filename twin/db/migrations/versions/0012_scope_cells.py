@@ -1,7 +1,7 @@
 """scope by cell: twin.scope_allows_cell, row-level security on hazard_site
 
 Revision ID: 0012_scope_cells
-Revises: 0010_flood_people_hidden
+Revises: 0011_sensorthings
 Create Date: 2026-12-03
 
 Rows placed by an H3 cell (hazard sites, and the cells of core risk layers) are within a
@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import op
 
 revision: str = "0012_scope_cells"
-down_revision: str | None = "0010_flood_people_hidden"
+down_revision: str | None = "0011_sensorthings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
