@@ -24,6 +24,7 @@ TABLES: dict[str, str] = {
     "admin_area": "general",
     "admin_area_cell": "general",
     "building": "general",
+    "city_meta": "general",  # the city's name, centre and CRS
     "cell_stats": "general",
     "layer_version": "general",
     "parcel": "general",
