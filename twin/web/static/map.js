@@ -346,8 +346,13 @@ function drawSensors() {
   state.map.getSource("sensors").setData({ type: "FeatureCollection", features: [...state.sensors.values()] });
 }
 async function followLive() {
+  // One stream at a time: a new sign-in or mode replaces the old one (its token may differ).
+  if (state.liveAbort) state.liveAbort.abort();
+  const ctrl = new AbortController();
+  state.liveAbort = ctrl;
   try {
-    const r = await fetch("/api/live", { headers: { Accept: "text/event-stream", ...authHeaders() } });
+    const r = await fetch("/api/live", {
+      headers: { Accept: "text/event-stream", ...authHeaders() }, signal: ctrl.signal });
     if (!r.ok || !r.body) throw new Error(`live: ${r.status}`);
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -370,12 +375,13 @@ async function followLive() {
       }
       if (changed) drawSensors();
     }
-    setTimeout(followLive, 200); // the server ends each stream after a minute
+    if (state.liveAbort === ctrl) setTimeout(followLive, 200); // streams end after a minute
     return;
   } catch (err) {
+    if (ctrl.signal.aborted) return; // replaced by a newer stream
     console.warn(err);
   }
-  setTimeout(followLive, 5000);
+  if (state.liveAbort === ctrl) setTimeout(followLive, 5000);
 }
 
 async function runStorm(event) {
