@@ -33,6 +33,7 @@ lint: setup
 	$(BIN)/ruff check twin tests benchmarks notebooks
 	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py  # no wrong-way import
 
 # The documentation site (mkdocs-material, docs/ + mkdocs.yml) into site/; any warning fails it.
 docs: setup
