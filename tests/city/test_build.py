@@ -121,3 +121,11 @@ def test_refusals_name_what_is_missing(
     assert out["stages"]["traffic"]["trips"] == 0
     assert any("no commuters" in w for w in out["warnings"])
     assert any("no --population" in w for w in out["warnings"])
+    # No commuters, no traffic run: the congestion layer has nothing to score. It says "no
+    # data" rather than show an all-clear (blue) map; the storm's layer has data.
+    plain = Settings(_env_file=None, database_url=url, data_dir=tmp_path / "data")
+    with TestClient(create_app(plain)) as client:
+        layers = {d["id"]: d for d in client.get("/api/layers").json()["layers"]}
+    assert layers["traffic_congestion"]["status"] == "no data"
+    assert sum(layers["traffic_congestion"]["cells"].values()) == 0
+    assert layers["waterlogging"]["status"] == "ok"

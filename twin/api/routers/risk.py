@@ -44,6 +44,9 @@ async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[s
     counts = await level_counts(conn, scoped=core)
     if core:
         await audit.record(conn, who, "layer.read", "layers", detail={"layers": core})
+    # A layer the last computation left without a single scored cell has no data (its inputs
+    # are all empty: no residents, no events...); say so rather than show an all-clear map.
+    last = max((c["computed_at"] for c in counts.values()), default=None)
     out = []
     for lyr in catalog.all_layers():
         if not _visible(lyr, who):
@@ -52,6 +55,7 @@ async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[s
         got = counts.get((lyr.id, lyr.res), {"levels": {}, "computed_at": None})
         d["cells"] = {lvl: got["levels"].get(lvl, 0) for lvl in LEVELS}
         d["computed_at"] = got["computed_at"]
+        d["status"] = "ok" if got["levels"] else ("no data" if last else "not computed")
         out.append(d)
     errors = [
         {"file": e.path.rsplit("/", 1)[-1], "field": e.field, "error": str(e).split(": ", 1)[-1]}

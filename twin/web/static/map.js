@@ -277,7 +277,8 @@ async function loadRiskLayers() {
   const { layers } = await api("/api/layers");
   state.layers = layers;
   const node = $("#risk-layer");
-  node.replaceChildren(...layers.map((l) => el("option", { value: l.id }, `${l.title} · ${l.title_zh}`)));
+  node.replaceChildren(...layers.map((l) => el("option", { value: l.id },
+    `${l.title} · ${l.title_zh}${l.status === "no data" ? " (no data · 无数据)" : ""}`)));
   node.value = layers.some((l) => l.id === state.risk) ? state.risk : layers[0]?.id || "";
   showRisk();
 }
@@ -289,7 +290,9 @@ function showRisk() {
   const colors = (layer.style && layer.style.colors) || {};
   const levels = ["blue", "yellow", "orange", "red"];
   const th = layer.levels || {};
-  legend("#risk-legend", levels.map((lvl) => [colors[lvl] || lvl, `${lvl}${th[lvl] !== undefined ? ` ≥ ${th[lvl]}` : ""} (${fmt(layer.cells?.[lvl])})`]));
+  // A layer without data is said to be so, never drawn as an all-clear blue map.
+  legend("#risk-legend", layer.status === "no data" ? [["#cccccc", "no data: its inputs are empty (无数据)"]]
+    : levels.map((lvl) => [colors[lvl] || lvl, `${lvl}${th[lvl] !== undefined ? ` ≥ ${th[lvl]}` : ""} (${fmt(layer.cells?.[lvl])})`]));
   setVectorSource("risk", `risk_${layer.id}`, [{ id: "risk-fill", type: "fill", before: "buildings-flat",
     paint: { "fill-opacity": 0.6, "fill-color": ["match", ["get", "level"], ...levels.flatMap((l) => [l, colors[l] || l]), "#cccccc"] } }]);
 }
