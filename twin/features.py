@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from twin.city.areas import parse_bbox
 from twin.errors import InvalidParameterError
 from twin.tiles.catalog import LAYERS, TileLayer
 
@@ -25,23 +26,6 @@ MAX_OFFSET = 2**63 - 1
 
 def collections() -> list[TileLayer]:
     return [layer for layer in LAYERS.values() if layer.feature_collection]
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        parts = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise InvalidParameterError(
-            "bbox", "expected numbers: minlon,minlat,maxlon,maxlat"
-        ) from None
-    if len(parts) == 6:  # 3D bbox: drop the heights
-        parts = [parts[0], parts[1], parts[3], parts[4]]
-    if len(parts) != 4:
-        raise InvalidParameterError("bbox", "expected 4 (or 6) numbers")
-    minx, miny, maxx, maxy = parts
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidParameterError("bbox", "need minlon <= maxlon and minlat <= maxlat in degrees")
-    return minx, miny, maxx, maxy
 
 
 def _instant(text: str, param: str) -> datetime | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from twin.city.areas import MAX_ID
 from twin.db.models.city import ADMIN_LEVELS
 from twin.db.models.ops import RISK_LEVELS
 from twin.errors import InvalidParameterError, NotFoundError
@@ -28,7 +29,7 @@ from twin.risk.cockpit_sql import Window
 from twin.suppression import coarsen
 
 MAX_PERIOD_DAYS = 366
-MAX_ID = 2**63 - 1
+
 #: The earliest ``as_of``: the period before the longest period (and a day for UTC offsets)
 #: must still be a date, and dates start at year 1.
 EARLIEST_AS_OF = datetime(1, 1, 1, tzinfo=UTC) + timedelta(days=2 * MAX_PERIOD_DAYS + 1)

@@ -19,6 +19,7 @@ import h3
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from twin.city.areas import MAX_ID, parse_cell
 from twin.db.models.city import ADMIN_LEVELS
 from twin.errors import ConflictError, InvalidParameterError, NotFoundError
 
@@ -52,7 +53,6 @@ PRIORITIES = tuple(DUE_BY_PRIORITY)
 MAX_TITLE = 200
 MAX_TEXT = 5000
 #: The largest id a BIGINT column holds; larger numbers are not ids of anything.
-MAX_ID = 2**63 - 1
 
 
 class TaskTransitionError(ConflictError):
@@ -193,18 +193,6 @@ async def find_area(conn: AsyncConnection, ref: int | str, parameter: str = "are
     if row is None:
         raise InvalidParameterError(parameter, f"no admin area with id or code {text!r}")
     return Area(**row)
-
-
-def parse_cell(cell: str, parameter: str = "cell") -> int:
-    """An H3 cell (hex string, any resolution) -> its signed BIGINT id."""
-    text = cell.strip().lower() if isinstance(cell, str) else ""
-    try:
-        valid = bool(text) and h3.is_valid_cell(text)
-    except (ValueError, TypeError, OverflowError):  # not hex, or hex outside 0..2**64-1
-        valid = False
-    if not valid:
-        raise InvalidParameterError(parameter, f"{cell!r} is not an H3 cell id (hex string)")
-    return int(text, 16)  # valid ids are < 2**63, so they fit a signed BIGINT
 
 
 async def patch_of_cell(conn: AsyncConnection, cell: int, parameter: str = "cell") -> Area:

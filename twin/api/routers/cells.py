@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from twin import audit, grid, scope
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, public_principal
 from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.city.areas import parse_bbox, parse_cell
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
 from twin.risk import tasks
 from twin.risk.layers import catalog_for
@@ -20,28 +21,6 @@ MAX_CELLS = 20_000
 ACTIVE_STATES = [s for s in tasks.STATES if s not in tasks.FINISHED]
 
 
-def parse_cell(h3: str) -> int:
-    try:
-        return int(grid.to_int([h3.lower()])[0])
-    except ValueError:
-        raise InvalidParameterError("h3", f"{h3!r} is not an H3 cell id (hex string)") from None
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    parts = text.split(",")
-    try:
-        minx, miny, maxx, maxy = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidParameterError(
-            "bbox", "expected four numbers: min_lon,min_lat,max_lon,max_lat"
-        ) from None
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise InvalidParameterError(
-            "bbox", "need -180 <= min_lon < max_lon <= 180 and same for lat"
-        )
-    return minx, miny, maxx, maxy
-
-
 @router.get("/{h3}", summary="The cell card")
 async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """A cell's statistics (people counts below k hidden for those without the right), the admin
@@ -50,7 +29,7 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
 
     Outside a scoped caller's scope the counts and risk layers are the public's; events,
     hazard sites and tasks there are not shown (row-level security)."""
-    cell = parse_cell(h3)
+    cell = parse_cell(h3, "h3")
     # Outside its scope a scoped user sees the cell as the public does.
     seen_as = who if await scope.cell_in_scope(conn, who, cell) else public_principal(settings)
     card = await cell_card(

@@ -10,7 +10,7 @@ from twin import audit
 from twin.access import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
-from twin.features import parse_bbox
+from twin.city.areas import parse_bbox
 from twin.risk.catalog import LEVELS, Layer
 from twin.risk.layers import catalog_for
 from twin.risk.read import level_counts, risk_cells

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twin import audit, grid, scope
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
-from twin.api.routers.cells import parse_bbox
+from twin.city.areas import parse_bbox
 from twin.privacy import suppress_count
 from twin.runs import jobs
 from twin.runs import traffic as traffic_runs
