@@ -49,11 +49,7 @@ async def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row (``action`` e.g. ``task.update``; ``resource`` e.g. ``task/12``)."""
-    body = {"actor": who.name, "role": who.role, **(detail or {})}
-    await conn.execute(
-        INSERT_SQL,
-        (who.user_id, action, resource, area_id, client, json.dumps(body, default=str)),
-    )
+    await conn.execute(INSERT_SQL, _row(who, action, resource, area_id, client, detail))
 
 
 def record_sync(
@@ -67,11 +63,19 @@ def record_sync(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """:func:`record` on a synchronous connection (work run in a thread on a caller's behalf)."""
+    conn.execute(INSERT_SQL, _row(who, action, resource, area_id, client, detail))
+
+
+def _row(
+    who: Principal,
+    action: str,
+    resource: str,
+    area_id: int | None,
+    client: str | None,
+    detail: dict[str, Any] | None,
+) -> tuple[Any, ...]:
     body = {"actor": who.name, "role": who.role, **(detail or {})}
-    conn.execute(
-        INSERT_SQL,
-        (who.user_id, action, resource, area_id, client, json.dumps(body, default=str)),
-    )
+    return (who.user_id, action, resource, area_id, client, json.dumps(body, default=str))
 
 
 @dataclass(frozen=True)

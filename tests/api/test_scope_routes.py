@@ -471,19 +471,30 @@ def test_every_route_has_a_scope_check(tiny_settings: Settings) -> None:
     assert operations(tiny_settings) == set(ROUTES)
 
 
-def test_every_tile_layer_has_a_scope_check(ctx: Ctx) -> None:
-    assert set(TILE_CHECKS) == set(LAYERS)
-    assert set(RUN_CHECKS) == set(RUN_KIND)
-    layers = all_tile_layers(ctx)
-    assert any(lyr.label == "core" for lyr in layers.values())
-    for lyr in layers.values():
-        tile_check(lyr)  # a KeyError names a layer (or data class) without a rule
+#: API routes kept out of the OpenAPI schema, each with why it needs no scope check here.
+HIDDEN_ROUTES = {
+    # an endless stream of new sensor readings: no people count and no scoped record
+    # (sensors are a city-wide network, see check_sta_write); it needs "important" clearance
+    ("GET", "/api/live"),
+    # the web map's own files (scripts, styles, the vendored MapLibre): no data at all
+    ("GET", "/static/{name}"),
+    ("GET", "/static/vendor/{name}"),
+    ("GET", "/favicon.ico"),
+}
 
 
-@pytest.mark.parametrize("op", sorted(ROUTES), ids=lambda op: f"{op[0]} {op[1]}")
-def test_route_stays_in_scope(ctx: Ctx, op: tuple[str, str]) -> None:
-    for who in (ctx.world["A"], ctx.world["B"], None):
-        before = snapshot(ctx, who) if who is not None else None
-        ROUTES[op](ctx, who)
-        if who is not None:
-            assert snapshot(ctx, who) == before, (op, who.code)
+def test_routes_outside_the_schema_are_known() -> None:
+    import importlib
+    import pkgutil
+
+    from fastapi.routing import APIRoute
+
+    import twin.api.routers as pkg
+
+    hidden = set()
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        router = getattr(importlib.import_module(f"{pkg.__name__}.{mod.name}"), "router", None)
+        for r in getattr(router, "routes", []):
+            if isinstance(r, APIRoute) and not r.include_in_schema:
+                hidden |= {(m, r.path) for m in r.methods}
+    assert hidden == HIDDEN_ROUTES
