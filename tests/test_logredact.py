@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from twin.auth import new_token
+from twin.access.tokens import new_token
 from twin.logredact import REDACTED, RedactCredentials, redact, uvicorn_log_config
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from twin.auth import add_user
+from twin.access.tokens import add_user
 from twin.settings import Settings
 
 #: Tables whose rows belong to an admin area (area_id) or to a cell (hazard sites).

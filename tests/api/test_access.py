@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from twin.access.tokens import add_user, forget_tokens, set_disabled
 from twin.api.app import create_app
-from twin.auth import add_user, forget_tokens, set_disabled
 from twin.city.demo import build_demo
 from twin.settings import Settings
 

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from twin.access.classification import TABLES
+from twin.access.tokens import add_user
 from twin.api.app import create_app
-from twin.auth import add_user
-from twin.classification import TABLES
 from twin.settings import Settings
 
 from .test_tiles import tile_of

@@ -111,6 +111,7 @@ def test_level_mismatch_is_400(client: TestClient, settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("area", ["C.NOPE", "987654321", "99999999999999999999999"])
-def test_unknown_area_is_404(client: TestClient, area: str) -> None:
+def test_unknown_area_is_400_naming_it(client: TestClient, area: str) -> None:
     r = client.get("/api/cockpit", params={"level": "district", "area": area})
-    assert r.status_code == 404, r.text
+    assert r.status_code == 400, r.text
+    assert r.json()["parameter"] == "area"

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from twin.access.tokens import add_user
 from twin.api.app import create_app
 from twin.api.limits import ROUTE_LIMITS
 from twin.api.security_headers import MAP_CSP
-from twin.auth import add_user
 from twin.settings import Settings
 
 MIB = 2**20

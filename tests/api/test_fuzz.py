@@ -309,8 +309,8 @@ def test_task_cells_outside_64_bits_are_400(client: TestClient, cell: str) -> No
 @pytest.mark.parametrize(
     ("url", "params", "status"),
     [
-        ("/api/alerts", {}, 404),
-        ("/api/cockpit", {"level": "city"}, 404),
+        ("/api/alerts", {}, 400),
+        ("/api/cockpit", {"level": "city"}, 400),
         ("/api/tasks", {}, 400),
     ],
 )

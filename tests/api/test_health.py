@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 
+from twin.access.tokens import add_user
 from twin.api.app import create_app
-from twin.auth import add_user
 from twin.db.migrate import head_revision
 from twin.settings import Settings
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from twin.alerts.refresh import refresh
 from twin.api.app import create_app
 from twin.city.demo import build_demo
-from twin.risk.refresh import refresh
 from twin.settings import Settings, project_root
 
 K = 10

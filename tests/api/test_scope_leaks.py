@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from twin import auth
-from twin.access import Principal, act_as
+from twin.access import tokens as auth
+from twin.access.principal import Principal, act_as
+from twin.access.tokens import add_user, set_disabled
+from twin.alerts.evaluate import evaluate, evaluate_on
+from twin.alerts.rules import load_rules
 from twin.api.app import create_app
-from twin.auth import add_user, set_disabled
 from twin.cli import app as cli_app
-from twin.risk.alerts import evaluate, evaluate_on
-from twin.risk.rules import load_rules
 from twin.settings import Settings
 
 from .scope_world import District, ids_in, make_world, sql, tiles_over_city

@@ -4,7 +4,7 @@ attacks them with differences along the H3 hierarchy and the age bands; it must 
 that primary suppression hid.
 
 The relations come from h3 itself and the expected values from SQL on ``twin.cell_stats``,
-not from ``twin.privacy``; the attacker is the one of ``tests/test_privacy.py``.
+not from ``twin.access.privacy``; the attacker is the one of ``tests/access/test_privacy.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.test_privacy import differencing_attack
+from tests.access.test_privacy import differencing_attack
 from twin.settings import Settings
 
 from .test_tiles import tile_of

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from twin.alerts.rules import RuleError, load_rules, parse_duration, read_rule
 from twin.risk.catalog import FAMILIES, CatalogError, load_catalog, read_layer
-from twin.risk.rules import RuleError, load_rules, parse_duration, read_rule
 from twin.settings import project_root
 
 GOOD = """

@@ -306,7 +306,7 @@ def test_address_search_opens_the_card_of_its_cell(server: str, watched: Watched
 def test_signing_in_scopes_the_map_to_the_user(
     server: str, watched: Watched, tiny_demo: dict[str, str]
 ) -> None:
-    from twin.auth import add_user
+    from twin.access.tokens import add_user
 
     with psycopg.connect(tiny_demo["url"]) as c:
         district, code = c.execute(
@@ -336,7 +336,7 @@ def test_the_public_map_shows_aggregates_and_a_demo_link_signs_in(
     """Secure defaults: the public map draws without a single refused request (it asks only
     for what the public may read), then a `twin demo`-style link with the token in the
     fragment signs the tab in."""
-    from twin.auth import add_user
+    from twin.access.tokens import add_user
 
     page = watched.open(f"{secure_server}/map?mode=emergency")
     assert page.inner_text("#who") == "public"

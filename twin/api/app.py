@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 import twin
-from twin.access import PUBLIC
+from twin.access.audit import AuditBuffer
+from twin.access.principal import PUBLIC
 from twin.api import error_docs, errors
 from twin.api.hosts import TrustedHostMiddleware
 from twin.api.limits import BodyLimitMiddleware
@@ -30,7 +31,6 @@ from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
 from twin.api.routers import tasks as tasks_router
 from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
-from twin.audit import AuditBuffer
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
 from twin.settings import Settings

@@ -18,9 +18,9 @@ from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from twin.access import CALLER_SQL, PUBLIC, Principal, caller_params
+from twin.access.principal import CALLER_SQL, PUBLIC, Principal, caller_params
+from twin.access.tokens import TOKEN_PREFIX, principal_for_token
 from twin.api.errors import DatabaseUnavailableError, ForbiddenError, UnauthorizedError
-from twin.auth import TOKEN_PREFIX, principal_for_token
 from twin.settings import Settings
 
 # The dependencies below are ``async def`` although they do not await: FastAPI runs a plain

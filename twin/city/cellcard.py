@@ -12,9 +12,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from twin import grid
+from twin.access.privacy import suppress_stats, suppress_values
 from twin.city.address import normalize
 from twin.db.queries import query
-from twin.privacy import suppress_stats, suppress_values
 
 SQL = "cells_api.sql"
 # Metrics /api/cells can map; people counts among them are suppressed below k.

@@ -20,9 +20,9 @@ import psycopg
 import shapely
 
 from twin import grid
+from twin.access.suppression import cell_hidden_fields
 from twin.db.copy import copy_rows
 from twin.db.queries import query
-from twin.privacy import cell_hidden_fields
 
 SQL = "cell_stats.sql"
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ def alerts_evaluate(
 ) -> None:
     """Evaluate the alert rules now: new alerts, repeats (deduplicated), escalations and
     resolutions."""
+    from twin.alerts.evaluate import evaluate
+    from twin.alerts.rules import RuleError, load_rules
     from twin.db.engine import DatabaseNotConfiguredError, database_url
-    from twin.risk.alerts import evaluate
-    from twin.risk.rules import RuleError, load_rules
 
     settings = load_settings()
     try:
@@ -53,8 +53,8 @@ def alerts_list(
     import psycopg
     from psycopg.rows import dict_row
 
+    from twin.alerts.evaluate import ALERTS_SQL, alert_row, status_filter
     from twin.db.engine import database_url
-    from twin.risk.alerts import ALERTS_SQL, alert_row, status_filter
 
     settings = load_settings()
     try:

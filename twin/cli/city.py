@@ -44,9 +44,9 @@ def city_build(
     from rich.console import Console
     from rich.table import Table
 
-    from twin.city.build import STAGES, CityBuildError, CityInputs, build_city
     from twin.db.engine import DatabaseNotConfiguredError
     from twin.ingest.report import IngestError
+    from twin.runs.citybuild import STAGES, CityBuildError, CityInputs, build_city
     from twin.runs.flood import FloodRunError
     from twin.runs.traffic import TrafficRunError
 

@@ -151,7 +151,7 @@ DEMO_USER = "demo"
 def _demo_user(conn: psycopg.Connection) -> str:
     """The demo's operator, with a fresh token (tokens are stored hashed, so a new one each run:
     the previous run's stops working)."""
-    from twin.auth import add_user, new_user_token
+    from twin.access.tokens import add_user, new_user_token
 
     if conn.execute("SELECT 1 FROM twin.app_user WHERE name = %s", (DEMO_USER,)).fetchone():
         token = new_user_token(conn, DEMO_USER)
@@ -182,10 +182,10 @@ def _demo_storm(
 
 def _demo_risk(settings: Settings, progress: Any) -> dict[str, Any]:
     """The risk one map on the demo's runs, then the alert rules."""
+    from twin.alerts.refresh import refresh
+    from twin.alerts.rules import RuleError
     from twin.risk.catalog import CatalogError
     from twin.risk.compute import ComputeError
-    from twin.risk.refresh import refresh
-    from twin.risk.rules import RuleError
 
     task = progress.add_task("risk one map and alerts", total=1)
     try:
@@ -199,7 +199,7 @@ def _demo_risk(settings: Settings, progress: Any) -> dict[str, Any]:
 
 async def _demo_dispatch(url: str, limit: int = 5) -> list[int]:
     """One-click dispatch for the deepest flooded cells: a task per alert to its grid patch."""
-    from twin.risk.tasks import dispatch
+    from twin.tasks.service import dispatch
 
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(

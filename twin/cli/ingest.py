@@ -66,7 +66,7 @@ def _run_ingest(fn: Any, as_json: bool) -> None:
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
     # New data changes the risk map and may fire rules; a broken layer file is only logged.
-    from twin.risk.refresh import refresh_quietly
+    from twin.alerts.refresh import refresh_quietly
 
     refresh_quietly(_settings())
     _print_report(report, as_json)

@@ -35,8 +35,8 @@ def report(
     report.md and a self-contained report.html (inline SVG charts)."""
     from twin.db.engine import DatabaseNotConfiguredError
     from twin.errors import InvalidParameterError, NotFoundError
-    from twin.risk.cockpit import parse_as_of, parse_period
-    from twin.risk.report import write_report
+    from twin.reporting.cockpit import parse_as_of, parse_period
+    from twin.reporting.report import write_report
 
     settings = load_settings()
     try:

@@ -25,11 +25,11 @@ def compute(
 ) -> None:
     """Score every layer of the catalog (layers/*.toml) per cell, write risk_score and the
     combined one map, then evaluate the alert rules (rules/*.toml)."""
+    from twin.alerts.evaluate import evaluate
+    from twin.alerts.rules import RuleError, load_rules
     from twin.db.engine import DatabaseNotConfiguredError, database_url
-    from twin.risk.alerts import evaluate
     from twin.risk.catalog import CatalogError, load_catalog
     from twin.risk.compute import ComputeError, compute_risk
-    from twin.risk.rules import RuleError, load_rules
 
     settings = load_settings()
     at = _as_of(as_of)

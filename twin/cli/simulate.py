@@ -29,7 +29,7 @@ def flood_run(
 ) -> None:
     """Run a flood scenario: max depth / time-of-max / velocity / hazard GeoTIFFs, probes CSV
     and summary.json in OUT."""
-    from twin.sim import scenario as sc
+    from twin.runs import scenario as sc
 
     try:
         loaded = sc.load(scenario)
@@ -198,7 +198,7 @@ def _refresh(settings: Settings, skip: bool) -> dict[str, Any] | None:
     """Recompute the one map and evaluate the alerts on the new results (unless skipped)."""
     if skip:
         return None
-    from twin.risk.refresh import refresh_quietly
+    from twin.alerts.refresh import refresh_quietly
 
     return refresh_quietly(settings)
 

@@ -1,6 +1,6 @@
 """``twin tasks ...``: dispatch, list, move, escalate and show tasks from the command line.
 
-The commands call the same async domain functions as the API (``twin.risk.tasks``) on one
+The commands call the same async domain functions as the API (``twin.tasks.service``) on one
 connection opened for the command, committed when it succeeds. Exit codes: 0 done, 1 refused
 (an illegal move, an unknown task, no database), 2 bad arguments.
 """
@@ -127,7 +127,7 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first, with their state, priority, area and due time."""
-    from twin.risk import tasks
+    from twin.tasks import service as tasks
 
     states = [s.strip() for v in state or () for s in v.split(",") if s.strip()]
     result = _run(lambda conn: tasks.list_tasks(
@@ -167,7 +167,7 @@ def add_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Dispatch a task to the area of --cell, --area or --alert."""
-    from twin.risk import tasks
+    from twin.tasks import service as tasks
 
     if cell is None and area is None and alert is None:
         fail("give --cell HEX, --area ID_OR_CODE or --alert ID", code=2)
@@ -202,7 +202,7 @@ def move_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a task to STATE (accepted, in_progress, done, closed, rejected, reassigned)."""
-    from twin.risk import tasks
+    from twin.tasks import service as tasks
 
     task = _run(lambda conn: tasks.update_task(
         conn, task_id, state=state, area=area, note=note, actor=actor()
@@ -218,7 +218,7 @@ def escalate_cmd(
 ) -> None:
     """Reassign a task to the parent of its area (grid -> community -> street -> district ->
     city)."""
-    from twin.risk import tasks
+    from twin.tasks import service as tasks
 
     task = _run(lambda conn: tasks.update_task(
         conn, task_id, escalate=True, note=note, actor=actor()
@@ -232,7 +232,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """A task and its full history."""
-    from twin.risk import tasks
+    from twin.tasks import service as tasks
 
     task = _run(lambda conn: tasks.get_task(conn, task_id))
     emit(task, as_json, _card(task))

@@ -14,8 +14,15 @@ import psycopg
 import typer
 
 from twin import durations
-from twin.audit import list_entries
-from twin.auth import USER_ROLES, AuthError, add_user, list_users, new_user_token, set_disabled
+from twin.access.audit import list_entries
+from twin.access.tokens import (
+    USER_ROLES,
+    AuthError,
+    add_user,
+    list_users,
+    new_user_token,
+    set_disabled,
+)
 from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 

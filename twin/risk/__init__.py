@@ -1,1 +1,1 @@
-"""The risk one map, alert rules, task dispatch and cockpits."""
+"""The risk one map: the layer catalog, per-cell scoring, compute and reads."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twin.classification import LEVELS as CLASSES
+from twin.access.classification import LEVELS as CLASSES
 from twin.risk.specfile import SpecFileError, read_toml, require
 
 FAMILIES = {
@@ -66,7 +66,7 @@ class Layer:
     inputs: tuple[Input, ...]
     levels: dict[str, float]  # yellow, orange, red thresholds on the 0-100 score
     res: int = 9
-    classification: str = "general"  # who may read it (twin.classification)
+    classification: str = "general"  # who may read it (twin.access.classification)
     combine: bool = True
     description: str = ""
     style: dict[str, Any] = field(default_factory=dict)

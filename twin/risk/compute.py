@@ -126,7 +126,7 @@ LEFT JOIN counts c ON c.area = a.id AND c.layer_id = lay.layer_id
 
 
 # Cells whose people counts the public does not get, as decided by the one suppression model
-# (twin.suppression): cell statistics, and the affected people of a flood run.
+# (twin.access.suppression): cell statistics, and the affected people of a flood run.
 STATS_HIDDEN_SQL = """
 SELECT cell FROM twin.cell_stats WHERE res = %(res)s AND cardinality(hidden) > 0
 """

@@ -14,12 +14,12 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from twin import grid as h3grid
+from twin.access.suppression import suppress
 from twin.city.cells import refresh_cell_stats
 from twin.city.load import ewkb
 from twin.db.copy import copy_rows
 from twin.settings import Settings
 from twin.sim.flood import FloodResult, pixel_index
-from twin.suppression import suppress
 
 if TYPE_CHECKING:
     from twin.runs.flood import TwinGrid
@@ -212,7 +212,7 @@ def people_hidden(
     cells: pd.DataFrame, bdf: pd.DataFrame, settings: Settings
 ) -> tuple[npt.NDArray[np.bool_], bool]:
     """Per row of ``cells``: whether its ``affected_people`` is hidden from the public, and
-    whether the run's total is (the one model of :func:`twin.suppression.suppress`: atoms per
+    whether the run's total is (the one model of :func:`twin.access.suppression.suppress`: atoms per
     finest cell, every resolution and the run's total as nodes)."""
     out = np.zeros(len(cells), dtype=bool)
     if bdf.empty:

@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 
-from twin.access import Principal, act_as
+from twin.access.principal import Principal, act_as
+from twin.alerts.refresh import refresh_quietly
 from twin.db.engine import database_url
-from twin.risk.refresh import refresh_quietly
 from twin.runs import store
 from twin.runs.flood import MM_H, FloodParams, run_flood
 from twin.runs.traffic import TrafficParams, check_references, run_traffic

@@ -1,6 +1,6 @@
 """The solver's grids as files: vectors burnt onto a grid, results written as GeoTIFFs.
 
-Shared by raw-file scenarios (:mod:`twin.sim.scenario`) and runs on the twin
+Shared by raw-file scenarios (:mod:`twin.runs.scenario`) and runs on the twin
 (:mod:`twin.runs.flood`), which both describe a grid by rasterio's ``(a, b, c, d, e, f)``.
 """
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from twin.classification import table_level
-from twin.scope import CELL_IN_SCOPE
+from twin.access.classification import table_level
+from twin.access.scope import CELL_IN_SCOPE
 
 EXTENT = 4096
 BUFFER = 64  # pixels of the tile extent drawn beyond its edge, so lines and labels join up
@@ -73,7 +73,7 @@ class TileLayer:
     max_res: int | None = None
     # Rows of a shared table that belong to this layer (bound as a parameter, e.g. risk layers).
     layer_key: str | None = None
-    # Data class (twin.classification); empty: the label of the layer's table.
+    # Data class (twin.access.classification); empty: the label of the layer's table.
     classification: str = ""
     # Results of one simulation run: a join onto the run's result table (bound ``%(run)s``).
     join: str = ""
@@ -84,7 +84,7 @@ class TileLayer:
 
     @property
     def label(self) -> str:
-        """general, important or core: who may read this layer (twin.classification)."""
+        """general, important or core: who may read this layer (twin.access.classification)."""
         return self.classification or table_level(self.table)
 
     @property

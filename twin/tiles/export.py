@@ -24,8 +24,8 @@ import psycopg
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from twin.access import PUBLIC
-from twin.classification import LEVELS
+from twin.access.classification import LEVELS
+from twin.access.principal import PUBLIC
 from twin.db.engine import database_url
 from twin.settings import Settings
 from twin.tiles.catalog import BUFFER, EXTENT, LAYERS, TileLayer, cell_resolution, tile_query

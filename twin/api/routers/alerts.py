@@ -10,8 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
-from twin import audit
-from twin.access import act_as
+from twin.access import audit
+from twin.access.principal import act_as
+from twin.alerts.evaluate import ALERTS_SQL, alert_row, evaluate_on, status_filter
+from twin.alerts.rules import load_rules
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, require
 from twin.api.errors import (
     ConflictError,
@@ -20,13 +22,11 @@ from twin.api.errors import (
     NotFoundError,
 )
 from twin.api.params import Text
+from twin.city.areas import find_area
 from twin.db.engine import database_url
-from twin.risk.alerts import ALERTS_SQL, alert_row, evaluate_on, status_filter
 from twin.risk.catalog import LEVELS
-from twin.risk.cockpit import find_area
-from twin.risk.rules import load_rules
 
-# Alerts are important data (twin.classification): signed-in callers only, unless the
+# Alerts are important data (twin.access.classification): signed-in callers only, unless the
 # deployment opens important data to the public (TWIN_PUBLIC_CLEARANCE).
 router = APIRouter(
     prefix="/api/alerts", tags=["alerts"], dependencies=[require("important", "alerts")]
@@ -53,7 +53,7 @@ async def list_alerts(
         raise InvalidParameterError("status", str(exc)) from None
     if level is not None and level not in LEVELS:
         raise InvalidParameterError("level", f"one of {', '.join(LEVELS)}")
-    area_id = (await find_area(conn, area))["id"] if area else None
+    area_id = (await find_area(conn, area)).id if area else None
     params = {"statuses": statuses, "rule": rule, "level": level, "area": area_id,
               "limit": limit, "id": None}  # fmt: skip
     async with conn.cursor(row_factory=dict_row) as cur:

@@ -6,19 +6,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from twin import audit, grid, scope
+from twin import grid
+from twin.access import audit, scope
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, public_principal
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.areas import parse_bbox, parse_cell
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
-from twin.risk import tasks
 from twin.risk.layers import catalog_for
 from twin.risk.read import cell_risks
+from twin.tasks import service as tasks
+from twin.tasks import states
 
 router = APIRouter(prefix="/api/cells", tags=["cells"])
 MAX_CELLS = 20_000
 #: Tasks the card lists: those still being worked on (finished ones live in /api/tasks).
-ACTIVE_STATES = [s for s in tasks.STATES if s not in tasks.FINISHED]
+ACTIVE_STATES = [s for s in states.STATES if s not in states.FINISHED]
 
 
 @router.get("/{h3}", summary="The cell card")

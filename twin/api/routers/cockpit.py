@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError
 from twin.api.params import Text
+from twin.city.areas import check_level
 from twin.db.models.city import ADMIN_LEVELS
-from twin.risk.cockpit import check_level, cockpit, parse_as_of, parse_period, resolve_area
+from twin.reporting.cockpit import cockpit, parse_as_of, parse_period, resolve_area
 
 router = APIRouter(prefix="/api/cockpit", tags=["cockpit"])
 MAX_AREA_TEXT = 200

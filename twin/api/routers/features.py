@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from twin import features
-from twin.access import Principal
+from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
@@ -96,7 +96,7 @@ async def conformance(f: Format = None) -> dict[str, Any]:
 async def list_collections(
     request: Request, conn: Conn, who: PrincipalDep, f: Format = None
 ) -> dict[str, Any]:
-    """The collections the caller is cleared for (their data class, twin.classification)."""
+    """The collections the caller is cleared for (their data class, twin.access.classification)."""
     _check_f(f)
     base = _base(request)
     return {

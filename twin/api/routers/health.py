@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 import twin
+from twin.access.tokens import principal_for_token
 from twin.api.deps import bearer_token
 from twin.api.errors import UnauthorizedError
-from twin.auth import principal_for_token
 from twin.db.health import database_health
 
 router = APIRouter(tags=["service"])

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from twin import audit
-from twin.access import Principal
+from twin.access import audit
+from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.city.areas import parse_bbox

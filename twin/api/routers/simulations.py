@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin import audit, grid, scope
+from twin import grid
+from twin.access import audit, scope
+from twin.access.privacy import suppress_count
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.city.areas import parse_bbox
-from twin.privacy import suppress_count
 from twin.runs import jobs
 from twin.runs import traffic as traffic_runs
 from twin.sim.traffic import delay_band
@@ -64,7 +65,7 @@ def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     summary = dict(out.get("summary") or {})
     hidden_total = bool(summary.pop("affected_people_hidden", False))
     if "affected_people" in summary and not allowed:
-        # The run's total is the root of the model that hides cells (twin.suppression).
+        # The run's total is the root of the model that hides cells (twin.access.suppression).
         people = None if hidden_total else summary["affected_people"]
         summary["affected_people"] = suppress_count(people, k)
     summary.pop("rasters", None)  # server paths

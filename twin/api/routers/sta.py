@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
-from twin import audit
+from twin.access import audit
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.live import hub_of

@@ -16,20 +16,22 @@ from pydantic import (
     model_validator,
 )
 
-from twin import audit
-from twin.access import Principal
+from twin.access import audit
+from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import ForbiddenError
 from twin.api.params import Text, Timestamp, json_integer
-from twin.risk import tasks
+from twin.city.areas import MAX_ID
 from twin.settings import Settings
+from twin.tasks import service as tasks
+from twin.tasks import states
 
-# Tasks are important data (twin.classification), as alerts are.
+# Tasks are important data (twin.access.classification), as alerts are.
 router = APIRouter(
     prefix="/api/tasks", tags=["tasks"], dependencies=[require("important", "tasks")]
 )
 
-TaskId = Annotated[int, Path(ge=1, le=tasks.MAX_ID, description="task id")]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="task id")]
 AreaRef = StrictInt | Annotated[Text, Field(min_length=1, max_length=200)]
 Level = Literal["city", "district", "street", "community", "grid"]
 #: Ids in JSON bodies: integers JSON numbers carry exactly (2**53 - 1); above that, clients
@@ -50,8 +52,8 @@ class TaskCreate(BaseModel):
     from ``alert_id`` (its area and cell; the alert is acknowledged)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: Text = Field(min_length=1, max_length=tasks.MAX_TITLE)
-    description: Text | None = Field(None, max_length=tasks.MAX_TEXT)
+    title: Text = Field(min_length=1, max_length=states.MAX_TITLE)
+    description: Text | None = Field(None, max_length=states.MAX_TEXT)
     priority: Priority = Field(2, description="1 urgent (due in 2 h) .. 4 (7 days)")
     due_at: Timestamp | None = Field(None, description="default: now + time for priority")
     area: AreaRef | None = Field(None, description="admin area id or code")
@@ -59,17 +61,17 @@ class TaskCreate(BaseModel):
     level: Level | None = Field(None, description="lift the area to this level (cell: grid)")
     alert_id: BodyId | None = None
     event_id: BodyId | None = None
-    note: Text | None = Field(None, max_length=tasks.MAX_TEXT)
+    note: Text | None = Field(None, max_length=states.MAX_TEXT)
 
 
 class TaskUpdate(BaseModel):
     """A change: a new state, a reassignment (``area`` or ``escalate``), priority, due time."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": SOME_CHANGE})
-    state: tasks.TaskState | None = None
+    state: states.TaskState | None = None
     area: AreaRef | None = Field(None, description="target of a reassignment (id or code)")
     escalate: StrictBool = Field(False, description="reassign to the parent of the current area")
-    note: Text | None = Field(None, max_length=tasks.MAX_TEXT, description="needed to reject")
+    note: Text | None = Field(None, max_length=states.MAX_TEXT, description="needed to reject")
     priority: Priority | None = None
     due_at: Timestamp | None = None
 
@@ -96,7 +98,7 @@ async def list_tasks(
         Text | None, Query(description="admin area id or code: tasks of its whole subtree")
     ] = None,
     overdue: Annotated[bool | None, Query(description="true: only late; false: none late")] = None,
-    alert: Annotated[int | None, Query(ge=1, le=tasks.MAX_ID, description="alert id")] = None,
+    alert: Annotated[int | None, Query(ge=1, le=MAX_ID, description="alert id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from psycopg import AsyncConnection
 
-from twin.access import Principal
+from twin.access.principal import Principal
 from twin.api.deps import (
     Conn,
     PoolDep,

@@ -12,12 +12,12 @@ from typing import Any
 
 import psycopg
 
-from twin.access import Principal, act_as
+from twin.access.principal import Principal, act_as
+from twin.alerts.evaluate import evaluate, evaluate_on
+from twin.alerts.rules import RuleError, load_rules
 from twin.db.engine import database_url
-from twin.risk.alerts import evaluate, evaluate_on
 from twin.risk.catalog import CatalogError, load_catalog
 from twin.risk.compute import ComputeError, compute_risk
-from twin.risk.rules import RuleError, load_rules
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def refresh(
     """Compute every layer and the one map, then evaluate every rule.
 
     ``caller``: the rules are evaluated as that API caller, under row-level security (only
-    alerts of its scope change; see :func:`twin.risk.alerts.evaluate_on`); the risk map is
+    alerts of its scope change; see :func:`twin.alerts.evaluate.evaluate_on`); the risk map is
     the city's, the same for every caller, and is computed in full. Raises CatalogError,
     RuleError or ComputeError (naming the file) before anything is written when a layer or
     rule file is broken.

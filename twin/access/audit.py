@@ -1,7 +1,7 @@
 """The audit trail: every write through the API and every read of core data, with who, what,
 when, which area and from which client address. Written in the request's own transaction, so
 a change and its audit row commit (or roll back) together; the client comes from the
-transaction's ``twin.client`` setting (``twin.access.CALLER_SQL``) unless given.
+transaction's ``twin.client`` setting (``twin.access.principal.CALLER_SQL``) unless given.
 
 Tile reads of core layers are too many for a round trip each: :class:`AuditBuffer` keeps them
 in memory and writes them in one statement every ``TWIN_AUDIT_FLUSH_SECONDS`` (and when the
@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from twin.access import Principal
+from twin.access.principal import Principal
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Suppression of people counts: primary, and complementary against differencing attacks.
 
-The attacker here is written independently of ``twin.privacy``: it knows the published values
+The attacker here is written independently of ``twin.access.privacy``: it knows the published values
 and every additive relation (a total is the sum of its parts) and keeps solving any relation
 with a single unknown until nothing more comes out, chaining what it learns. Whatever the
 suppression hides, it must not recover.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.privacy import complementary_suppression, suppress_count, suppress_stats
+from twin.access.privacy import complementary_suppression, suppress_count, suppress_stats
 
 K = 10
 

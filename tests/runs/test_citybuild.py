@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from tests.api.test_tiles import tile_of
 from tests.ingest.grids import HELSINKI, dem, population_grid
 from twin.api.app import create_app
-from twin.city.build import STAGES, CityBuildError, CityInputs, build_city
 from twin.cli import app
 from twin.db.migrate import upgrade
+from twin.runs.citybuild import STAGES, CityBuildError, CityInputs, build_city
 from twin.settings import Settings
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from twin.alerts.evaluate import OpenAlert, Reading, decide, evaluate
+from twin.alerts.rules import Rule, read_rule
 from twin.city.demo import build_demo
-from twin.risk.alerts import OpenAlert, Reading, decide, evaluate
-from twin.risk.rules import Rule, read_rule
 from twin.settings import Settings
 
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)

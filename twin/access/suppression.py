@@ -10,7 +10,7 @@ rounded to a multiple of k (:func:`coarsen`), which is not an equation an attack
 :func:`suppress` decides which nodes the public does not get:
 
 1. primary suppression: counts from 1 to k-1;
-2. the hierarchical heuristic of :func:`twin.privacy.complementary_suppression` (no relation
+2. the hierarchical heuristic of :func:`twin.access.privacy.complementary_suppression` (no relation
    with a single hidden member, hidden parts summing to k or more);
 3. an exact linear audit: a hidden node's value is pinned down iff its vector over the atoms
    lies in the row space of the published nodes. Known atoms (published single-atom nodes) are
@@ -38,7 +38,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from twin import grid
-from twin.privacy import complementary_suppression
+from twin.access.privacy import ELDERLY_BANDS, complementary_suppression
 
 log = logging.getLogger(__name__)
 
@@ -480,3 +480,91 @@ def coarsen(value: int | None, k: int) -> int | None:
     if value < k:
         return None
     return int((value + k // 2) // k * k)
+
+
+def cell_hidden_fields(
+    res: Sequence[int] | np.ndarray,
+    cells: Sequence[int] | np.ndarray,
+    counts: Mapping[str, Sequence[int] | np.ndarray],
+    by_age: Sequence[Mapping[str, int] | None],
+    *,
+    k: int,
+) -> list[list[str]]:
+    """The people fields of each cell row to hide from those without the right.
+
+    Parameters
+    ----------
+    res, cells
+        H3 resolution and cell id (int64) of each row; the rows hold every cell with people or
+        jobs at each resolution (a cell with no row counts zero).
+    counts
+        ``population``, ``elderly`` and ``jobs`` per row (persons).
+    by_age
+        Residents per age band per row (``{"0-14": 12, ...}``); elderly are the bands of
+        :data:`ELDERLY_BANDS`.
+    k
+        Suppression threshold.
+
+    Returns
+    -------
+    list of list of str
+        Per row, the fields to hide: ``population``, ``elderly``, ``jobs`` and
+        ``population_by_age.<band>``.
+
+    Notes
+    -----
+    Decided by the one model of :func:`twin.access.suppression.suppress`: residents are atoms per
+    finest cell and age band (the finest rows' ``population_by_age``), jobs atoms per finest
+    cell; every field at every resolution and the city totals are nodes.
+    """
+    res_arr = np.asarray(res, dtype=np.int64)
+    cell_arr = np.asarray(cells, dtype=np.int64)
+    n = len(cell_arr)
+    if n == 0:
+        return []
+    levels = sorted(set(res_arr.tolist()))
+    fine = np.flatnonzero(res_arr == levels[-1]).tolist()
+    a_cells: list[int] = []
+    a_keys: list[str] = []
+    a_vals: list[int] = []
+    for i in fine:
+        for band, c in (by_age[i] or {}).items():
+            if c:
+                a_cells.append(int(cell_arr[i]))
+                a_keys.append(band)
+                a_vals.append(int(c))
+    bands = sorted(set(a_keys))
+    old = [b for b in bands if b in ELDERLY_BANDS]
+    young = [b for b in bands if b not in ELDERLY_BANDS]
+    fields: dict[str, list[str] | None] = {
+        "population": None,
+        "elderly": old,
+        "rest": young,  # never published: closes population = elderly + rest
+        **{f"population_by_age.{b}": [b] for b in bands},
+    }
+    relations = [
+        ("population", ["elderly", "rest"]),
+        ("elderly", [f"population_by_age.{b}" for b in old]),
+        ("rest", [f"population_by_age.{b}" for b in young]),
+    ]
+    people = suppress(
+        a_cells, a_keys, a_vals, resolutions=levels, fields=fields, k=k,
+        relations=relations, unpublished=["rest"],
+    )  # fmt: skip
+    jobs_v = np.asarray(counts["jobs"], dtype=np.int64)
+    jobs = suppress(
+        cell_arr[fine], ["jobs"] * len(fine), jobs_v[fine], resolutions=levels,
+        fields={"jobs": None}, k=k,
+    )  # fmt: skip
+    out: list[list[str]] = []
+    for i in range(n):
+        r, c = int(res_arr[i]), int(cell_arr[i])
+        row = [f for f in fields if f != "rest" and people.hidden(f, r, c)]
+        if jobs.hidden("jobs", r, c):
+            row.append("jobs")
+        out.append(sorted(row, key=_field_order))
+    return out
+
+
+def _field_order(f: str) -> tuple[int, str]:
+    return ({"population": 0, "elderly": 1, "jobs": 2}.get(f, 3), f)

@@ -1,9 +1,8 @@
 """Task dispatch: one-click dispatch to an admin area, online tracking, timely updates.
 
-Two halves. The state machine (:data:`TRANSITIONS`, :func:`check_transition`, due defaults,
-:func:`is_overdue`) is pure and needs no database. The async functions below it resolve the
-responsible area, dispatch, move and list tasks on a ``psycopg.AsyncConnection``: the API passes
-its request connection, the CLI opens one and runs them through ``asyncio.run``.
+The state machine lives in :mod:`twin.tasks.states` (pure). The async functions here resolve
+the responsible area, dispatch, move and list tasks on a ``psycopg.AsyncConnection``: the API
+passes its request connection, the CLI opens one and runs them through ``asyncio.run``.
 
 Every state change writes a row of ``task_transition`` (from, to, actor, note, from/to area) in
 the same transaction as the task row, so the history and the current state never disagree.
@@ -12,114 +11,33 @@ the same transaction as the task row, so the history and the current state never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from datetime import UTC, datetime
+from typing import Any
 
-import h3
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from twin.city.areas import MAX_ID, parse_cell
-from twin.db.models.city import ADMIN_LEVELS
+from twin.city.areas import (
+    Area,
+    area_by_id,
+    check_id,
+    check_level,
+    find_area,
+    lift,
+    parse_cell,
+    patch_of_cell,
+)
 from twin.errors import ConflictError, InvalidParameterError, NotFoundError
-
-TaskState = Literal["open", "accepted", "in_progress", "done", "closed", "rejected", "reassigned"]
-STATES: tuple[str, ...] = get_args(TaskState)
-
-#: Legal next states of each state. ``reassigned`` may follow itself: a task can be passed on
-#: again (or escalated once more) before anyone accepts it. ``done -> in_progress`` sends work
-#: back for rework; ``closed`` is final.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"accepted", "rejected", "reassigned"}),
-    "reassigned": frozenset({"accepted", "rejected", "reassigned"}),
-    "accepted": frozenset({"in_progress", "reassigned"}),
-    "in_progress": frozenset({"done", "reassigned"}),
-    "done": frozenset({"closed", "in_progress"}),
-    "rejected": frozenset({"reassigned", "closed"}),
-    "closed": frozenset(),
-}
-
-#: States in which a task can no longer be late: the work is finished.
-FINISHED: frozenset[str] = frozenset({"done", "closed"})
-
-#: Default time to the due time by priority (1 urgent .. 4 routine).
-DUE_BY_PRIORITY: dict[int, timedelta] = {
-    1: timedelta(hours=2),
-    2: timedelta(hours=24),
-    3: timedelta(hours=72),
-    4: timedelta(days=7),
-}
-PRIORITIES = tuple(DUE_BY_PRIORITY)
-MAX_TITLE = 200
-MAX_TEXT = 5000
-#: The largest id a BIGINT column holds; larger numbers are not ids of anything.
-
-
-class TaskTransitionError(ConflictError):
-    """A state change the state machine does not allow (HTTP 409)."""
-
-    def __init__(self, from_state: str, to_state: str) -> None:
-        legal = sorted(TRANSITIONS.get(from_state, frozenset()))
-        nxt = ", ".join(legal) if legal else "none (it is final)"
-        super().__init__(
-            f"a task cannot go from {from_state!r} to {to_state!r}; from {from_state!r} it may "
-            f"go to: {nxt}"
-        )
-        self.from_state = from_state
-        self.to_state = to_state
-        self.legal = legal
-
-
-# ------------------------------------------------------------------------- state machine
-def check_state(state: str, parameter: str = "state") -> str:
-    """Return ``state`` if it is a task state, else raise :class:`InvalidParameterError`."""
-    if state not in STATES:
-        raise InvalidParameterError(parameter, f"{state!r} is not a task state; one of "
-                                    f"{', '.join(STATES)}")  # fmt: skip
-    return state
-
-
-def check_transition(from_state: str, to_state: str) -> None:
-    """Raise unless a task may go from ``from_state`` to ``to_state``.
-
-    Parameters
-    ----------
-    from_state, to_state
-        Task states (see :data:`STATES`).
-
-    Raises
-    ------
-    InvalidParameterError
-        when either is not a task state (a malformed request, not a conflict).
-    TaskTransitionError
-        when the move is not in :data:`TRANSITIONS`; the message names both states and the
-        legal next states.
-    """
-    check_state(from_state, "from_state")
-    check_state(to_state)
-    if to_state not in TRANSITIONS[from_state]:
-        raise TaskTransitionError(from_state, to_state)
-
-
-def default_due(priority: int, now: datetime) -> datetime:
-    """The due time of a task of ``priority`` (1..4, else InvalidParameterError) sent at ``now``."""
-    return now + due_delta(priority)
-
-
-def due_delta(priority: int) -> timedelta:
-    """Time allowed for a task of ``priority`` (1 urgent: 2 h, 2: 24 h, 3: 72 h, 4: 7 days)."""
-    if isinstance(priority, bool) or priority not in DUE_BY_PRIORITY:
-        raise InvalidParameterError("priority", f"must be one of {PRIORITIES}, not {priority!r}")
-    return DUE_BY_PRIORITY[priority]
-
-
-def is_overdue(state: str, due_at: datetime | None, now: datetime) -> bool:
-    """Whether a task is late: its due time has passed and its work is not finished.
-
-    A task without a due time is never late; ``done`` and ``closed`` tasks are never late
-    (the work was delivered, whatever the review says later).
-    """
-    return due_at is not None and due_at < now and state not in FINISHED
+from twin.tasks.states import (
+    FINISHED,
+    MAX_TEXT,
+    MAX_TITLE,
+    TRANSITIONS,
+    check_state,
+    check_transition,
+    due_delta,
+    is_overdue,
+)
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -134,99 +52,6 @@ def _text(value: str | None, parameter: str, max_len: int = MAX_TEXT) -> str | N
     if len(value) > max_len:
         raise InvalidParameterError(parameter, f"at most {max_len} characters")
     return value.strip()
-
-
-def _is_id_text(text: str) -> bool:
-    """Whether ``text`` is the decimal form of a BIGINT id (ASCII digits only: ``int('²')``
-    fails, and ``int()`` refuses texts of more than 4300 digits)."""
-    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID
-
-
-def _id(value: int | None, parameter: str) -> int | None:
-    if value is not None and not 1 <= value <= MAX_ID:
-        raise InvalidParameterError(parameter, f"{value} is not an id")
-    return value
-
-
-# ---------------------------------------------------------------------------- areas
-@dataclass(frozen=True)
-class Area:
-    """An admin area as tasks see it."""
-
-    id: int
-    code: str
-    name: str
-    level: str
-    parent_id: int | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "code": self.code, "name": self.name, "level": self.level}
-
-
-async def area_by_id(conn: AsyncConnection, area_id: int) -> Area | None:
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT id, code, name, level, parent_id FROM twin.admin_area WHERE id = %s", (area_id,)
-    )
-    row = await cur.fetchone()
-    return Area(**row) if row else None
-
-
-async def find_area(conn: AsyncConnection, ref: int | str, parameter: str = "area") -> Area:
-    """The admin area with id or code ``ref`` (an id wins when a code reads like one).
-
-    Raises
-    ------
-    InvalidParameterError
-        naming ``parameter`` when no area has that id or code.
-    """
-    text = str(ref).strip()
-    if not text:
-        raise InvalidParameterError(parameter, "empty; give an admin area id or code")
-    as_id = int(text) if _is_id_text(text) else None
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT id, code, name, level, parent_id FROM twin.admin_area"
-        " WHERE id = %(id)s OR code = %(code)s"
-        " ORDER BY (id IS NOT DISTINCT FROM %(id)s) DESC LIMIT 1",
-        {"id": as_id, "code": text},
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise InvalidParameterError(parameter, f"no admin area with id or code {text!r}")
-    return Area(**row)
-
-
-async def patch_of_cell(conn: AsyncConnection, cell: int, parameter: str = "cell") -> Area:
-    """The grid patch whose polygon contains the centre of ``cell``.
-
-    A centre exactly on a shared edge is contained by neither patch, so patches that merely
-    touch it are the fallback (lowest id first, so the answer is stable).
-    """
-    lat, lng = h3.cell_to_latlng(format(cell, "x"))
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT id, code, name, level, parent_id FROM twin.admin_area,"
-        " (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326) AS p) AS pt"
-        " WHERE level = 'grid' AND ST_Intersects(geom, pt.p)"
-        " ORDER BY ST_Contains(geom, pt.p) DESC, id LIMIT 1",
-        {"x": lng, "y": lat},
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise InvalidParameterError(
-            parameter, f"the centre of cell {cell:x} ({lat:.6f}, {lng:.6f}) is in no grid patch"
-        )
-    return Area(**row)
-
-
-async def lift(conn: AsyncConnection, area: Area, level: str) -> Area:
-    """The ancestor of ``area`` (itself included) at ``level``."""
-    cur = await conn.execute("SELECT twin.area_at_level(%s, %s)", (area.id, level))
-    row = await cur.fetchone()
-    up = await area_by_id(conn, row[0]) if row and row[0] is not None else None
-    if up is None:
-        raise InvalidParameterError(
-            "level", f"area {area.code} is a {area.level}: there is no {level} at or above it"
-        )
-    return up
 
 
 @dataclass(frozen=True)
@@ -262,12 +87,12 @@ async def resolve_target(
     """
     if area is None and cell is None and alert_id is None:
         raise InvalidParameterError("area", "give an area (id or code), a cell or an alert_id")
-    if level is not None and level not in ADMIN_LEVELS:
-        raise InvalidParameterError("level", f"{level!r} is not one of {', '.join(ADMIN_LEVELS)}")
+    if level is not None:
+        check_level(level)
     cell_id = parse_cell(cell) if cell is not None else None
     alert = None
     if alert_id is not None:
-        _id(alert_id, "alert_id")
+        check_id(alert_id, "alert_id")
         # Locked: dispatching acknowledges it, and a rule run must not resolve it meanwhile.
         cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT id, status, area_id, cell FROM twin.alert WHERE id = %s FOR UPDATE",
@@ -326,7 +151,7 @@ async def dispatch(
     if clean_title is None:
         raise InvalidParameterError("title", "a task needs a title")
     allowed = due_delta(priority)
-    _id(event_id, "event_id")
+    check_id(event_id, "event_id")
     async with conn.transaction():
         target = await resolve_target(conn, area=area, cell=cell, level=level, alert_id=alert_id)
         if event_id is not None:
@@ -408,7 +233,7 @@ async def update_task(
         an illegal transition (:class:`TaskTransitionError`), reassigning to the current area,
         escalating a city-level task, editing a closed task.
     """
-    _id(task_id, "task_id")
+    check_id(task_id, "task_id")
     clean_note = _text(note, "note")
     if escalate and area is not None:
         raise InvalidParameterError("area", "escalate picks the parent area; give one, not both")
@@ -526,7 +351,7 @@ async def get_task(conn: AsyncConnection, task_id: int) -> dict[str, Any]:
     NotFoundError
         no such task.
     """
-    _id(task_id, "task_id")
+    check_id(task_id, "task_id")
     cur = await conn.cursor(row_factory=dict_row).execute(
         _TASK_SELECT + " WHERE t.id = %s", (task_id,)
     )
@@ -574,7 +399,7 @@ async def list_tasks(
         raise InvalidParameterError("limit", "must be 1..1000")
     if offset < 0:
         raise InvalidParameterError("offset", "must be >= 0")
-    _id(alert_id, "alert")
+    check_id(alert_id, "alert")
     scope = await find_area(conn, area) if area is not None else None
     where = {"states": list(states) if states else None, "area": scope.id if scope else None,
              "alert": alert_id, "overdue": overdue, "finished": sorted(FINISHED)}  # fmt: skip

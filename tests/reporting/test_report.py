@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from twin.city.demo import build_demo
 from twin.cli import app
-from twin.risk import charts
+from twin.reporting import charts
 from twin.runs.flood import FloodParams, run_flood
 from twin.runs.traffic import TrafficParams, run_traffic
 from twin.settings import Settings

@@ -358,7 +358,7 @@ def _traffic(settings: Settings, url: str, inputs: CityInputs, state: dict[str, 
 
 def _risk(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
           say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    from twin.risk.refresh import refresh
+    from twin.alerts.refresh import refresh
 
     out = refresh(settings)
     alerts = {rule: sum(c.values()) for rule, c in out["alerts"].items()}

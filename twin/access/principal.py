@@ -1,9 +1,9 @@
 """Who is asking: the principal of a request and what it may see.
 
 A request without a token is the anonymous public principal: aggregates only, people counts
-below k suppressed. A bearer token stands for a user (``twin.auth``): a role, and a scope of
-admin areas (with everything under them) that limits every read and write; an empty scope is the
-whole city. The scope reaches PostgreSQL as the setting ``twin.scope`` of the request's
+below k suppressed. A bearer token stands for a user (``twin.access.tokens``): a role, and a
+scope of admin areas (with everything under them) that limits every read and write; an empty
+scope is the whole city. The scope reaches PostgreSQL as the setting ``twin.scope`` of the request's
 transaction, where row-level security applies it (``twin/db/sql/access_v1.sql``).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from twin.classification import ROLE_CLEARANCE, rank
+from twin.access.classification import ROLE_CLEARANCE, rank
 
 ROLES = ("public", "viewer", "analyst", "operator", "admin")
 
@@ -32,7 +32,7 @@ class Principal:
 
     @property
     def clearance(self) -> str:
-        """The most sensitive data class this principal may read (twin.classification)."""
+        """The most sensitive data class this principal may read (twin.access.classification)."""
         return ROLE_CLEARANCE.get(self.role, self.public_clearance)
 
     def cleared_for(self, level: str) -> bool:

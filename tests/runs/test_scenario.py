@@ -229,7 +229,7 @@ def test_manning_polygons_by_area_share_do_not_depend_on_where_they_fall(
     """A 7 m rough strip (n 0.1) on a 5 m grid with n 0.02: by centres it burns one or two
     columns (0.1 over 5 or 10 m) as it slides against the grid; by area share every position
     gives the strip's n² times its width, summed across a row."""
-    from twin.sim.scenario import load
+    from twin.runs.scenario import load
 
     write_dem(tmp_path / "dem.tif", basin())
     name = strip(tmp_path, "rough.geojson", 101.0 + shift, 7.0)

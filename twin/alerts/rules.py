@@ -16,9 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from twin.alerts.indicators import INDICATORS
 from twin.durations import parse_duration
 from twin.risk.catalog import LEVELS
-from twin.risk.indicators import INDICATORS
 from twin.risk.specfile import SpecFileError, read_toml, require
 
 AREA_LEVELS = ("city", "district", "street", "community", "grid")

@@ -1,7 +1,8 @@
 """What lies within a caller's scope where row-level security alone cannot say: cells.
 
-A caller's scope is a set of admin areas (``twin.access.Principal.scope``). Rows that carry an
-area (events, tasks, alerts) and hazard sites are scoped by row-level security in PostgreSQL.
+A caller's scope is a set of admin areas (``twin.access.principal.Principal.scope``). Rows that
+carry an area (events, tasks, alerts) and hazard sites are scoped by row-level security in
+PostgreSQL.
 Cell-level data is not a row of the caller's: cell statistics and risk scores of one cell are
 shown to everyone, but people counts unsuppressed and core layers only within the scope. A
 cell is within a scope when the grid patch holding its centre is (``cell_stats.area_id``, as
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 
 from psycopg import AsyncConnection
 
-from twin.access import Principal
+from twin.access.principal import Principal
 
 IN_SCOPE_SQL = "SELECT c FROM unnest(%s::bigint[]) AS c WHERE twin.scope_allows_cell(c)"
 

@@ -15,18 +15,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from twin.city.areas import MAX_ID
-from twin.db.models.city import ADMIN_LEVELS
+from twin.access.suppression import coarsen
+from twin.city.areas import check_level, find_area, root_area
 from twin.db.models.ops import RISK_LEVELS
-from twin.errors import InvalidParameterError, NotFoundError
-from twin.risk import cockpit_sql as cq
-from twin.risk.cockpit_sql import Window
-from twin.suppression import coarsen
+from twin.errors import InvalidParameterError
+from twin.reporting import figures as cq
+from twin.reporting.figures import Window
 
 MAX_PERIOD_DAYS = 366
 
@@ -106,37 +106,20 @@ def parse_as_of(text: str | datetime | None) -> datetime:
     return value
 
 
-def check_level(level: str) -> str:
-    if level not in ADMIN_LEVELS:
-        raise InvalidParameterError(
-            "level", f"{level!r} is not a level; one of {', '.join(ADMIN_LEVELS)}"
-        )
-    return level
-
-
-async def find_area(conn: AsyncConnection, area: str | int | None) -> dict[str, Any]:
-    """An admin area by id or code (the city when None).
+async def area_or_city(conn: AsyncConnection, area: str | int | None) -> dict[str, Any]:
+    """An admin area by id or code (:func:`twin.city.areas.find_area`), the city when
+    ``area`` is None or blank, as a row.
 
     Raises
     ------
+    InvalidParameterError
+        naming ``area`` when no area has that id or code.
     NotFoundError
-        when no area has that id or code.
+        when the twin has no city area yet.
     """
-    row = None
     if area is None or (isinstance(area, str) and not area.strip()):
-        row = await cq.fetch_one(conn, "root_area", {})
-        if row is None:
-            raise NotFoundError("the twin has no city area (build the demo or ingest areas)")
-        return row
-    text = str(area).strip()
-    # ASCII digits only (int() fails on '²'), and few enough for int() (at most 4300 digits).
-    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID:
-        row = await cq.fetch_one(conn, "area_by_id", {"id": int(text)})
-    if row is None:
-        row = await cq.fetch_one(conn, "area_by_code", {"code": text})
-    if row is None:
-        raise NotFoundError(f"no admin area with id or code {text!r}")
-    return row
+        return asdict(await root_area(conn))
+    return asdict(await find_area(conn, area))
 
 
 async def resolve_area(conn: AsyncConnection, area: str | int | None, level: str) -> dict[str, Any]:
@@ -148,12 +131,12 @@ async def resolve_area(conn: AsyncConnection, area: str | int | None, level: str
         naming ``level`` for an unknown level or one the area is not at, ``area`` when it is
         missing below the city level.
     NotFoundError
-        when no area has that id or code.
+        when the twin has no city area yet.
     """
     check_level(level)
     if area is None and level != "city":
         raise InvalidParameterError("area", f"give the {level}'s id or code")
-    row = await find_area(conn, area)
+    row = await area_or_city(conn, area)
     if row["level"] != level:
         raise InvalidParameterError(
             "level", f"area {row['code']!r} is a {row['level']}, not a {level}"
@@ -272,9 +255,9 @@ async def area_population(
     conn: AsyncConnection, area: Mapping[str, Any], raw: int, k: int, *, allowed: bool
 ) -> int | None:
     """An area's people count as a caller sees it: exact for those with the right, else hidden
-    below k and rounded to a multiple of k (:func:`twin.suppression.coarsen`). Admin areas cut
-    across H3 cells, so an exact area total minus the cells inside it could pin down a count
-    the cells hide; a rounded total is an interval, not an equation."""
+    below k and rounded to a multiple of k (:func:`twin.access.suppression.coarsen`). Admin
+    areas cut across H3 cells, so an exact area total minus the cells inside it could pin down
+    a count the cells hide; a rounded total is an interval, not an equation."""
     del conn  # kept for callers: the rule no longer needs the siblings
     if allowed:
         return raw

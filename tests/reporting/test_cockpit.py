@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from twin import grid
-from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.api.errors import InvalidParameterError
 from twin.city.demo import build_demo
-from twin.risk.cockpit import cockpit, parse_as_of, parse_period, trend
+from twin.reporting.cockpit import cockpit, parse_as_of, parse_period, trend
 from twin.runs.flood import FloodParams, run_flood
 from twin.runs.traffic import TrafficParams, run_traffic
 from twin.settings import Settings
@@ -476,10 +476,11 @@ def test_bad_requests(city: City) -> None:
     with pytest.raises(InvalidParameterError) as e:
         board(city, "grid", None)
     assert e.value.parameter == "area"
-    with pytest.raises(NotFoundError):
-        board(city, "grid", "no-such-code")
-    with pytest.raises(NotFoundError):
-        board(city, "grid", "99999999999")
+    # An unknown area is a bad parameter, as in every lookup (twin.city.areas).
+    for ref in ("no-such-code", "99999999999"):
+        with pytest.raises(InvalidParameterError) as e:
+            board(city, "grid", ref)
+        assert e.value.parameter == "area"
 
 
 def test_period_and_as_of_parsing() -> None:

@@ -28,6 +28,14 @@ RISK_RES = 9
 FLOOD_RES = 10
 #: Resolution of traffic cell results (VKT-weighted travel-time index).
 TRAFFIC_RES = 9
+#: |z| above which a sibling is named as standing out in a report.
+OUTLIER_Z = 1.5
+#: Sibling metrics a report compares: key -> (label, unit).
+SIBLING_METRICS: dict[str, tuple[str, str]] = {
+    "events_per_1000": ("events per 1,000 residents", "events"),
+    "response_h": ("mean task response time", "h"),
+    "risk_red_cells": ("red risk cells", "cells"),
+}
 
 
 @dataclass(frozen=True)

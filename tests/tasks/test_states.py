@@ -10,7 +10,7 @@ import pytest
 from twin.api.errors import ConflictError, InvalidParameterError
 from twin.cli.tasks import parse_duration
 from twin.db.models.ops import TASK_STATES
-from twin.risk.tasks import (
+from twin.tasks.states import (
     DUE_BY_PRIORITY,
     STATES,
     TRANSITIONS,

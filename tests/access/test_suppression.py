@@ -1,4 +1,4 @@
-"""The suppression model (twin.suppression) against an independent rank test: after it, no
+"""The suppression model (twin.access.suppression) against an independent rank test: after it, no
 hidden count is the value of a linear combination of the published ones."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import h3
 import numpy as np
 import pytest
 
-from twin.suppression import coarsen, suppress
+from twin.access.suppression import coarsen, suppress
 
 BANDS = ["0-14", "15-59", "60-74", "75+"]
 FIELDS = {"population": None, "elderly": ["60-74", "75+"], **{f"band.{b}": [b] for b in BANDS}}

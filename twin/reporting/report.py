@@ -19,27 +19,20 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from twin.access.suppression import coarsen
 from twin.db.engine import database_url
 from twin.db.queries import query
-from twin.risk import cockpit_sql as cq
-from twin.risk.cockpit import cockpit, find_area, parse_as_of, shown_populations
-from twin.risk.cockpit_sql import Groups, Run, Window
+from twin.reporting import figures as cq
+from twin.reporting.cockpit import area_or_city, cockpit, parse_as_of, shown_populations
+from twin.reporting.figures import OUTLIER_Z, SIBLING_METRICS, Groups, Run, Window
+from twin.reporting.render import render
 from twin.settings import Settings
-from twin.suppression import coarsen
 
 SQL = "report.sql"
-#: |z| above which a sibling is named as standing out.
-OUTLIER_Z = 1.5
 #: Task states whose entries are counted per period.
 TASK_STATES = ("accepted", "in_progress", "done", "closed", "rejected", "reassigned")
 #: Depth at a building's walls from which it counts as affected, when a run does not say (m).
 BUILDING_DEPTH_M = 0.15
-#: Sibling metrics compared: key -> (label, unit).
-SIBLING_METRICS: dict[str, tuple[str, str]] = {
-    "events_per_1000": ("events per 1,000 residents", "events"),
-    "response_h": ("mean task response time", "h"),
-    "risk_red_cells": ("red risk cells", "cells"),
-}
 
 
 async def _rows(conn: psycopg.AsyncConnection, name: str, params: dict[str, Any]) -> list[dict]:
@@ -266,7 +259,7 @@ async def build_report(
     InvalidParameterError
         for a period out of range.
     """
-    row = await find_area(conn, area)
+    row = await area_or_city(conn, area)
     end = parse_as_of(as_of)
     live = as_of is None or end >= datetime.now(UTC)
     board = await cockpit(
@@ -327,8 +320,6 @@ def write_report(
     """Build the report of ``area`` and write ``report.md``, ``report.html``, ``report.json``
     and the charts (``*.svg``, linked from the Markdown) into ``out`` (default:
     :func:`default_dir`). Returns the report data with ``out_dir`` and ``files``."""
-    from twin.risk.report_render import render
-
     data = asyncio.run(
         _build(settings, area=area, as_of=as_of, period_days=period_days, allowed=allowed)
     )

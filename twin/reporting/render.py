@@ -1,4 +1,4 @@
-"""Rendering of a decision report (:func:`twin.risk.report.build_report` data) as Markdown and
+"""Rendering of a decision report (:func:`twin.reporting.report.build_report` data) as Markdown and
 as one self-contained HTML page (inline CSS and SVG, no external assets).
 
 The report is first laid out as a list of blocks (headings, paragraphs, lists, tables, charts);
@@ -15,7 +15,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from twin.risk import charts
+from twin.reporting import charts
+from twin.reporting.figures import OUTLIER_Z, SIBLING_METRICS
 
 HIDDEN = "hidden"
 NONE = "\u2013"  # an en dash: no value
@@ -329,8 +330,6 @@ def _tasks(doc: Doc, data: Mapping[str, Any]) -> None:
 
 
 def _comparison(doc: Doc, data: Mapping[str, Any]) -> None:
-    from twin.risk.report import OUTLIER_Z, SIBLING_METRICS
-
     c = data["comparison"]
     title = (
         "Against the other areas of the same parent"

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from twin.access import ROLES, Principal
+from twin.access.principal import ROLES, Principal
 from twin.db.models.city import ADMIN_LEVELS
 
 TOKEN_PREFIX = "twin_"

@@ -23,10 +23,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from twin.alerts.indicators import INDICATORS
+from twin.alerts.rules import Rule
 from twin.db.runs import latest_run_id
 from twin.risk.catalog import LEVELS
-from twin.risk.indicators import INDICATORS
-from twin.risk.rules import Rule
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def evaluate_on(
 ) -> dict[str, dict[str, int]]:
     """:func:`evaluate` in ``conn``'s transaction (not committed here).
 
-    On a connection running as a scoped caller (``twin.access.act_as``) row-level security
+    On a connection running as a scoped caller (``twin.access.principal.act_as``) row-level security
     limits the evaluation to the caller's scope: only the alerts it may see are repeated,
     escalated or resolved, new alerts are raised only in areas it may touch, and an escalation
     stops at the top of its scope. Alerts of other areas are left exactly as they were."""

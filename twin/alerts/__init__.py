@@ -1,0 +1,2 @@
+"""Alert rules, the indicators they watch, their evaluation, and the refresh that runs them after
+new data."""
