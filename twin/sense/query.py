@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from twin.sense.entities import SETS, EntitySet, Nav, Prop, render, select_sql
@@ -91,9 +91,16 @@ def _props(es: EntitySet, select: list[str] | None) -> list[Prop]:
 
 @dataclass
 class Built:
-    sql: str
+    stmt: sql.Composed
     params: dict[str, Any]
-    count_sql: str | None = None
+    count_sql: sql.Composed | None = None
+
+
+def _q(text: str) -> sql.SQL:
+    """Trusted SQL text: column and join expressions declared in ``twin.sense.entities`` and
+    the output of the OData compilers (``twin.sense.odata``), which emit only those
+    expressions, operators and ``%(name)s`` placeholders; every value is a bound parameter."""
+    return sql.SQL(text)
 
 
 def build_select(
@@ -102,49 +109,64 @@ def build_select(
 ) -> Built:  # fmt: skip
     """SELECT of one page (``top + 1`` rows, to know whether a next page exists)."""
     select = parse_select(opts.select, es.selectable) if opts.select else None
-    cols = ['t.id AS "id"'] + [f'{select_sql(p)} AS "{p.name}"' for p in _props(es, select)]
+    cols: list[sql.Composable] = [sql.SQL("t.id AS {}").format(sql.Identifier("id"))]
+    cols += [
+        sql.SQL("{} AS {}").format(_q(select_sql(p)), sql.Identifier(p.name))
+        for p in _props(es, select)
+    ]
     params: dict[str, Any] = {}
-    where: list[str] = []
-    join = ""
+    where: list[sql.Composable] = []
+    join = sql.SQL("")
     if nav is not None:
-        join = nav.join
-        cols.append(f'{nav.parent} AS "_parent"')
-        where.append(f"{nav.parent} = ANY(%(parents)s)")
+        join = _q(nav.join)
+        cols.append(sql.SQL("{} AS {}").format(_q(nav.parent), sql.Identifier("_parent")))
+        where.append(sql.SQL("{} = ANY(%(parents)s)").format(_q(nav.parent)))
         params["parents"] = parents or []
     if ident is not None:
-        where.append("t.id = %(ident)s")
+        where.append(sql.SQL("t.id = %(ident)s"))
         params["ident"] = ident
     if opts.filter:
         cond, fparams = parse_filter(opts.filter, es.fields)
-        where.append(cond)
+        where.append(_q(cond))
         params.update(fparams)
     order = parse_orderby(opts.orderby, es.fields) if opts.orderby else []
-    order_sql = ", ".join(
-        e.replace(" NULLS LAST", f" {'DESC' if d else 'ASC'} NULLS LAST")
-        if e.endswith(" NULLS LAST") else f"{e} {'DESC' if d else 'ASC'}"
-        for e, d in order
-    )  # fmt: skip
-    order_sql = f"{order_sql}, {es.default_order}" if order_sql else es.default_order
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-    base = f"FROM {es.table} t {join}{where_sql}"
-    count_sql = f"SELECT count(*) {base}"
+    order_parts: list[sql.Composable] = []
+    for expr, desc in order:
+        way = sql.SQL("DESC" if desc else "ASC")
+        if expr.endswith(" NULLS LAST"):
+            order_parts.append(
+                sql.SQL("{} {} NULLS LAST").format(_q(expr[: -len(" NULLS LAST")]), way)
+            )
+        else:
+            order_parts.append(sql.SQL("{} {}").format(_q(expr), way))
+    order_parts.append(_q(es.default_order))
+    order_sql = sql.SQL(", ").join(order_parts)
+    where_sql = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(where)) if where else sql.SQL("")
+    table = sql.Identifier(*es.table.split("."))
+    base = sql.SQL("FROM {} t {}{}").format(table, join, where_sql)
+    count_sql = sql.SQL("SELECT count(*) {}").format(base)
+    col_sql = sql.SQL(", ").join(cols)
     if per_parent:
-        partition = nav.parent if nav else "t.id"
-        sql = (
-            f"SELECT * FROM (SELECT {', '.join(cols)}, row_number() OVER"  # noqa: S608 (ours)
-            f" (PARTITION BY {partition} ORDER BY {order_sql}) AS _rn {base}) x"
-            " WHERE _rn > %(skip)s AND _rn <= %(skip)s + %(top)s ORDER BY _parent, _rn"
-        )
+        partition = _q(nav.parent) if nav else sql.SQL("t.id")
+        stmt = sql.SQL(
+            "SELECT * FROM (SELECT {cols}, row_number() OVER (PARTITION BY {part} ORDER BY {order})"
+            " AS _rn {base}) x WHERE _rn > %(skip)s AND _rn <= %(skip)s + %(top)s"
+            " ORDER BY _parent, _rn"
+        ).format(cols=col_sql, part=partition, order=order_sql, base=base)
         params.update(skip=opts.skip, top=top)
-        return Built(sql, params, count_sql)
-    sql = f"SELECT {', '.join(cols)} {base} ORDER BY {order_sql} LIMIT %(limit)s OFFSET %(skip)s"
+        return Built(stmt, params, count_sql)
+    stmt = sql.SQL("SELECT {} {} ORDER BY {} LIMIT %(limit)s OFFSET %(skip)s").format(
+        col_sql, base, order_sql
+    )
     params.update(limit=top + 1, skip=opts.skip)
-    return Built(sql, params, count_sql)
+    return Built(stmt, params, count_sql)
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+async def _rows(
+    conn: AsyncConnection, stmt: sql.SQL | sql.Composed, params: dict[str, Any]
+) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
+        await cur.execute(stmt, params)
         return await cur.fetchall()
 
 
@@ -167,7 +189,7 @@ async def _expand(
         found: dict[int, list[dict[str, Any]]] = {}
         select = parse_select(item.options.select, target.selectable) if item.options.select \
             else None  # fmt: skip
-        for r in await _rows(conn, built.sql, built.params):
+        for r in await _rows(conn, built.stmt, built.params):
             found.setdefault(r["_parent"], []).append(render(target, r, base, select))
         for obj, row in zip(out, rows, strict=True):
             children = found.get(row["id"], [])
@@ -188,7 +210,7 @@ async def read(
     if path.single:
         built = build_select(es, Options(select=opts.select), nav=path.nav, parents=parents,
                              ident=path.ident, top=1)  # fmt: skip
-        rows = (await _rows(conn, built.sql, built.params))[:1]
+        rows = (await _rows(conn, built.stmt, built.params))[:1]
         if not rows:
             raise NotFound(f"no {es.singular} {path.ident if path.ident else ''} here".strip())
         out = [render(es, rows[0], base, select)]
@@ -197,14 +219,16 @@ async def read(
     if path.parent_set is not None:
         exists = await _rows(
             conn,
-            f"SELECT 1 AS x FROM {path.parent_set.table} t WHERE t.id = %(ident)s",  # noqa: S608
+            sql.SQL("SELECT 1 AS x FROM {} t WHERE t.id = %(ident)s").format(
+                sql.Identifier(*path.parent_set.table.split("."))
+            ),
             {"ident": path.parent_id},
         )
         if not exists:
             raise NotFound(f"no {path.parent_set.singular} {path.parent_id}")
     top = opts.top if opts.top is not None else page_size
     built = build_select(es, opts, nav=path.nav, parents=parents, top=top)
-    rows = await _rows(conn, built.sql, built.params)
+    rows = await _rows(conn, built.stmt, built.params)
     more = len(rows) > top
     rows = rows[:top]
     answer: dict[str, Any] = {}

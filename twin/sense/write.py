@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import shapely.geometry
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from twin.db.models.observe import SENSOR_KINDS
 from twin.sense.odata import ODataError, parse_time
@@ -110,15 +110,17 @@ def _time(value: Any, where: str) -> tuple[datetime, datetime | None]:
     return t0, t1
 
 
-async def _one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> Any:
-    cur = await conn.execute(sql, params)
+async def _one(
+    conn: AsyncConnection, stmt: str | sql.SQL | sql.Composed, params: dict[str, Any]
+) -> Any:
+    cur = await conn.execute(stmt, params)
     row = await cur.fetchone()
     return row[0] if row else None
 
 
 async def _exists(conn: AsyncConnection, table: str, ident: int, what: str) -> int:
-    sql = f"SELECT id FROM {table} WHERE id = %(i)s"  # noqa: S608 (table: our constant)
-    if await _one(conn, sql, {"i": ident}) is None:
+    stmt = sql.SQL("SELECT id FROM {} WHERE id = %(i)s").format(sql.Identifier(*table.split(".")))
+    if await _one(conn, stmt, {"i": ident}) is None:
         raise BadEntity(f"{what}: no entity with @iot.id {ident}")
     return ident
 

@@ -15,6 +15,7 @@ from twin.access.privacy import suppress_count
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.city.areas import parse_bbox
+from twin.db.queries import query
 from twin.runs import jobs
 from twin.runs import traffic as traffic_runs
 from twin.sim.traffic import delay_band
@@ -26,9 +27,7 @@ IN_BOX = (
     " AND (%(x0)s::float8 IS NULL"
     "      OR c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"
 )
-RUN_COLUMNS = (
-    "id, kind, status, progress, params, summary, error, created_at, started_at, finished_at"
-)
+SQL = "sim_runs.sql"
 
 
 class FloodRequest(BaseModel):
@@ -82,10 +81,7 @@ def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
 
 
 async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {RUN_COLUMNS} FROM twin.sim_run WHERE id = %s",  # noqa: S608 (constant)
-        (run_id,),
-    )
+    cur = await conn.cursor(row_factory=dict_row).execute(query(SQL, "run_by_id"), {"id": run_id})
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no simulation run {run_id}")
@@ -167,9 +163,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     cur = await conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {RUN_COLUMNS} FROM twin.sim_run"  # noqa: S608 (constant)
-        " WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY id DESC LIMIT %(limit)s",
-        {"kind": kind, "limit": limit},
+        query(SQL, "runs_list"), {"kind": kind, "limit": limit}
     )
     runs = await cur.fetchall()
     k, allowed = settings.suppression_k, who.can_see_all_people
