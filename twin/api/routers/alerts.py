@@ -22,6 +22,7 @@ from twin.api.errors import (
     NotFoundError,
 )
 from twin.api.params import Text
+from twin.api.schemas.alerts import Alert, AlertList, Evaluation, Rules
 from twin.city.areas import find_area
 from twin.db.engine import database_url
 from twin.risk.catalog import LEVELS
@@ -33,7 +34,7 @@ router = APIRouter(
 )
 
 
-@router.get("", summary="Alerts, newest first")
+@router.get("", response_model=AlertList, summary="Alerts, newest first")
 async def list_alerts(
     conn: Conn,
     status: Annotated[
@@ -62,7 +63,7 @@ async def list_alerts(
     return {"count": len(rows), "alerts": [alert_row(r) for r in rows]}
 
 
-@router.get("/rules", summary="The alert rules (rules/*.toml)")
+@router.get("/rules", response_model=Rules, summary="The alert rules (rules/*.toml)")
 async def rules(settings: SettingsDep) -> dict[str, Any]:
     found, errors = load_rules(settings.rules_dir)
     return {
@@ -71,7 +72,7 @@ async def rules(settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-@router.post("/evaluate", summary="Evaluate the alert rules now")
+@router.post("/evaluate", response_model=Evaluation, summary="Evaluate the alert rules now")
 async def evaluate_now(
     request: Request, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -102,7 +103,7 @@ class AlertPatch(BaseModel):
     status: Literal["acknowledged", "resolved"]
 
 
-@router.patch("/{alert_id}", summary="Acknowledge or resolve an alert")
+@router.patch("/{alert_id}", response_model=Alert, summary="Acknowledge or resolve an alert")
 async def patch_alert(
     alert_id: int, body: AlertPatch, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.schemas.me import Me
 
 router = APIRouter(prefix="/api", tags=["access"])
 
 
-@router.get("/me", summary="The caller: name, role, scope and rights")
+@router.get("/me", response_model=Me, summary="The caller: name, role, scope and rights")
 async def me(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     cur = await conn.execute(
         "SELECT level || ':' || code FROM twin.admin_area WHERE id = ANY(%s) ORDER BY id",

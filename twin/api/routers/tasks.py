@@ -21,6 +21,7 @@ from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
 from twin.api.errors import ForbiddenError
 from twin.api.params import Text, Timestamp, json_integer
+from twin.api.schemas.tasks import TaskDetail, TaskList
 from twin.city.areas import MAX_ID
 from twin.settings import Settings
 from twin.tasks import service as tasks
@@ -88,7 +89,7 @@ def _may_operate(who: Principal, settings: Settings) -> None:
         raise ForbiddenError("dispatching and updating tasks needs the operator role")
 
 
-@router.get("", summary="Tasks, newest first")
+@router.get("", response_model=TaskList, summary="Tasks, newest first")
 async def list_tasks(
     conn: Conn,
     state: Annotated[
@@ -110,12 +111,12 @@ async def list_tasks(
     )  # fmt: skip
 
 
-@router.get("/{task_id}", summary="A task and its full history")
+@router.get("/{task_id}", response_model=TaskDetail, summary="A task and its full history")
 async def get_task(task_id: TaskId, conn: Conn) -> dict[str, Any]:
     return await tasks.get_task(conn, task_id)
 
 
-@router.post("", status_code=201, summary="Dispatch a task")
+@router.post("", status_code=201, response_model=TaskDetail, summary="Dispatch a task")
 async def dispatch_task(
     body: TaskCreate, response: Response, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -133,7 +134,11 @@ async def dispatch_task(
     return task
 
 
-@router.patch("/{task_id}", summary="Move, reassign, escalate or reprioritise a task")
+@router.patch(
+    "/{task_id}",
+    response_model=TaskDetail,
+    summary="Move, reassign, escalate or reprioritise a task",
+)
 async def update_task(
     task_id: TaskId, body: TaskUpdate, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
