@@ -55,3 +55,31 @@ def test_export_errors_name_the_option(tiny_settings: Settings, tmp_path: Path) 
     assert r.returncode == 2 and "--bbox" in r.stderr
     r = _twin(tiny_settings, "events", "--format", "csv", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "not cleared" in r.stderr
+
+
+def test_ogrinfo_reads_the_gpkg_and_the_indexed_fgb(
+    tiny_settings: Settings, tmp_path: Path
+) -> None:
+    """GDAL's own command-line reader (gdal-bin, scripts/setup.sh) on both files."""
+    with psycopg.connect(tiny_settings.database_url or "") as c:
+        ((n,),) = c.execute("SELECT count(*) FROM twin.road_link")
+    for fmt in ("gpkg", "fgb"):
+        out = tmp_path / f"roads.{fmt}"
+        assert _twin(tiny_settings, "roads", "--format", fmt, "--out", str(out)).returncode == 0
+        r = subprocess.run(["ogrinfo", "-so", "-al", str(out)], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+        assert f"Feature Count: {n}" in r.stdout, r.stdout
+    # FlatGeobuf: a spatial filter answers through the index with the PostGIS rows.
+    with psycopg.connect(tiny_settings.database_url or "") as c:
+        ((x0, y0, x1, y1),) = c.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), (ST_XMin(e) + ST_XMax(e)) / 2,"
+            " (ST_YMin(e) + ST_YMax(e)) / 2 FROM (SELECT ST_Extent(geom) e FROM twin.road_link) x"
+        )
+        ((want,),) = c.execute(
+            "SELECT count(*) FROM twin.road_link"
+            " WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+            (x0, y0, x1, y1),
+        )
+    got = pyogrio.read_info(tmp_path / "roads.fgb")
+    part = pyogrio.read_dataframe(tmp_path / "roads.fgb", bbox=(x0, y0, x1, y1))
+    assert got["features"] == n and len(part) == want > 0
