@@ -83,6 +83,8 @@ apt_install() {  # apt_install PKG...: install OS packages when we may, else exp
 }
 command -v npm >/dev/null || apt_install nodejs npm
 command -v mosquitto >/dev/null || apt_install mosquitto
+# GDAL's ogrinfo/ogr2ogr: the export tests' and benchmark's independent reader and writer.
+command -v ogr2ogr >/dev/null || apt_install gdal-bin
 WANT=$(sha256sum web/package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$WANT" ] || [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
     say "installing the web map's npm packages into web/node_modules"

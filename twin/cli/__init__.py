@@ -11,6 +11,7 @@ from twin.cli.alerts import alerts_app
 from twin.cli.city import city_app
 from twin.cli.db import db_app
 from twin.cli.demo import demo
+from twin.cli.export import export as export_command
 from twin.cli.grid import grid_app
 from twin.cli.ingest import ingest_app
 from twin.cli.report import report as report_command
@@ -43,6 +44,7 @@ app.add_typer(grid_app, name="grid")
 app.add_typer(sense_app, name="sense")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
+app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from twin import features
+from twin import exports, features
 from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
+from twin.api.routers.downloads import download
 from twin.tiles.catalog import LAYERS, TileLayer
 
 router = APIRouter(tags=["features"])
@@ -42,6 +43,12 @@ FORMATS = ["json", "geojson", "application/geo+json", "application/json"]
 Format = Annotated[
     str | None, Query(description="output format (JSON only)", json_schema_extra={"enum": FORMATS})
 ]
+#: The items route also offers the whole collection as a file (twin.exports).
+ItemsFormat = Annotated[
+    str | None,
+    Query(description="output format: GeoJSON pages, or the whole collection as a download",
+          json_schema_extra={"enum": FORMATS + list(exports.FORMATS)}),
+]  # fmt: skip
 
 
 def _check_f(f: str | None) -> None:
@@ -114,7 +121,12 @@ async def get_collection(
     return await _describe(request, conn, _collection(collection_id, who))
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+@router.get(
+    "/collections/{collection_id}/items", summary="Features of a collection",
+    responses={200: {
+        "content": {GEOJSON: {}, **{x.media_type: {} for x in exports.FORMATS.values()}},
+        "description": "GeoJSON page, or the whole collection as a file (f=...)"}},
+)  # fmt: skip
 async def get_items(
     collection_id: str,
     request: Request,
@@ -125,9 +137,13 @@ async def get_items(
     offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
     datetime: Annotated[str | None, Query(description="instant or interval (events)")] = None,
-    f: Format = None,
-) -> JSONResponse:
-    """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``)."""
+    f: ItemsFormat = None,
+) -> Response:
+    """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``).
+    ``f=parquet|fgb|gpkg|csv``: the whole matching collection as one file (audited)."""
+    if f in exports.FORMATS:
+        layer = _collection(collection_id, who)
+        return await download(conn, who, layer, f, dict(request.query_params), settings)
     _check_f(f)
     layer = _collection(collection_id, who)
     params = dict(request.query_params)

@@ -1,0 +1,86 @@
+"""The export query of a collection and its rows as Arrow record batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+from psycopg import sql
+
+from twin import features
+from twin.tiles.catalog import TileLayer
+
+#: Rows fetched from the server-side cursor per round trip (and per Arrow batch).
+CHUNK_ROWS = 20_000
+
+#: PostgreSQL type oid -> Arrow type (anything else travels as text).
+_ARROW: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(),
+    701: pa.float64(), 1700: pa.float64(),
+}  # fmt: skip
+#: Leading columns of every export row, before the layer's properties.
+FIXED = ("fid", "geometry", "xmin", "ymin", "xmax", "ymax")
+
+
+def export_query(
+    layer: TileLayer, params: dict[str, str], *, k: int
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """SELECT fid, WKB geometry, its bounds and the layer's properties, Hilbert-ordered.
+
+    ``params``: the items route's filters (``bbox``, ``datetime``, property equality). The
+    ``filter`` (CQL2) hook: conditions a CQL2 compiler returns join the same WHERE list.
+    """
+    conds, values = features._where(layer, params)  # the items route's filters
+    values["k"] = k
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    props = "".join(f', {expr} AS "{name}"' for name, expr in layer.props.items())
+    text = (
+        f"SELECT {layer.id_expr} AS fid, ST_AsBinary(t.geom) AS geometry,"  # noqa: S608
+        " ST_XMin(t.geom::box3d) AS xmin, ST_YMin(t.geom::box3d) AS ymin,"
+        f" ST_XMax(t.geom::box3d) AS xmax, ST_YMax(t.geom::box3d) AS ymax{props}"
+        " FROM {table} t" + where + " ORDER BY t.geom, " + layer.id_expr
+    )
+    return sql.SQL(text).format(table=sql.Identifier("twin", layer.table)), values
+
+
+def arrow_schema(names: Sequence[str], oids: Sequence[int]) -> pa.Schema:
+    fields = [
+        pa.field("fid", pa.int64()),
+        pa.field("geometry", pa.binary()),
+        pa.field("bbox", pa.struct([(c, pa.float64()) for c in FIXED[2:]])),
+    ]
+    fields += [
+        pa.field(n, _ARROW.get(o, pa.string())) for n, o in zip(names[6:], oids[6:], strict=True)
+    ]
+    return pa.schema(fields)
+
+
+def to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) + 3)
+    bbox = pa.StructArray.from_arrays(
+        [pa.array(cols[i], pa.float64()) for i in range(2, 6)], names=list(FIXED[2:])
+    )
+    arrays = [pa.array(cols[0], pa.int64()), pa.array(cols[1], pa.binary()), bbox]
+    arrays += [
+        pa.array([_plain(v) for v in cols[i + 3]], schema.field(i).type)
+        for i in range(3, len(schema))
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _plain(v: Any) -> Any:
+    from decimal import Decimal
+
+    return float(v) if isinstance(v, Decimal) else v
+
+
+def chunks(
+    fetch: Callable[[int], Sequence[Sequence[Any]]], schema: pa.Schema, size: int = CHUNK_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Record batches from ``fetch(size)`` (a cursor's fetchmany) until it comes back empty."""
+    while True:
+        rows = fetch(size)
+        if not rows:
+            return
+        yield to_batch(rows, schema)
