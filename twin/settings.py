@@ -220,6 +220,14 @@ class Settings(BaseSettings):
             "subscribed to what)."
         ),
     )
+    sense_future_tolerance_s: float = Field(
+        default=600,
+        ge=0,
+        description=(
+            "How far in the future (seconds) an MQTT Observation's phenomenonTime may lie; "
+            "a later one goes to the dead letters (twin.sense_dead_letter)."
+        ),
+    )
     sta_page_size: int = Field(
         default=100, ge=1, le=10_000, description="SensorThings page size without $top."
     )

@@ -46,6 +46,7 @@ TABLES: dict[str, str] = {
     "flood_building_result": "important",
     "hazard_site": "important",
     "observation": "important",
+    "sense_dead_letter": "important",
     "sensor": "important",
     "sta_feature": "important",
     "sta_historical_location": "important",

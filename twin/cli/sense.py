@@ -63,7 +63,8 @@ def run(
     base = base_url or f"http://{settings.host}:{settings.port}/sta/v1.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     bridge = Bridge(url, _db_url(), base=base, selects=settings.mqtt_selects,
-                    batch_size=batch_size, publish_back=publish)  # fmt: skip
+                    batch_size=batch_size, publish_back=publish,
+                    future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(bridge.run())
@@ -92,11 +93,19 @@ def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
             "  WHERE observed_at > now() - interval '1 hour'),"
             " (SELECT max(observed_at) FROM twin.observation)"
         ).fetchone()
+        by_reason = conn.execute(
+            "SELECT reason, count(*) FROM twin.sense_dead_letter GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+        latest = conn.execute(
+            "SELECT received_at, topic, reason FROM twin.sense_dead_letter ORDER BY id DESC LIMIT 5"
+        ).fetchall()
     assert row is not None
     url = mqtt_url or settings.mqtt_url
     result: dict[str, Any] = {
         "datastreams": row[0], "things": row[1], "observations": row[2],
         "observations_last_hour": row[3], "latest": row[4].isoformat() if row[4] else None,
+        "rejects": {r: n for r, n in by_reason},
+        "latest_rejects": [f"{t.isoformat()} {topic}: {r}" for t, topic, r in latest],
         "mqtt_url": url, "broker": asyncio.run(_broker_answers(url)) if url else "not configured",
     }  # fmt: skip
     human = "\n".join(f"{k:>24}: {v}" for k, v in result.items())

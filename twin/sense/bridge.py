@@ -10,8 +10,10 @@
   ``$select`` of ``TWIN_MQTT_SELECTS``. The bridge subscribes with MQTT 5 "no local", so it
   does not read back what it publishes. An external broker, not the twin, knows who subscribed
   to what, hence the configured list of ``$select`` topics.
-- A bad payload (not JSON, not an Observation, unknown datastream) is counted and logged; it
-  never stops the bridge.
+- A bad payload (not JSON, not an Observation, unknown datastream, phenomenonTime more than
+  ``future_tolerance_s`` ahead, a topic that is not a Datastream's Observations) is counted,
+  logged and kept, raw and with the reason, in ``twin.sense_dead_letter`` (committed with the
+  batch); it never stops the bridge.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +34,14 @@ import psycopg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from twin.sense.live import LiveHub
-from twin.sense.write import BadEntity, Reading, known_datastreams, reading_from, store_counted
+from twin.sense.write import (
+    BadEntity,
+    Reading,
+    known_datastreams,
+    reading_from,
+    store_counted,
+    store_dead_letters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +124,9 @@ class Bridge:
     def __init__(
         self, mqtt_url: str, db_url: str, *, base: str, hub: LiveHub | None = None,
         selects: list[str] | None = None, batch_size: int = 2000, batch_wait_s: float = 0.05,
-        publish_back: bool = True,
+        publish_back: bool = True, future_tolerance_s: float = 600.0,
     ) -> None:  # fmt: skip
+        self.future_tolerance = timedelta(seconds=future_tolerance_s)
         self.broker = parse_mqtt_url(mqtt_url)
         self.db_url = db_url
         self.base = base.rstrip("/")
@@ -127,6 +138,7 @@ class Bridge:
         self.stats = Stats()
         self.ready = asyncio.Event()
         self._known: set[int] = set()
+        self._dead: list[tuple[str, str, bytes, int | None]] = []
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(100_000)
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(100_000)
 
@@ -174,7 +186,9 @@ class Bridge:
                         break
             await self._store(client, conn, batch)
 
-    def _reject(self, topic: str, reason: str) -> None:
+    def _reject(self, topic: str, reason: str, raw: bytes = b"",
+                ds: int | None = None) -> None:  # fmt: skip
+        self._dead.append((topic, reason, raw, ds))
         self.stats.rejected += 1
         self.stats.last_reject = f"{topic}: {reason}"[:300]
         log.warning("sense bridge: rejected %s: %s", topic, reason)
@@ -194,26 +208,39 @@ class Bridge:
         self, client: aiomqtt.Client, conn: psycopg.AsyncConnection,
         batch: list[aiomqtt.Message],
     ) -> None:  # fmt: skip
-        readings: list[Reading] = []
+        self._dead = []
+        per_message: list[tuple[str, bytes, list[Reading]]] = []
+        horizon = datetime.now(UTC) + self.future_tolerance
         for message in batch:
             self.stats.received += 1
             topic = str(message.topic)
             payload = message.payload if isinstance(message.payload, bytes) else \
                 str(message.payload).encode()  # fmt: skip
             try:
-                readings.extend(self.parse(topic, payload))
+                got = self.parse(topic, payload)
             except BadEntity as exc:
-                self._reject(topic, str(exc))
-        unknown = {r.datastream for r in readings} - self._known
+                self._reject(topic, str(exc), payload)
+                continue
+            late = [r for r in got if r.time > horizon]
+            if late:
+                self._reject(topic, f"phenomenonTime more than {self.future_tolerance} in the "
+                             "future", payload, got[0].datastream)  # fmt: skip
+                continue
+            per_message.append((topic, payload, got))
+        unknown = {r.datastream for _, _, rs in per_message for r in rs} - self._known
         if unknown:
             self._known |= await known_datastreams(conn, unknown)
             await conn.commit()
-        good = [r for r in readings if r.datastream in self._known]
-        for r in readings:
-            if r.datastream not in self._known:
-                self._reject(f"v1.1/Datastreams({r.datastream})/Observations",
-                             "unknown datastream")  # fmt: skip
+        good: list[Reading] = []
+        for topic, payload, rs in per_message:
+            if all(r.datastream in self._known for r in rs):
+                good.extend(rs)
+            else:
+                self._reject(topic, "unknown datastream", payload, rs[0].datastream)
+        if self._dead:
+            await store_dead_letters(conn, self._dead)
         if not good:
+            await conn.commit()
             return
         ids, before = await store_counted(conn, good)
         await conn.commit()

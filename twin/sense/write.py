@@ -307,6 +307,18 @@ def reading_from(body: Any, where: str = "Observation", *, datastream: int | Non
     return reading, body.get("FeatureOfInterest")
 
 
+async def store_dead_letters(
+    conn: AsyncConnection, rows: list[tuple[str, str, bytes, int | None]], source: str = "mqtt"
+) -> None:
+    """Keep refused payloads (topic, reason, raw bytes, datastream) in twin.sense_dead_letter."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO twin.sense_dead_letter (source, topic, reason, raw, datastream_id)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [(source, t, r, raw, ds) for t, r, raw, ds in rows],
+        )
+
+
 async def known_datastreams(conn: AsyncConnection, ids: set[int]) -> set[int]:
     cur = await conn.execute("SELECT id FROM twin.sensor WHERE id = ANY(%(i)s)", {"i": list(ids)})
     return {r[0] for r in await cur.fetchall()}

@@ -53,7 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     base = f"http://{settings.host}:{settings.port}/sta/v1.1"
-    bridge = Bridge(settings.mqtt_url, url, base=base, hub=hub, selects=settings.mqtt_selects)
+    bridge = Bridge(settings.mqtt_url, url, base=base, hub=hub, selects=settings.mqtt_selects,
+                    future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
     app.state.sense_bridge = bridge
     log.info("MQTT bridge on %s", settings.mqtt_url)
     async with running(bridge):

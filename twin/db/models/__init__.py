@@ -36,6 +36,7 @@ from twin.db.models.sim import (
     TrafficLinkResult,
 )
 from twin.db.models.sta import (
+    SenseDeadLetter,
     StaFeature,
     StaHistoricalLocation,
     StaLocation,
@@ -76,6 +77,7 @@ __all__ = [
     "RiskSnapshot",
     "RoadLink",
     "RoadNode",
+    "SenseDeadLetter",
     "Sensor",
     "SimRun",
     "StaFeature",

@@ -118,3 +118,20 @@ class StaFeature(Base):
     encoding_type: Mapped[str] = mapped_column(sa.Text, server_default=GEOJSON)
     geom: Mapped[Any] = _any_geom()
     properties: Mapped[dict[str, Any]] = _props()
+
+
+class SenseDeadLetter(Base):
+    """A payload the bridge refused, kept with why: received_at, topic, reason, raw bytes."""
+
+    __tablename__ = "sense_dead_letter"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), index=True
+    )
+    source: Mapped[str] = mapped_column(sa.Text, server_default="mqtt")
+    topic: Mapped[str] = mapped_column(sa.Text)
+    reason: Mapped[str] = mapped_column(sa.Text, index=True)
+    raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    datastream_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    username: Mapped[str | None] = mapped_column(sa.Text)
