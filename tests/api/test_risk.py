@@ -173,7 +173,7 @@ def test_alerts_api(client: TestClient, settings: Settings) -> None:
     rules = client.get("/api/alerts/rules").json()["rules"]
     assert {r["id"] for r in rules} >= {"flood_depth_cell", "cell_turns_red", "city_delay_index"}
     assert client.get("/api/alerts", params={"status": "bogus"}).status_code == 400
-    assert client.get("/api/alerts", params={"area": "NOPE"}).status_code == 404
+    assert client.get("/api/alerts", params={"area": "NOPE"}).status_code == 400
     red = client.get("/api/alerts", params={"rule": "cell_turns_red"}).json()["alerts"]
     n_red = _sql(settings, "SELECT count(*) FROM twin.risk_score WHERE layer_id = 'onemap'"
                            " AND res = 9 AND level = 'red'")[0][0]  # fmt: skip
