@@ -3,7 +3,8 @@
 #   1. a virtualenv in .venv with the package installed editable with its dev extras;
 #   2. PostgreSQL server binaries and PostGIS, from the OS packages where missing;
 #   3. the web map's front-end packages (MapLibre GL JS) from npm into web/node_modules;
-#   4. with --browser (make test): Chromium from the OS packages, for the browser tests.
+#   4. with --browser (make test): Chromium from the OS packages, for the browser tests, and
+#      redis-server, which the tile-cache tests start on a port of their own.
 # Safe to run twice: every step checks before it acts. Never prompts (CI has no terminal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,8 @@ if [ "${1:-}" = "--browser" ]; then
     # A CJK font too: the demo city's names are Chinese, and screenshots should show them.
     want=""
     [ -x /usr/bin/chromium ] || want="chromium"
+    # Redis for the tile cache's second level: optional to run the twin, tested all the same.
+    command -v redis-server >/dev/null || want="$want redis-server"
     fc-list 2>/dev/null | grep -qi 'wqy\|noto.*cjk' || want="$want fonts-wqy-microhei"
     # shellcheck disable=SC2086
     if [ -n "$want" ]; then apt_install $want; else say "Chromium and a CJK font found"; fi

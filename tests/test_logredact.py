@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.services import free_port
 from twin.access.tokens import new_token
 from twin.logredact import REDACTED, RedactCredentials, redact, uvicorn_log_config
 
@@ -78,15 +78,9 @@ def test_the_uvicorn_config_filters_every_handler() -> None:
     assert config["root"]["handlers"] == ["default"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_twin_serve_writes_no_token_to_its_access_log(tmp_path: Path) -> None:
     """A real server (no database: /healthz answers 503, which is logged all the same)."""
-    port = _free_port()
+    port = free_port()
     token = new_token()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
     env.update(TWIN_DATA_DIR=str(tmp_path / "data"), TWIN_PORT=str(port))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.services import free_port
 from twin.db.cluster import LocalCluster
 from twin.db.migrate import upgrade
 from twin.runs import store
@@ -43,12 +43,6 @@ class Twin:
     base: str
     headers: dict[str, str]  # an operator's token
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -89,7 +83,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         token = json.loads(r.stdout)["token"]
-        port = _free_port()
+        port = free_port()
         log = base_dir / "serve.log"
         # Two processes: each must ride out the restart on its own (pool, version reader).
         serve = ["serve", "--port", str(port), "--workers", "2", "--log-level", "warning"]

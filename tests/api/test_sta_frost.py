@@ -6,7 +6,6 @@ Observations, then reads them back through its own query API; the rows are check
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,15 +17,10 @@ import psycopg
 import pytest
 import uvicorn
 
+from tests.services import free_port
 from twin.api.app import create_app
 from twin.db.migrate import upgrade
 from twin.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from tests.services import binary, free_port, serving
 from twin.api.app import create_app
 from twin.city.demo import build_demo
 from twin.ingest.layers import Fields
@@ -259,17 +259,18 @@ def test_tilejson_and_style(client: TestClient) -> None:
     assert {lyr["source"] for lyr in style["layers"] if "source" in lyr} <= set(style["sources"])
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A private Redis on a free port (no persistence), as the tests own their PostGIS."""
+    port = free_port()
+    argv = [binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no"]  # fmt: skip
+    with serving(argv, port):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379 (it is optional)")
-def test_redis_second_level_cache(settings: Settings) -> None:
-    s = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/15", "tile_cache_mb": 0})
+def test_redis_second_level_cache(settings: Settings, redis_url: str) -> None:
+    s = settings.model_copy(update={"redis_url": redis_url, "tile_cache_mb": 0})
     x, y = tile_of(LON, LAT, 15)
     with TestClient(create_app(s)) as c:
         a = c.get(f"/tiles/buildings/15/{x}/{y}.mvt")

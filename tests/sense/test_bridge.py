@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,17 +18,10 @@ import aiomqtt
 import psycopg
 import pytest
 
+from tests.services import binary, free_port, serving
 from twin.db.migrate import upgrade
 from twin.sense.bridge import Bridge, running
 from twin.sense.live import LiveHub
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +30,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     conf: Path = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen(
-        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "mosquitto died"
-            time.sleep(0.05)
-    yield f"mqtt://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with serving([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)], port):
+        yield f"mqtt://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

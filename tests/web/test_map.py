@@ -9,7 +9,6 @@ the clicked cell is computed with the h3 library from the map centre.
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import uvicorn
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.services import free_port
 from twin.api.app import create_app
 from twin.settings import Settings
 
@@ -33,12 +33,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web"
 BACKGROUND = (0xF4, 0xF1, 0xEA)  # the style's background colour
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +49,7 @@ def secure_server(tiny_settings: Settings) -> Iterator[str]:
 
 
 def _serve(settings: Settings) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
