@@ -38,6 +38,9 @@ from twin.errors import InvalidParameterError
 from twin.tiles.catalog import TileLayer
 
 LANGS = ("cql2-text", "cql2-json")
+#: Names of the languages in drafts of Part 3, still sent by clients (GDAL's OAPIF driver sends
+#: ``filter-lang=cql-text`` with the simple comparisons CQL2 text shares with it).
+LEGACY_LANGS = {"cql-text": "cql2-text"}
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 #: Longest filter accepted (a district polygon in WKT fits; a denial of service does not).
 MAX_LENGTH = 16_384
@@ -115,6 +118,11 @@ def queryables_schema(layer: TileLayer, schema_id: str) -> dict[str, Any]:
         "description": f"Queryables of {layer.id}: the properties a CQL2 filter may name.",
         "properties": props,
         "additionalProperties": False,
+        # The list of drafts of Part 3, which GDAL's OAPIF driver reads to learn which
+        # properties it may send to the server in a filter.
+        "queryables": [
+            {"id": name, "type": p.get("type", "geometry")} for name, p in props.items()
+        ],
     }
 
 
@@ -151,7 +159,7 @@ def _short(exc: Exception) -> str:
 
 def parse(text: str, lang: str | None = None) -> Any:
     """The cql2-json tree of a filter in ``lang`` (default cql2-text)."""
-    lang = lang or "cql2-text"
+    lang = LEGACY_LANGS.get(lang or "cql2-text", lang or "cql2-text")
     if lang not in LANGS:
         raise InvalidParameterError("filter-lang", f"must be one of {', '.join(LANGS)}")
     _prescan(text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,7 +67,7 @@ FilterText = Annotated[
 FilterLang = Annotated[
     str | None,
     Query(alias="filter-lang", description="cql2-text (default) or cql2-json",
-          json_schema_extra={"enum": list(cql2.LANGS)}),
+          json_schema_extra={"enum": [*cql2.LANGS, *cql2.LEGACY_LANGS]}),
 ]  # fmt: skip
 FilterCrs = Annotated[
     str | None,
@@ -90,7 +90,10 @@ class Queryables(BaseModel):
     title: str
     description: str
     properties: dict[str, dict[str, Any]]
-    additionalProperties: bool  # JSON Schema spells it so
+    additionalProperties: bool
+    queryables: list[dict[str, str]] = Field(
+        description="the same properties as a list, in the form of the Part 3 drafts (GDAL)"
+    )  # JSON Schema spells it so
 
 
 def _check_f(f: str | None) -> None:
@@ -116,6 +119,8 @@ async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str,
             {"href": f"{base}/collections/{layer.id}/queryables",
              "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "queryables (CQL2 filters)"},
+            {"href": f"{base}/collections/{layer.id}/queryables", "rel": "queryables",
+             "type": "application/schema+json", "title": "queryables (for older clients)"},
         ],
     }  # fmt: skip
 
@@ -166,9 +171,11 @@ async def get_collection(
     return await _describe(request, conn, _collection(collection_id, who))
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+#: ``{collectionId}`` as in the OGC OpenAPI building blocks: clients (GDAL) look the items
+#: path up by that name to learn the query parameters (``filter-lang``) it takes.
+@router.get("/collections/{collectionId}/items", summary="Features of a collection")
 async def get_items(
-    collection_id: str,
+    collection_id: Annotated[str, Path(alias="collectionId")],
     request: Request,
     conn: Conn,
     settings: SettingsDep,
@@ -217,14 +224,22 @@ async def get_items(
     summary="Queryables of a collection (JSON Schema)",
     response_model=Queryables,
     response_class=SchemaJSON,
+    responses={200: {"content": {"application/json": {}}}},
 )
 async def get_queryables(
     collection_id: str, request: Request, who: PrincipalDep, f: Format = None
-) -> dict[str, Any]:
-    """The properties a CQL2 ``filter`` on this collection may name, with their types."""
+) -> JSONResponse:
+    """The properties a CQL2 ``filter`` on this collection may name, with their types.
+
+    ``application/schema+json``, or ``application/json`` to a client that asks for JSON but not
+    for JSON Schema (GDAL)."""
     _check_f(f)
     layer = _collection(collection_id, who)
-    return cql2.queryables_schema(layer, f"{_base(request)}/collections/{layer.id}/queryables")
+    schema = cql2.queryables_schema(layer, f"{_base(request)}/collections/{layer.id}/queryables")
+    body = Queryables.model_validate(schema).model_dump(by_alias=True)
+    accept = request.headers.get("accept", "")
+    plain = "application/json" in accept and "schema+json" not in accept
+    return JSONResponse(body, media_type="application/json" if plain else SchemaJSON.media_type)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
