@@ -135,8 +135,10 @@ def test_hidden_event_column_and_languages() -> None:
     with pytest.raises(InvalidParameterError, match="'description' is not a queryable"):
         cql2.compile_filter(LAYERS["events"], "description LIKE '%'")
     with pytest.raises(InvalidParameterError) as err:
-        cql2.compile_filter(LAYERS["events"], "type = 'fire'", "cql-text")
+        cql2.compile_filter(LAYERS["events"], "type = 'fire'", "ecql")
     assert err.value.parameter == "filter-lang"
+    # The drafts' name, which GDAL sends, is CQL2 text.
+    assert cql2.compile_filter(LAYERS["events"], "type = 'fire'", "cql-text").params
     with pytest.raises(InvalidParameterError, match="not JSON"):
         cql2.compile_filter(LAYERS["events"], "{", "cql2-json")
     with pytest.raises(InvalidParameterError) as err:
