@@ -307,6 +307,8 @@ class _Compiler:
             shape = shapely.geometry.shape(node)
         except Exception as exc:
             raise InvalidParameterError(P, f"not a geometry: {_short(exc)}") from None
+        if shape.geom_type == "GeometryCollection":
+            raise InvalidParameterError(P, "GEOMETRYCOLLECTION is not supported")
         if shape.is_empty or not all(math.isfinite(v) for v in shape.bounds):
             raise InvalidParameterError(P, "geometry must be non-empty with finite coordinates")
         if not shape.is_valid:
@@ -330,6 +332,13 @@ class _Compiler:
         a, b = self.pair("like", args)
         if a.type != "string" or b.type != "string":
             raise InvalidParameterError(P, f"LIKE takes strings{_of(a, b)}")
+        pattern = args[1]
+        if isinstance(pattern, dict) and str(pattern.get("op", "")).lower() == "casei":
+            pattern = pattern["args"][0]
+        if not isinstance(pattern, str):  # a column's value could end in an escape
+            raise InvalidParameterError(P, "the pattern of LIKE must be a string literal")
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise InvalidParameterError(P, "a LIKE pattern must not end with the escape \\")
         return sql.SQL("({} LIKE {})").format(a.sql, b.sql)
 
     def between(self, args: list[Any]) -> sql.Composable:
