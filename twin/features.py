@@ -1,8 +1,9 @@
 """OGC API Features (Part 1 Core, GeoJSON) over the catalog layers: the queries.
 
 Collections are the tile layers marked as feature collections; people are never one. Filters:
-``bbox`` (CRS84), ``datetime`` (instant or interval, on layers with a time column), and simple
-equality on any property of the layer. Values are bound; identifiers come from the catalog.
+``bbox`` (CRS84), ``datetime`` (instant or interval, on layers with a time column), simple
+equality on any property of the layer, and a CQL2 ``filter`` (Part 3, :mod:`twin.cql2`).
+Values are bound; identifiers come from the catalog.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from twin import cql2
 from twin.city.areas import parse_bbox
 from twin.errors import InvalidParameterError
 from twin.tiles.catalog import LAYERS, TileLayer
 
-RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
+RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs", "filter", "filter-lang",
+            "filter-crs"}  # fmt: skip
 MAX_LIMIT = 10_000
 #: PostgreSQL's OFFSET is a BIGINT.
 MAX_OFFSET = 2**63 - 1
@@ -46,7 +49,9 @@ def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
     return t, t
 
 
-def _where(layer: TileLayer, params: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+def where_clause(layer: TileLayer, params: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
+    """`` WHERE ...`` (or nothing) of the request's filters (``bbox``, ``datetime``, property
+    equality, CQL2 ``filter``), and their bound values. Shared by the pages and the exports."""
     conds: list[str] = []
     values: dict[str, Any] = {}
     if "bbox" in params:
@@ -77,7 +82,18 @@ def _where(layer: TileLayer, params: dict[str, str]) -> tuple[list[str], dict[st
             raise InvalidParameterError(name, "must not contain NUL (\\x00) characters")
         conds.append(f"({layer.props[name]})::text = %(p{i})s")
         values[f"p{i}"] = value
-    return conds, values
+    parts: list[sql.Composable] = [sql.SQL(c) for c in conds]
+    if "filter" in params:
+        flt = cql2.compile_filter(
+            layer, params["filter"], params.get("filter-lang"), crs=params.get("filter-crs")
+        )
+        parts.append(flt.condition)
+        values.update(flt.params)
+    elif "filter-lang" in params or "filter-crs" in params:
+        cql2.compile_filter(layer, "TRUE", params.get("filter-lang"), crs=params.get("filter-crs"))
+    if not parts:
+        return sql.SQL(""), values
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), values
 
 
 def _select(layer: TileLayer) -> str:
@@ -105,15 +121,18 @@ async def items(
     k: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of features and the number matched."""
-    conds, values = _where(layer, params)
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    where, values = where_clause(layer, params)
     values.update(k=k, limit=limit, offset=offset)
     table = sql.Identifier("twin", layer.table)
-    page = sql.SQL(
-        _select(layer) + where + " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(table=table, order=sql.SQL(layer.id_expr))
     # `where` holds conditions built from the catalog with %(name)s placeholders for values.
-    count = sql.SQL("SELECT count(*) AS n FROM {table} t" + where).format(table=table)  # noqa: S608
+    page = (
+        sql.SQL(_select(layer)).format(table=table)
+        + where
+        + sql.SQL(" ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s").format(
+            order=sql.SQL(layer.id_expr)
+        )
+    )
+    count = sql.SQL("SELECT count(*) AS n FROM {table} t").format(table=table) + where
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(count, values)
         n = await cur.fetchone()

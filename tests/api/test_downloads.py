@@ -101,6 +101,25 @@ def test_geoparquet_covering_row_groups_and_bbox(
     assert len(gpd.read_parquet(tmp_path / "p.parquet")) == want > 0
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_cql2_filter_narrows_the_download(
+    tiny_client: TestClient, tiny_settings: Settings, tmp_path: Path, fmt: str
+) -> None:
+    ((want, measure),) = sql(
+        tiny_settings,
+        "SELECT count(*), sum(ST_Area(geom)) FROM twin.building WHERE height_m > 20",
+    )
+    r = tiny_client.get(
+        "/collections/buildings/items", params={"f": fmt, "filter": "height_m > 20"}
+    )
+    assert r.status_code == 200, r.text
+    got = _read(fmt, r.content, tmp_path)
+    assert 0 < len(got) == want
+    assert _measure("buildings", got.geometry.values) == pytest.approx(float(measure), rel=1e-9)
+    bad = tiny_client.get("/collections/buildings/items", params={"f": fmt, "filter": "nope > 1"})
+    assert bad.status_code == 400 and "nope" in bad.text
+
+
 def test_bad_format_and_bbox_are_400_naming_the_parameter(tiny_client: TestClient) -> None:
     r = tiny_client.get("/collections/buildings/items?f=shp")
     assert r.status_code == 400 and "f" in r.text

@@ -162,7 +162,7 @@ def _defaults(path: str, known: dict[str, str]) -> dict[str, str]:
     run = known["traffic"] if path.endswith("/links") else known["flood"]
     layer = "buildings" if path.startswith("/tiles/") else "onemap"
     return {"h3": known["h3"], "run_id": run, "layer": layer, "z": "14", "x": "13000",
-            "y": "6000", "collection_id": "buildings", "feature_id": "1", "alert_id": "1",
+            "y": "6000", "collection_id": "buildings", "collectionId": "buildings", "feature_id": "1", "alert_id": "1",
             "task_id": "1", "bbox": "-180,-90,180,90", "q": "1", "level": "city",
             "path": "Things"}  # fmt: skip
 

@@ -22,7 +22,7 @@ PENDING = {
     ("get", "/api/simulations/{run_id}/roads"),
     ("get", "/collections"),
     ("get", "/collections/{collection_id}"),
-    ("get", "/collections/{collection_id}/items"),
+    ("get", "/collections/{collectionId}/items"),
     ("get", "/collections/{collection_id}/items/{feature_id}"),
     ("get", "/conformance"),
     ("get", "/map"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -26,22 +27,35 @@ FIXED = ("fid", "geometry", "xmin", "ymin", "xmax", "ymax")
 def export_query(
     layer: TileLayer, params: dict[str, str], *, k: int
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """SELECT fid, WKB geometry, its bounds and the layer's properties, Hilbert-ordered.
+    """SELECT fid, WKB geometry, its bounds and the layer's properties, Hilbert-ordered
+    (``ORDER BY geom`` sorts along a Hilbert curve in PostGIS >= 3.1).
 
-    ``params``: the items route's filters (``bbox``, ``datetime``, property equality). The
-    ``filter`` (CQL2) hook: conditions a CQL2 compiler returns join the same WHERE list.
+    ``params``: the items route's filters (:func:`twin.features.where_clause`: ``bbox``,
+    ``datetime``, property equality, CQL2 ``filter``).
     """
-    conds, values = features._where(layer, params)  # the items route's filters
+    where, values = features.where_clause(layer, params)
     values["k"] = k
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    props = "".join(f', {expr} AS "{name}"' for name, expr in layer.props.items())
-    text = (
-        f"SELECT {layer.id_expr} AS fid, ST_AsBinary(t.geom) AS geometry,"  # noqa: S608
-        " ST_XMin(t.geom::box3d) AS xmin, ST_YMin(t.geom::box3d) AS ymin,"
-        f" ST_XMax(t.geom::box3d) AS xmax, ST_YMax(t.geom::box3d) AS ymax{props}"
-        " FROM {table} t" + where + " ORDER BY t.geom, " + layer.id_expr
+    # The id and property expressions are the catalog's constants (twin/tiles/catalog.py).
+    props = [
+        sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
+        for name, expr in layer.props.items()
+    ]
+    fid = sql.SQL(layer.id_expr)
+    query = (
+        sql.SQL(
+            "SELECT {fid} AS fid, ST_AsBinary(t.geom) AS geometry,"
+            " ST_XMin(t.geom::box3d) AS xmin, ST_YMin(t.geom::box3d) AS ymin,"
+            " ST_XMax(t.geom::box3d) AS xmax, ST_YMax(t.geom::box3d) AS ymax{props}"
+            " FROM {table} t"
+        ).format(
+            fid=fid,
+            props=sql.SQL("").join(sql.SQL(", ") + p for p in props),
+            table=sql.Identifier("twin", layer.table),
+        )
+        + where
+        + sql.SQL(" ORDER BY t.geom, {}").format(fid)
     )
-    return sql.SQL(text).format(table=sql.Identifier("twin", layer.table)), values
+    return query, values
 
 
 def arrow_schema(names: Sequence[str], oids: Sequence[int]) -> pa.Schema:
@@ -70,8 +84,6 @@ def to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch
 
 
 def _plain(v: Any) -> Any:
-    from decimal import Decimal
-
     return float(v) if isinstance(v, Decimal) else v
 
 

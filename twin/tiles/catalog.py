@@ -208,8 +208,10 @@ def cell_resolution(z: int, resolutions: list[int]) -> int:
     return min(kept, key=lambda r: (abs(r - want), r))
 
 
-def tile_query(layer: TileLayer, z: int) -> sql.Composed:
-    """ST_AsMVT over the layer's features in tile (z, x, y); parameters z, x, y, k, res."""
+def tile_query(layer: TileLayer, z: int, extra: sql.Composable | None = None) -> sql.Composed:
+    """ST_AsMVT over the layer's features in tile (z, x, y); parameters z, x, y, k, res.
+
+    ``extra``: one more condition over alias ``t`` (a compiled CQL2 filter, twin/cql2.py)."""
     geom = "t.geom_3857"
     if layer.simplify_below is not None and z < layer.simplify_below:
         geom = f"ST_SimplifyPreserveTopology(t.geom_3857, {pixel_m(z):.6f})"
@@ -245,6 +247,7 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         " FROM {table} t"
         f"{' ' + layer.join if layer.join else ''}"
         f" WHERE {' AND '.join(where)}"
+        "{extra}"
         f" ORDER BY {layer.order} LIMIT {layer.cap}"
         ") q WHERE q.geom IS NOT NULL AND NOT ST_IsEmpty(q.geom)"
     )
@@ -252,4 +255,5 @@ def tile_query(layer: TileLayer, z: int) -> sql.Composed:
         name=sql.Literal(layer.id),
         extent=sql.Literal(EXTENT),
         table=sql.Identifier("twin", layer.table),
+        extra=sql.SQL(" AND ") + extra if extra is not None else sql.SQL(""),
     )

@@ -6,8 +6,9 @@ import gzip
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from twin.tiles.cache import TileCache
 from twin.tiles.catalog import (
@@ -55,14 +56,20 @@ async def get_tile(
     k: int,
     resolutions: list[int],
     extra: str | None = None,
+    condition: tuple[sql.Composable, dict[str, Any], str] | None = None,
 ) -> Tile:
     """The tile, from the cache when its version is current, else from PostGIS.
 
     ``connect`` opens the caller's scoped connection; it is called only on a cache miss, so a
     hit costs no database work beyond the version read. ``extra`` distinguishes variants of
-    one tile (suppression k, the caller's scope); by default the k of the cells layer."""
+    one tile (suppression k, the caller's scope); by default the k of the cells layer.
+    ``condition``: a compiled CQL2 filter (twin/cql2.py: condition, parameters, key); its key
+    goes into the cache key and the ETag, so a filtered tile is never served for an unfiltered
+    request, nor for another filter."""
     if extra is None:
         extra = f"-k{k}" if layer.id == "cells" else ""
+    if condition is not None and f"-f{condition[2]}" not in extra:
+        extra += f"-f{condition[2]}"
     etag = etag_for(layer, version, z, x, y, extra)
     key = etag.strip('"')
     data = await cache.get(key)
@@ -71,10 +78,11 @@ async def get_tile(
         params = {
             "z": z, "x": x, "y": y, "k": k, "margin": BUFFER / EXTENT,
             "res": cell_resolution(z, kept or resolutions), "layer_key": layer.layer_key,
-            "run": layer.run_id, **tile_transform(z, x, y),
+            "run": layer.run_id, **tile_transform(z, x, y), **(condition[1] if condition else {}),
         }  # fmt: skip
+        query = tile_query(layer, z, condition[0] if condition else None)
         async with connect() as conn:
-            cur = await conn.execute(tile_query(layer, z), params)
+            cur = await conn.execute(query, params)
             row = await cur.fetchone()
         raw = bytes(row[0]) if row and row[0] is not None else b""
         # Level 1 (nginx's default too): a dense z14 tile compresses in ~1.2 ms instead of ~1.9

@@ -1,13 +1,16 @@
-"""OGC API Features - Part 1: Core, GeoJSON: landing page, conformance, collections, items."""
+"""OGC API Features - Part 1: Core, GeoJSON: landing page, conformance, collections, items;
+Part 3: queryables and CQL2 filters (compiled in twin/cql2.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from twin import exports, features
+from twin import cql2, exports, features
 from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
@@ -21,6 +24,19 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    # Part 3 (filtering) and the CQL2 classes twin/cql2.py implements.
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
@@ -51,6 +67,42 @@ ItemsFormat = Annotated[
 ]  # fmt: skip
 
 
+#: ``filter``, ``filter-lang`` and ``filter-crs`` (OGC API Features Part 3).
+FilterText = Annotated[
+    str | None, Query(alias="filter", description="CQL2 filter on the queryables")
+]
+FilterLang = Annotated[
+    str | None,
+    Query(alias="filter-lang", description="cql2-text (default) or cql2-json",
+          json_schema_extra={"enum": [*cql2.LANGS, *cql2.LEGACY_LANGS]}),
+]  # fmt: skip
+FilterCrs = Annotated[
+    str | None,
+    Query(alias="filter-crs", description="CRS of the filter's geometries (CRS84 only)",
+          json_schema_extra={"enum": [cql2.CRS84]}),
+]  # fmt: skip
+
+
+class SchemaJSON(JSONResponse):
+    media_type = "application/schema+json"
+
+
+class Queryables(BaseModel):
+    """The queryables of a collection as JSON Schema (OGC API Features Part 3)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    schema_: str = Field(alias="$schema")
+    id_: str = Field(alias="$id")
+    type: str
+    title: str
+    description: str
+    properties: dict[str, dict[str, Any]]
+    additionalProperties: bool
+    queryables: list[dict[str, str]] = Field(
+        description="the same properties as a list, in the form of the Part 3 drafts (GDAL)"
+    )  # JSON Schema spells it so
+
+
 def _check_f(f: str | None) -> None:
     if f is not None and f not in FORMATS:
         raise InvalidParameterError("f", "only JSON is offered (f=json)")
@@ -71,6 +123,11 @@ async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str,
              "title": f"{layer.title} (GeoJSON)"},
             {"href": f"{base}/tiles/{layer.id}.json", "rel": "related", "type": "application/json",
              "title": "vector tiles (TileJSON)"},
+            {"href": f"{base}/collections/{layer.id}/queryables",
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json", "title": "queryables (CQL2 filters)"},
+            {"href": f"{base}/collections/{layer.id}/queryables", "rel": "queryables",
+             "type": "application/schema+json", "title": "queryables (for older clients)"},
         ],
     }  # fmt: skip
 
@@ -121,14 +178,16 @@ async def get_collection(
     return await _describe(request, conn, _collection(collection_id, who))
 
 
+#: ``{collectionId}`` as in the OGC OpenAPI building blocks: clients (GDAL) look the items
+#: path up by that name to learn the query parameters (``filter-lang``) it takes.
 @router.get(
-    "/collections/{collection_id}/items", summary="Features of a collection",
+    "/collections/{collectionId}/items", summary="Features of a collection",
     responses={200: {
         "content": {GEOJSON: {}, **{x.media_type: {} for x in exports.FORMATS.values()}},
         "description": "GeoJSON page, or the whole collection as a file (f=...)"}},
 )  # fmt: skip
 async def get_items(
-    collection_id: str,
+    collection_id: Annotated[str, Path(alias="collectionId")],
     request: Request,
     conn: Conn,
     settings: SettingsDep,
@@ -137,10 +196,14 @@ async def get_items(
     offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
     datetime: Annotated[str | None, Query(description="instant or interval (events)")] = None,
+    filter_: FilterText = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
     f: ItemsFormat = None,
 ) -> Response:
-    """Paged GeoJSON. Other query parameters filter by equality on a property (``use=office``).
-    ``f=parquet|fgb|gpkg|csv``: the whole matching collection as one file (audited)."""
+    """Paged GeoJSON. ``filter`` takes CQL2 (see ``/queryables``); other query parameters
+    filter by equality on a property (``use=office``). ``f=parquet|fgb|gpkg|csv``: the whole
+    matching collection as one file (audited)."""
     if f in exports.FORMATS:
         layer = _collection(collection_id, who)
         return await download(conn, who, layer, f, dict(request.query_params), settings)
@@ -154,7 +217,7 @@ async def get_items(
     keep = {k: v for k, v in params.items() if k not in ("offset", "limit")}
 
     def link(rel: str, off: int) -> dict[str, str]:
-        q = "&".join([f"{k}={v}" for k, v in keep.items()] + [f"limit={limit}", f"offset={off}"])
+        q = urlencode({**keep, "limit": limit, "offset": off})
         return {"href": f"{url}?{q}", "rel": rel, "type": GEOJSON}
 
     links = [link("self", offset)]
@@ -170,6 +233,31 @@ async def get_items(
         "links": links,
     }
     return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryables of a collection (JSON Schema)",
+    response_model=Queryables,
+    response_class=SchemaJSON,
+    # The same document as plain JSON, to clients that ask for JSON but not JSON Schema (GDAL).
+    responses={200: {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Queryables"}}}}},
+)  # fmt: skip
+async def get_queryables(
+    collection_id: str, request: Request, who: PrincipalDep, f: Format = None
+) -> JSONResponse:
+    """The properties a CQL2 ``filter`` on this collection may name, with their types.
+
+    ``application/schema+json``, or ``application/json`` to a client that asks for JSON but not
+    for JSON Schema (GDAL)."""
+    _check_f(f)
+    layer = _collection(collection_id, who)
+    schema = cql2.queryables_schema(layer, f"{_base(request)}/collections/{layer.id}/queryables")
+    body = Queryables.model_validate(schema).model_dump(by_alias=True)
+    accept = request.headers.get("accept", "")
+    plain = "application/json" in accept and "schema+json" not in accept
+    return JSONResponse(body, media_type="application/json" if plain else SchemaJSON.media_type)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")

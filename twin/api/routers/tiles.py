@@ -11,11 +11,12 @@ import gzip
 import hashlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 
+from twin import cql2
 from twin.access.principal import Principal
 from twin.api.deps import (
     Conn,
@@ -124,8 +125,13 @@ async def tilejson(
     },
 )
 async def tile(
-    layer: str, z: int, x: int, y: int, request: Request, settings: SettingsDep, pool: PoolDep
-) -> Response:
+    layer: str, z: int, x: int, y: int, request: Request, settings: SettingsDep, pool: PoolDep,
+    filter_: Annotated[str | None, Query(
+        alias="filter", description="CQL2 filter on a feature layer's queryables")] = None,
+    filter_lang: Annotated[str | None, Query(
+        alias="filter-lang", description="cql2-text (default) or cql2-json",
+        json_schema_extra={"enum": list(cql2.LANGS)})] = None,
+) -> Response:  # fmt: skip
     versions: VersionReader | None = request.app.state.versions
     if versions is not None and bearer_token(request) is None and run_tile_layer(layer) is None:
         # The public reading a catalog or risk layer (most map traffic): who it is and what
@@ -137,17 +143,19 @@ async def tile(
         if lyr is None:
             raise NotFoundError(_unknown(layer))
         ensure_cleared(who, lyr.label, f"tile layer {layer!r}")
+        condition = _filter(lyr, filter_, filter_lang)
         headers = _headers(lyr, z, x, y, who)
         if "X-Tile-Reason" in headers:
             return Response(status_code=204, headers=headers)
         version = await versions.version_of(lyr.version_keys)
         return await _respond(
             request, settings, lyr, z, x, y, who, version, headers,
-            request.app.state.public_pool.connection,
+            request.app.state.public_pool.connection, condition,
         )  # fmt: skip
     async with open_session(request, pool) as session:
         who = session.principal
         lyr = await _layer(layer, session.conn, settings, who)
+        condition = _filter(lyr, filter_, filter_lang)
         headers = _headers(lyr, z, x, y, who)
         if lyr.label == "core":  # audited in batches: no round trip per tile
             request.app.state.audit.add(
@@ -159,8 +167,23 @@ async def tile(
         version = await layer_version(session.conn, lyr)
         return await _respond(
             request, settings, lyr, z, x, y, who, version, headers,
-            lambda: nullcontext(session.conn),
+            lambda: nullcontext(session.conn), condition,
         )  # fmt: skip
+
+
+def _filter(
+    lyr: TileLayer, text: str | None, lang: str | None
+) -> tuple[Any, dict[str, Any], str] | None:
+    """The compiled CQL2 filter of a tile request, on a feature layer's queryables."""
+    if text is None:
+        if lang is not None:
+            cql2.parse("TRUE", lang)  # an unknown filter-lang is a 400 even without a filter
+        return None
+    if not lyr.feature_collection:
+        raise InvalidParameterError("filter", f"layer {lyr.id} takes no filter (feature "
+                                    "collections do: see /collections)")  # fmt: skip
+    f = cql2.compile_filter(lyr, text, lang)
+    return f.condition, f.params, f.key
 
 
 def _headers(lyr: TileLayer, z: int, x: int, y: int, who: Principal) -> dict[str, str]:
@@ -188,9 +211,12 @@ async def _respond(
     version: int,
     headers: dict[str, str],
     connect: Callable[[], AbstractAsyncContextManager[Any]],
+    condition: tuple[Any, dict[str, Any], str] | None = None,
 ) -> Response:
     k = settings.suppression_k
     extra = f"-k{k}" if lyr.id == "cells" else ""
+    if condition is not None:  # a filtered tile is its own cache entry and ETag
+        extra += f"-f{condition[2]}"
     if (lyr.table in ROW_SECURED or lyr.scope_filter) and who.scoped:
         # Row security (or the layer's scope filter) hands a scoped caller fewer rows: its
         # tiles are its own cache entries.
@@ -201,7 +227,7 @@ async def _respond(
         return Response(status_code=304, headers=headers)
     t = await get_tile(
         connect, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
-        resolutions=settings.h3_resolutions, extra=extra,
+        resolutions=settings.h3_resolutions, extra=extra, condition=condition,
     )  # fmt: skip
     if t.empty:
         return Response(status_code=204, headers=headers)
