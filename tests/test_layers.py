@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     # domain and storage
     "db": 1, "access": 1, "city": 1, "ingest": 1, "tiles": 1, "features": 1, "cql2": 1, "risk": 1,
     "alerts": 1, "tasks": 1, "reporting": 1, "viz": 1, "sense": 1, "logredact": 1,
-    "exports": 1,
+    "exports": 1, "feed": 1,
     # runs of the simulations against the model
     "runs": 2,
     # entry points

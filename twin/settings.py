@@ -228,6 +228,15 @@ class Settings(BaseSettings):
             "a later one goes to the dead letters (twin.sense_dead_letter)."
         ),
     )
+    stream_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description=(
+            "How often (seconds) each /api/stream connection reads the change feed (alerts, "
+            "task transitions, tile versions) as its caller."
+        ),
+    )
     sta_page_size: int = Field(
         default=100, ge=1, le=10_000, description="SensorThings page size without $top."
     )

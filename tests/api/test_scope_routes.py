@@ -493,6 +493,9 @@ HIDDEN_ROUTES = {
     # an endless stream of new sensor readings: no people count and no scoped record
     # (sensors are a city-wide network, see check_sta_write); it needs "important" clearance
     ("GET", "/api/live"),
+    # alerts and task transitions as they change: read as the caller under row-level security
+    # (tests/api/test_stream.py checks that a district user gets nothing from another district)
+    ("GET", "/api/stream"),
     # the web map's own files (scripts, styles, the vendored MapLibre): no data at all
     ("GET", "/static/{name}"),
     ("GET", "/static/vendor/{name}"),

@@ -95,7 +95,8 @@ class Watched:
     def _failed(self, r: Any) -> None:
         # The live feed is an endless stream: leaving or reloading the page, or a new sign-in
         # replacing it, aborts it by design.
-        if r.url.endswith("/api/live") and "ERR_ABORTED" in (r.failure or ""):
+        path = r.url.split("?")[0]
+        if path.endswith(("/api/live", "/api/stream")) and "ERR_ABORTED" in (r.failure or ""):
             return
         self.failed.append(f"{r.url} {r.failure}")
 
@@ -352,4 +353,52 @@ def test_the_public_map_shows_aggregates_and_a_demo_link_signs_in(
     assert page.evaluate("api('/api/alerts?limit=1').then(r => r.count)") >= 0
     # The reload cancels what the old page still had in flight (its favicon): not a failure.
     watched.failed = [f for f in watched.failed if not f.endswith("net::ERR_ABORTED")]
+    watched.assert_clean()
+
+
+def test_a_new_alert_and_a_dispatched_task_appear_without_a_reload(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """The push channel (/api/stream): an alert committed by the rules (here: by SQL, as the
+    evaluation writes it) shows in the alert list, and a task dispatched to the open card's
+    patch shows in the card, within seconds and on the same page."""
+    _, cell = _task_cell(tiny_demo["url"])
+    lat, lon = h3.cell_to_latlng(cell)
+    page = watched.open(f"{server}/map?mode=grid&center={lon},{lat}&zoom=14")
+    page.evaluate("() => { window.sameDocument = true; }")
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#card[data-loaded=yes]", timeout=15_000)
+    page.wait_for_timeout(1500)  # the stream is open
+    message = f"pushed alert {time.monotonic_ns()}"
+    with psycopg.connect(tiny_demo["url"]) as c:
+        patch = c.execute(
+            "SELECT area_id FROM twin.cell_stats WHERE cell = twin.h3_from_hex(%s)", (cell,)
+        ).fetchone()
+        assert patch and patch[0] is not None
+        c.execute(
+            "INSERT INTO twin.alert (rule_id, dedup_key, level, area_id, message)"
+            " VALUES ('web-push', %s, 'red', %s, %s)",
+            (message, patch[0], message),
+        )
+        task = c.execute(
+            "INSERT INTO twin.task (title, area_id, cell) VALUES ('pushed task', %s,"
+            " twin.h3_from_hex(%s)) RETURNING id",
+            (patch[0], cell),
+        ).fetchone()
+        assert task
+        c.execute(
+            "INSERT INTO twin.task_transition (task_id, to_state, actor) VALUES (%s, 'open', 'test')",
+            (task[0],),
+        )
+        c.commit()
+    page.wait_for_function(
+        "(m) => [...document.querySelectorAll('#alerts li')].some((li) => li.textContent.includes(m))",
+        arg=message,
+        timeout=10_000,
+    )
+    page.wait_for_selector(f"#card .task[data-task='{task[0]}']", timeout=10_000)
+    assert page.evaluate("() => window.sameDocument === true")  # no reload happened
+    _shot(page, "pushed-alert-and-task")
     watched.assert_clean()

@@ -29,6 +29,7 @@ from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
+from twin.api.routers import stream as stream_router
 from twin.api.routers import tasks as tasks_router
 from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
 from twin.db.engine import DatabaseNotConfiguredError, database_url
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webmap.router)
     app.include_router(sta_router.router)
     app.include_router(live_router.router)
+    app.include_router(stream_router.router)
     error_docs.install(app)  # the error answers of every operation, in /openapi.json
     # The last added runs first: security headers on every answer (413 and 400 included),
     # then the Host check, then body limits before anything reads the body, then CORS.

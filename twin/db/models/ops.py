@@ -99,6 +99,12 @@ class Alert(Base):
     last_seen: Mapped[datetime] = now_default()
     acknowledged_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    tx: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+        index=True,
+        comment="id of the transaction that last wrote the row (change feed)",
+    )
 
 
 class Task(Base):
@@ -156,6 +162,12 @@ class TaskTransition(Base):
     to_area_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     note: Mapped[str | None] = mapped_column(sa.Text)
     at: Mapped[datetime] = now_default()
+    tx: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+        index=True,
+        comment="id of the transaction that last wrote the row (change feed)",
+    )
 
 
 class AppUser(Base):

@@ -387,6 +387,66 @@ async function followLive() {
   if (state.liveAbort === ctrl) setTimeout(followLive, 5000);
 }
 
+// ----------------------------------------------------------------------------- push channel
+// /api/stream pushes alerts, task transitions and tile-data version bumps as they commit,
+// scoped to the caller. Alert and task events carry ids: a reconnect passes the last one
+// (since=) and gets every change after it, so nothing is missed between two streams.
+function debounced(fn, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
+const refreshAlerts = debounced(() => loadAlerts().catch(console.warn), 300);
+const refreshCard = debounced(() => {
+  if (state.selected && !$("#card").hidden) openCard(state.selected).catch(console.warn);
+}, 300);
+const refreshTiles = debounced(() => {
+  // A layer's data changed: reload every vector source (bumps are rare: a risk compute, a run).
+  for (const id of Object.keys(state.map.getStyle().sources)) {
+    const source = state.map.getSource(id);
+    if (source && source.type === "vector" && source.url) source.setUrl(source.url);
+  }
+}, 500);
+async function followStream() {
+  if (!cleared("important")) return;
+  if (state.streamAbort) state.streamAbort.abort();
+  const ctrl = new AbortController();
+  state.streamAbort = ctrl;
+  let first = true;
+  try {
+    const q = state.streamCursor ? `?since=${encodeURIComponent(state.streamCursor)}` : "";
+    const r = await fetch(`/api/stream${q}`, {
+      headers: { Accept: "text/event-stream", ...authHeaders() }, signal: ctrl.signal });
+    if (!r.ok || !r.body) throw new Error(`stream: ${r.status}`);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      const events = buffer.split("\n\n");
+      buffer = events.pop();
+      for (const ev of events) {
+        const fields = Object.fromEntries(ev.split("\n").filter((l) => l && !l.startsWith(":"))
+          .map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]));
+        if (fields.id) state.streamCursor = fields.id;
+        if (fields.event === "alert") { state.streamed = (state.streamed || 0) + 1; refreshAlerts(); }
+        else if (fields.event === "task") { state.streamed = (state.streamed || 0) + 1; refreshCard(); }
+        else if (fields.event === "tiles") {
+          // the first tiles event is the current versions: only later ones are bumps
+          if (!first) refreshTiles();
+          first = false;
+        }
+      }
+    }
+    if (state.streamAbort === ctrl) setTimeout(followStream, 200); // streams end after a minute
+    return;
+  } catch (err) {
+    if (ctrl.signal.aborted) return;
+    console.warn(err);
+  }
+  if (state.streamAbort === ctrl) setTimeout(followStream, 5000);
+}
+
 async function runStorm(event) {
   event.preventDefault();
   const button = $("#run-storm");
@@ -592,6 +652,7 @@ async function start() {
   columnPaint($("#column-metric").value);
   setMode(params.get("mode"));
   await Promise.all([loadRuns(), loadRiskLayers(), loadAlerts(), loadSensors().catch(console.warn)]);
+  followStream();
   pickLatest("#flood-run");
   pickLatest("#traffic-run");
   pickLatest("#run-a");

@@ -1,0 +1,227 @@
+"""``/api/stream``: alerts and task transitions pushed as they commit, scoped to the caller, and
+resumable with ``Last-Event-ID`` without gaps, even when transactions commit out of order.
+
+What should arrive is decided here from the rows this test writes itself (on its own superuser
+connection) and from ``twin.area_subtree`` of each district, not from the feed under test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.scope_world import District, make_world
+from twin.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def world(tiny_settings: Settings) -> dict[str, District]:
+    return make_world(tiny_settings, "stream")
+
+
+def horizon(settings: Settings) -> str:
+    """A cursor before anything this test writes next (the oldest running transaction)."""
+    with psycopg.connect(settings.database_url) as c:
+        row = c.execute("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint").fetchone()
+    assert row is not None
+    return f"{row[0]}.0.0"
+
+
+def add_alert(c: psycopg.Connection, district: District, tag: str) -> int:
+    row = c.execute(
+        "INSERT INTO twin.alert (rule_id, dedup_key, level, area_id, message)"
+        " VALUES ('stream-test', %s, 'orange', %s, %s) RETURNING id",
+        (f"stream-{tag}-{time.monotonic_ns()}", district.patch, f"test alert {tag}"),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def write(settings: Settings, fn: Any) -> Any:
+    with psycopg.connect(settings.database_url) as c:
+        out = fn(c)
+        c.commit()
+    return out
+
+
+def events(
+    client: TestClient, *, headers: dict[str, str] | None = None, **params: Any
+) -> list[tuple[str | None, str, Any]]:
+    """(id, event, data) of each event until the stream closes (``limit`` / ``timeout``)."""
+    out: list[tuple[str | None, str, Any]] = []
+    current: dict[str, str] = {}
+    with client.stream("GET", "/api/stream", params=params, headers=headers or {}) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line:
+                if "event" in current:
+                    out.append((current.get("id"), current["event"], json.loads(current["data"])))
+                current = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                current[key] = value
+    return out
+
+
+def of_kind(got: list[tuple[str | None, str, Any]], kind: str) -> list[tuple[str | None, Any]]:
+    return [(i, d) for i, k, d in got if k == kind]
+
+
+def test_a_district_user_gets_only_its_own_district(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    a, b = world["A"], world["B"]
+    start = horizon(tiny_settings)
+    ids = write(
+        tiny_settings,
+        lambda c: [add_alert(c, d, d.key + str(n)) for n in range(2) for d in (b, a)],
+    )
+    mine = {"A": set(ids[1::2]), "B": set(ids[0::2])}
+    for d in (a, b):
+        got = events(tiny_client, headers=d.headers, since=start, timeout=3)
+        alerts = of_kind(got, "alert")
+        test_ids = {x["id"] for _, x in alerts if x["rule_id"] == "stream-test"}
+        assert test_ids == mine[d.key]
+        # and nothing at all outside the district, whatever else the twin did meanwhile
+        assert all(x["area_id"] in d.areas for _, x in alerts)
+        assert all(t["task"]["area"]["id"] in d.areas for _, t in of_kind(got, "task"))
+
+
+def test_task_transitions_reach_the_patch_and_no_one_else(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    a, b = world["A"], world["B"]
+    start = horizon(tiny_settings)
+
+    def dispatch(c: psycopg.Connection) -> int:
+        row = c.execute(
+            "INSERT INTO twin.task (title, area_id) VALUES ('stream test task', %s) RETURNING id",
+            (a.patch,),
+        ).fetchone()
+        assert row is not None
+        c.execute(
+            "INSERT INTO twin.task_transition (task_id, from_state, to_state, actor)"
+            " VALUES (%s, NULL, 'open', 'test'), (%s, 'open', 'accepted', 'test')",
+            (row[0], row[0]),
+        )
+        return int(row[0])
+
+    task_id = write(tiny_settings, dispatch)
+    got_a = [t for _, t in of_kind(events(tiny_client, headers=a.headers, since=start, timeout=3),
+                                   "task") if t["task_id"] == task_id]  # fmt: skip
+    assert [(t["from"], t["to"]) for t in got_a] == [(None, "open"), ("open", "accepted")]
+    assert got_a[0]["task"]["area"]["id"] == a.patch
+    got_b = events(tiny_client, headers=b.headers, since=start, timeout=3)
+    assert task_id not in {t["task_id"] for _, t in of_kind(got_b, "task")}
+
+
+def test_resume_misses_nothing_when_commits_come_out_of_order(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    a = world["A"]
+    start = horizon(tiny_settings)
+    # The first transaction starts (and takes its transaction id) first but commits last.
+    first = psycopg.connect(tiny_settings.database_url)
+    early = add_alert(first, a, "early")
+    late = write(tiny_settings, lambda c: add_alert(c, a, "late"))
+    got: list[tuple[str | None, str, Any]] = []
+
+    def listen() -> None:
+        got.extend(events(tiny_client, headers=a.headers, since=start, limit=2, timeout=20))
+
+    t = threading.Thread(target=listen)
+    t.start()
+    time.sleep(2.0)
+    # The later commit is held back while the earlier transaction may still commit below it.
+    assert not [x for _, x in of_kind(got, "alert") if x["id"] in (early, late)]
+    first.commit()
+    first.close()
+    t.join(25)
+    alerts = [(i, x["id"]) for i, x in of_kind(got, "alert")]
+    assert [x for _, x in alerts] == [early, late]
+    # Resuming after the first event gives the second, and after the second, nothing of ours.
+    first_id = alerts[0][0]
+    assert first_id is not None
+    again = events(tiny_client, headers={**a.headers, "Last-Event-ID": first_id}, timeout=2)
+    assert [x["id"] for _, x in of_kind(again, "alert")] == [late]
+    last_id = alerts[1][0]
+    assert last_id is not None
+    after = events(tiny_client, headers={**a.headers, "Last-Event-ID": last_id}, timeout=2)
+    assert not of_kind(after, "alert")
+
+
+def test_a_changed_alert_comes_again_with_its_new_status(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    a = world["A"]
+    start = horizon(tiny_settings)
+    alert = write(tiny_settings, lambda c: add_alert(c, a, "acked"))
+    write(
+        tiny_settings,
+        lambda c: c.execute(
+            "UPDATE twin.alert SET status = 'acknowledged', acknowledged_at = now() WHERE id = %s",
+            (alert,),
+        ),
+    )
+    got = events(tiny_client, headers=a.headers, since=start, timeout=3)
+    # one event per committed change; the row is read as it is now
+    statuses = [x["status"] for _, x in of_kind(got, "alert") if x["id"] == alert]
+    assert statuses == ["acknowledged"]
+    write(
+        tiny_settings,
+        lambda c: c.execute("UPDATE twin.alert SET status = 'resolved', resolved_at = now()"
+                            " WHERE id = %s", (alert,)),
+    )  # fmt: skip
+    last = [i for i, x in of_kind(got, "alert") if x["id"] == alert][-1]
+    assert last is not None
+    got = events(tiny_client, headers={**a.headers, "Last-Event-ID": last}, timeout=3)
+    assert [x["status"] for _, x in of_kind(got, "alert") if x["id"] == alert] == ["resolved"]
+
+
+def test_tile_versions_come_first_and_on_every_bump(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    a = world["A"]
+    got: list[tuple[str | None, str, Any]] = []
+
+    def listen() -> None:
+        got.extend(events(tiny_client, headers=a.headers, timeout=4))
+
+    t = threading.Thread(target=listen)
+    t.start()
+    time.sleep(1.5)
+    row = write(
+        tiny_settings,
+        lambda c: c.execute(
+            "UPDATE twin.layer_version SET version = version + 1"
+            " WHERE layer = (SELECT min(layer) FROM twin.layer_version)"
+            " RETURNING layer, version"
+        ).fetchone(),
+    )
+    t.join(10)
+    tiles = [d for _, k, d in got if k == "tiles"]
+    assert tiles and row[0] in tiles[0]  # the current versions first
+    assert any(d.get(row[0]) == row[1] for d in tiles[1:])  # then the bump
+
+
+@pytest.mark.parametrize(
+    ("headers", "params", "name"),
+    [
+        ({"Last-Event-ID": "not-an-id"}, {}, "Last-Event-ID"),
+        ({}, {"since": "1.7.3"}, "since"),
+        ({}, {"since": "99999999999999999999.0.1"}, "since"),
+    ],
+)
+def test_a_bad_cursor_is_a_400_naming_it(
+    tiny_client: TestClient, headers: dict[str, str], params: dict[str, str], name: str
+) -> None:
+    r = tiny_client.get("/api/stream", headers=headers, params=params)
+    assert r.status_code == 400
+    assert name in r.text
