@@ -228,6 +228,14 @@ class Settings(BaseSettings):
             "a later one goes to the dead letters (twin.sense_dead_letter)."
         ),
     )
+    live_alerts: bool = Field(
+        default=True,
+        description=(
+            "Evaluate the sensor alert rules (rain gauges, water levels) as readings arrive, "
+            "in the process that stores them (API or `twin sense run`), and dispatch tasks for "
+            'rules with dispatch = "auto".'
+        ),
+    )
     stream_poll_s: float = Field(
         default=0.5,
         gt=0,

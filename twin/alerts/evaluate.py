@@ -67,6 +67,7 @@ class Decision:
     repeat: list[Repeat] = field(default_factory=list)
     resolve: list[int] = field(default_factory=list)
     cooled: list[str] = field(default_factory=list)  # subjects held back by the cooldown
+    raised_ids: list[int] = field(default_factory=list)  # alerts that became active now
 
     def counts(self) -> dict[str, int]:
         return {
@@ -172,6 +173,7 @@ SELECT %(rule)s, %(key)s, %(subject)s, %(level)s, %(status)s, a.area, %(cell)s, 
 FROM (SELECT coalesce(twin.area_at_level(%(patch)s, %(area_level)s), %(patch)s) AS area) a
 WHERE twin.scope_allows(a.area)
 ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO NOTHING
+RETURNING id
 """
 
 # An escalation moves the alert to the parent area only where the scope allows the parent.
@@ -201,8 +203,11 @@ def _write(conn: psycopg.Connection, rule: Rule, d: Decision, at: datetime) -> D
              "threshold": rule.threshold, "message": _message(rule, r), "run": r.run_id,
              "at": at},
         )  # fmt: skip
-        if cur.rowcount:
+        row = cur.fetchone()
+        if row is not None:
             done.create.append((r, status))
+            if status == "active":
+                done.raised_ids.append(int(row[0]))
     for a in d.repeat:
         cur = conn.execute(
             REPEAT_SQL,
@@ -212,6 +217,8 @@ def _write(conn: psycopg.Connection, rule: Rule, d: Decision, at: datetime) -> D
         )  # fmt: skip
         if cur.rowcount:
             done.repeat.append(a)
+            if a.activated:
+                done.raised_ids.append(a.alert_id)
     if d.resolve:
         cur = conn.execute(
             "UPDATE twin.alert SET status = 'resolved', resolved_at = %s WHERE id = ANY(%s)"
@@ -239,8 +246,12 @@ def evaluate_on(
     *,
     at: datetime | None = None,
     only: list[str] | None = None,
+    raised: dict[str, list[int]] | None = None,
 ) -> dict[str, dict[str, int]]:
     """:func:`evaluate` in ``conn``'s transaction (not committed here).
+
+    ``raised``, when given, receives per rule the ids of the alerts that became active at this
+    evaluation (new ones, and pending ones activated): those to dispatch tasks for.
 
     On a connection running as a scoped caller (``twin.access.principal.act_as``) row-level security
     limits the evaluation to the caller's scope: only the alerts it may see are repeated,
@@ -269,7 +280,10 @@ def evaluate_on(
             ).fetchall()
         }  # fmt: skip
         d = decide(rule, readings, open_alerts, cooled)
-        out[rule.id] = _write(conn, rule, d, at).counts()
+        done = _write(conn, rule, d, at)
+        out[rule.id] = done.counts()
+        if raised is not None and done.raised_ids:
+            raised[rule.id] = done.raised_ids
     return out
 
 

@@ -23,6 +23,7 @@ from twin.risk.specfile import SpecFileError, read_toml, require
 
 AREA_LEVELS = ("city", "district", "street", "community", "grid")
 OPS = (">", ">=", "<", "<=")
+DISPATCH = ("none", "auto")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -46,6 +47,9 @@ class Rule:
     auto_resolve: bool = True
     params: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    # "auto": each alert this rule raises gets a task dispatched to the alert's area at once
+    # (twin.alerts.watch, as readings arrive); "none": people dispatch.
+    dispatch: str = "none"
 
     def holds(self, value: float) -> bool:
         """Whether ``value`` crosses the threshold."""
@@ -63,7 +67,7 @@ class Rule:
             "op": self.op, "threshold": self.threshold, "area_level": self.area_level,
             "level": self.level, "sensitivity": self.sensitivity,
             "cooldown_s": self.cooldown.total_seconds(), "escalate_after": self.escalate_after,
-            "auto_resolve": self.auto_resolve, "params": self.params,
+            "auto_resolve": self.auto_resolve, "params": self.params, "dispatch": self.dispatch,
         }  # fmt: skip
 
 
@@ -113,6 +117,9 @@ def read_rule(path: Path) -> Rule:
     auto = doc.get("auto_resolve", True)
     if not isinstance(auto, bool):
         raise RuleError(path, "auto_resolve", f"true or false, got {auto!r}")
+    dispatch = doc.get("dispatch", "none")
+    if dispatch not in DISPATCH:
+        raise RuleError(path, "dispatch", f"one of {DISPATCH}, got {dispatch!r}")
     params = doc.get("params", {})
     if not isinstance(params, dict):
         raise RuleError(path, "params", "expected a table")
@@ -131,7 +138,7 @@ def read_rule(path: Path) -> Rule:
         id=rule_id, title=_req(doc, "title", str, path), title_zh=str(doc.get("title_zh", "")),
         indicator=indicator, threshold=threshold, op=op, area_level=area_level, level=level,
         sensitivity=sensitivity, cooldown=cooldown, escalate_after=escalate, auto_resolve=auto,
-        params=merged, path=str(path),
+        params=merged, path=str(path), dispatch=dispatch,
     )  # fmt: skip
 
 

@@ -62,13 +62,33 @@ def run(
         fail(str(exc), 2)
     base = base_url or f"http://{settings.host}:{settings.port}/sta/v1.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    bridge = Bridge(url, _db_url(), base=base, selects=settings.mqtt_selects,
+    from twin.alerts.rules import load_rules
+    from twin.alerts.watch import RuleWatch, watching
+    from twin.sense.live import LiveHub
+
+    db_url = _db_url()
+    hub = LiveHub()
+    bridge = Bridge(url, db_url, base=base, selects=settings.mqtt_selects, hub=hub,
                     batch_size=batch_size, publish_back=publish,
                     future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
+    watch = None
+    if settings.live_alerts:
+        watch = RuleWatch(db_url, load_rules(settings.rules_dir)[0], hub=hub)
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            if watch is not None:
+                await stack.enter_async_context(watching(watch))
+            await bridge.run()
+
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(bridge.run())
-    typer.echo(json.dumps(bridge.stats.as_dict()))
+        asyncio.run(main())
+    out = bridge.stats.as_dict()
+    if watch is not None:
+        out["alerts"] = {"evaluations": watch.stats.evaluations, "raised": watch.stats.raised,
+                         "dispatched": watch.stats.dispatched}  # fmt: skip
+    typer.echo(json.dumps(out))
 
 
 async def _broker_answers(url: str) -> str:

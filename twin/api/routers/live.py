@@ -9,6 +9,7 @@ proxies from closing an idle stream. A stream lasts at most a minute (the client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -19,6 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 
+from twin.alerts.rules import load_rules
+from twin.alerts.watch import RuleWatch, watching
 from twin.api.deps import require
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.sense.bridge import ORIGIN, Bridge, running
@@ -43,15 +46,25 @@ def hub_of(app: Any) -> LiveHub:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     hub = hub_of(app)
-    if not settings.mqtt_url:
-        yield
-        return
     try:
         url = database_url(settings)
     except DatabaseNotConfiguredError as exc:
-        log.warning("not starting the MQTT bridge: %s", exc)
+        if settings.mqtt_url:
+            log.warning("not starting the MQTT bridge: %s", exc)
         yield
         return
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.live_alerts:
+            rules, _ = load_rules(settings.rules_dir)
+            watch = app.state.rule_watch = RuleWatch(url, rules, hub=hub)
+            await stack.enter_async_context(watching(watch))
+        if settings.mqtt_url:
+            await stack.enter_async_context(_bridge(app, settings, url, hub))
+        yield
+
+
+@asynccontextmanager
+async def _bridge(app: FastAPI, settings: Any, url: str, hub: LiveHub) -> AsyncIterator[None]:
     base = f"http://{settings.host}:{settings.port}/sta/v1.1"
     bridge = Bridge(settings.mqtt_url, url, base=base, hub=hub, selects=settings.mqtt_selects,
                     future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip

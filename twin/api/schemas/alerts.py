@@ -55,6 +55,9 @@ class Rule(BaseModel):
     escalate_after: int | None = Field(None, description="hits before escalating (none: never)")
     auto_resolve: bool = Field(description="resolve when the condition clears")
     params: dict[str, Any] = Field(description="rule parameters (open: depend on the indicator)")
+    dispatch: str = Field(
+        "none", description="auto: a task is dispatched for each alert raised; none: by people"
+    )
 
 
 class RuleError(BaseModel):
