@@ -235,3 +235,33 @@ def test_a_revoked_device_leaves_the_password_file(db: str, tmp_path: Path) -> N
     assert "dev-gone:" in before.passwd and f"Datastreams({ds})" in before.acl
     assert "dev-gone" not in after.passwd and "dev-gone" not in after.acl
     assert after.devices == before.devices - 1
+
+
+def test_the_cli_lists_grants_and_takes_the_bridge_password_from_the_url(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = make_sensor(db, "dev-cli-a"), make_sensor(db, "dev-cli-b")
+    monkeypatch.setenv("TWIN_DATABASE_URL", db)
+    monkeypatch.setenv("TWIN_MQTT_URL", "mqtt://bridge-7:from%40url@127.0.0.1:1")
+    runner = CliRunner()
+    r = runner.invoke(app, ["sense", "device", "add", "dev-cli", "-d", str(a)])
+    assert r.exit_code == 0, r.output
+    assert "shown once" in r.output and "twin_" in r.output
+    r = runner.invoke(app, ["sense", "device", "grant", "dev-cli", "-d", str(b), "--remove",
+                            str(a), "--json"])  # fmt: skip
+    assert r.exit_code == 0 and json.loads(r.output)["datastreams"] == [b]
+    r = runner.invoke(app, ["sense", "device", "list", "--json"])
+    listed = {d["name"]: d for d in json.loads(r.output)["devices"]}
+    assert listed["dev-cli"]["datastreams"] == [b] and "mqtt_password_hash" not in r.output
+    r = runner.invoke(app, ["sense", "device", "add", "dev-cli2", "-d", "99999999"])
+    assert r.exit_code == 2 and "99999999" in r.output
+    r = runner.invoke(app, ["sense", "acl", "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.output)
+    assert body["bridge_user"] == "bridge-7" and "bridge_password" not in body
+    first = (tmp_path / "passwd").read_text().splitlines()[0]
+    name, hashed = first.split(":", 1)
+    assert name == "bridge-7" and mosquitto_verify("from@url", hashed)
+    assert (tmp_path / "passwd").stat().st_mode & 0o777 == 0o600
+    assert f"topic write v1.1/Datastreams({b})/Observations" in (tmp_path / "acl").read_text()
+    assert f"topic write v1.1/Datastreams({a})/" not in (tmp_path / "acl").read_text()
