@@ -187,3 +187,18 @@ def test_a_granted_datastream_is_writable_at_once(
                     headers=auth(world["B"]))  # fmt: skip
     assert r.status_code == 201, r.text
     assert count(settings, c) == 1
+
+
+def test_the_api_role_reads_no_password_hash_and_writes_no_device(
+    settings: Settings, world: dict[str, Any]
+) -> None:
+    with psycopg.connect(settings.database_url or "") as conn:
+        conn.execute("SET ROLE twin_api")
+        assert conn.execute("SELECT count(*) FROM twin.sense_device_datastream").fetchone()
+        assert conn.execute("SELECT name FROM twin.sense_device ORDER BY id").fetchall() == [
+            ("gauge-A",), ("gauge-B",)]  # fmt: skip
+        for stmt in ("SELECT mqtt_password_hash FROM twin.sense_device",
+                     "UPDATE twin.sense_device SET name = 'x'",
+                     "DELETE FROM twin.sense_device_datastream"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(stmt)
