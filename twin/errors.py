@@ -32,6 +32,16 @@ class ForbiddenError(TwinError):
     """The caller's role does not allow this."""
 
 
+class DatastreamNotOwnedError(ForbiddenError):
+    """A device wrote (or tried to) a datastream that is not one of its own."""
+
+    def __init__(self, device: str, datastream: int) -> None:
+        super().__init__(f"device {device!r} may not write Datastreams({datastream}): it is not "
+                         "one of its datastreams")  # fmt: skip
+        self.device = device
+        self.datastream = datastream
+
+
 class ConflictError(TwinError):
     """The request conflicts with the current state (an illegal task transition, say)."""
 

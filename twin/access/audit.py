@@ -3,6 +3,9 @@ when, which area and from which client address. Written in the request's own tra
 a change and its audit row commit (or roll back) together; the client comes from the
 transaction's ``twin.client`` setting (``twin.access.principal.CALLER_SQL``) unless given.
 
+A refused attempt (a device writing a datastream not its own) is recorded apart, in a
+transaction of its own (:func:`record_apart`), since the request's transaction rolls back.
+
 Tile reads of core layers are too many for a round trip each: :class:`AuditBuffer` keeps them
 in memory and writes them in one statement every ``TWIN_AUDIT_FLUSH_SECONDS`` (and when the
 server stops). A process killed outright loses at most that interval of tile audit rows.
@@ -22,7 +25,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from twin.access.principal import Principal
+from twin.access.principal import CALLER_SQL, Principal, caller_params
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,23 @@ async def record(
 ) -> None:
     """Append one audit row (``action`` e.g. ``task.update``; ``resource`` e.g. ``task/12``)."""
     await conn.execute(INSERT_SQL, _row(who, action, resource, area_id, client, detail))
+
+
+async def record_apart(
+    pool: AsyncConnectionPool,
+    who: Principal,
+    role: str,
+    action: str,
+    resource: str,
+    *,
+    client: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """:func:`record` in a transaction of its own, as ``who`` under ``role``: the trace of a
+    refused attempt, whose request's own transaction rolls back with the refusal."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(CALLER_SQL, caller_params(who, role, client))
+        await record(conn, who, action, resource, client=client, detail=detail)
 
 
 def record_sync(

@@ -60,6 +60,8 @@ TABLES: dict[str, str] = {
     "app_user": "core",
     "audit_log": "core",
     "person": "core",
+    "sense_device": "core",  # devices' credentials (like app_user)
+    "sense_device_datastream": "core",  # who may write which datastream
 }
 
 #: Clearance of each signed-in role (the public role's comes from the settings).

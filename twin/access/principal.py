@@ -4,7 +4,9 @@ A request without a token is the anonymous public principal: aggregates only, pe
 below k suppressed. A bearer token stands for a user (``twin.access.tokens``): a role, and a
 scope of admin areas (with everything under them) that limits every read and write; an empty
 scope is the whole city. The scope reaches PostgreSQL as the setting ``twin.scope`` of the request's
-transaction, where row-level security applies it (``twin/db/sql/access_v1.sql``).
+transaction, where row-level security applies it (``twin/db/sql/access_v1.sql``). A device or
+gateway is a user too, owning a set of datastreams: the only ones it may write
+(``twin.sense.devices``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Principal:
     scope_roots: tuple[int, ...] = ()  # the areas named in the user's scope
     # What a caller without a token may read (TWIN_PUBLIC_CLEARANCE); ignored for users.
     public_clearance: str = "general"
+    # A device or gateway (``twin.sense_device``): the datastreams it owns, the only ones it
+    # may write; None for a principal that is not a device.
+    datastreams: frozenset[int] | None = None
 
     @property
     def clearance(self) -> str:
@@ -81,6 +86,15 @@ class Principal:
     def can_operate(self) -> bool:
         """Dispatch tasks, change their state, acknowledge alerts."""
         return self.role in ("operator", "admin")
+
+    @property
+    def device(self) -> bool:
+        """Whether this principal is a device or gateway (writes only its own datastreams)."""
+        return self.datastreams is not None
+
+    def owns_datastream(self, datastream: int) -> bool:
+        """Whether a device may write ``datastream`` (False for every non-device)."""
+        return self.datastreams is not None and datastream in self.datastreams
 
     @property
     def anonymous(self) -> bool:

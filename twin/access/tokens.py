@@ -155,8 +155,12 @@ PRINCIPAL_SQL = """
 SELECT u.id, u.name, u.role, u.disabled, u.scope,
        CASE WHEN cardinality(u.scope) = 0 THEN NULL ELSE
            (SELECT array_agg(DISTINCT s) FROM unnest(u.scope) r, twin.area_subtree(r) s)
-       END AS areas
-FROM twin.app_user u WHERE u.token_hash = %s
+       END AS areas,
+       (SELECT coalesce(array_agg(dd.sensor_id), '{}') FROM twin.sense_device_datastream dd
+        WHERE dd.device_id = d.id) AS datastreams,
+       d.id IS NOT NULL AS device
+FROM twin.app_user u LEFT JOIN twin.sense_device d ON d.user_id = u.id
+WHERE u.token_hash = %s
 """
 
 
@@ -183,6 +187,7 @@ async def principal_for_token(
             name=row["name"], role=row["role"], user_id=row["id"],
             scope=frozenset(int(a) for a in row["areas"] or ()),
             scope_roots=tuple(int(a) for a in row["scope"] or ()),
+            datastreams=frozenset(int(s) for s in row["datastreams"]) if row["device"] else None,
         )  # fmt: skip
         await conn.execute(
             "UPDATE twin.app_user SET last_used_at = now() WHERE id = %s", (row["id"],)

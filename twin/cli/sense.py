@@ -1,5 +1,7 @@
-"""``twin sense ...``: the MQTT bridge of the SensorThings API (``run``) and where sensing
-stands (``status``): datastreams, readings, the latest one, and whether the broker answers.
+"""``twin sense ...``: the MQTT bridge of the SensorThings API (``run``), where sensing
+stands (``status``: datastreams, readings, the latest one, whether the broker answers), the
+devices that may write (``device add | list | grant | password``) and the broker's password
+and ACL files that hold them to their own datastreams (``acl``).
 
 ``twin serve`` also runs the bridge, in the API process, when ``TWIN_MQTT_URL`` is set; run
 ``twin sense run`` instead when the API runs with several workers or elsewhere.
@@ -11,16 +13,23 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 import typer
 
+from twin.access.tokens import AuthError
 from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 
 sense_app = typer.Typer(help="Sensor data in: the MQTT bridge and its status.",
                         no_args_is_help=True)  # fmt: skip
+device_app = typer.Typer(help="Devices and gateways: their tokens, MQTT passwords and datastreams.",
+                         no_args_is_help=True)  # fmt: skip
+sense_app.add_typer(device_app, name="device")
+T = TypeVar("T")
 MqttOpt = Annotated[
     str | None,
     typer.Option("--mqtt-url", help="Broker, e.g. mqtt://127.0.0.1:1883 (TWIN_MQTT_URL)."),
@@ -130,3 +139,126 @@ def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
     }  # fmt: skip
     human = "\n".join(f"{k:>24}: {v}" for k, v in result.items())
     emit(result, as_json, human)
+
+
+def _with_conn(work: Callable[[psycopg.Connection], T]) -> T:
+    url = _db_url()
+    try:
+        with psycopg.connect(url) as conn:
+            return work(conn)
+    except AuthError as exc:
+        fail(str(exc), code=2)
+    except psycopg.OperationalError as exc:
+        fail(f"database unavailable: {str(exc).splitlines()[0]}")
+
+
+DatastreamOpt = Annotated[
+    list[int],
+    typer.Option("--datastream", "-d", min=1, help="A Datastream's @iot.id (repeat for more)."),
+]
+
+
+@device_app.command("add")
+def device_add(
+    name: Annotated[str, typer.Argument(help="Device name: its user and MQTT user name.")],
+    datastream: DatastreamOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a device owning the datastreams; print its bearer token (HTTP) and MQTT password
+    once (only their hashes are kept). Run `twin sense acl` and reload the broker after."""
+    from twin.sense.devices import add_device
+
+    row, token, password = _with_conn(lambda c: add_device(c, name, datastream))
+    emit({**row, "token": token, "mqtt_password": password}, as_json,
+         f"device {row['name']} created, datastreams {', '.join(map(str, row['datastreams']))}.\n"
+         f"HTTP token (shown once): {token}\nMQTT user {row['name']}, password (shown once): "
+         f"{password}\nnext: twin sense acl --out DIR, then reload the broker")  # fmt: skip
+
+
+@device_app.command("list")
+def device_list(as_json: JsonOpt = False) -> None:
+    """Devices with their datastreams and state (never a secret)."""
+    from twin.sense.devices import list_devices
+
+    rows = _with_conn(list_devices)
+    lines = [f"{r['id']:>4}  {r['name']:<24} {'revoked' if r['disabled'] else 'active':<8} "
+             f"{','.join(map(str, r['datastreams']))}" for r in rows]  # fmt: skip
+    emit({"devices": rows}, as_json, "\n".join(lines) or "no devices")
+
+
+@device_app.command("grant")
+def device_grant(
+    name: str,
+    datastream: Annotated[
+        list[int] | None, typer.Option("--datastream", "-d", min=1, help="Datastream to add.")
+    ] = None,
+    remove: Annotated[
+        list[int] | None, typer.Option("--remove", min=1, help="Datastream to take away.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add (or take away) datastreams of a device; run `twin sense acl` after for MQTT."""
+    from twin.sense.devices import set_datastreams
+
+    if not datastream and not remove:
+        fail("give --datastream ID or --remove ID", 2)
+    ids = _with_conn(lambda c: set_datastreams(c, name, datastream or [], remove))
+    emit({"name": name, "datastreams": ids}, as_json,
+         f"device {name}: datastreams {', '.join(map(str, ids)) or 'none'}")  # fmt: skip
+
+
+@device_app.command("password")
+def device_password(name: str, as_json: JsonOpt = False) -> None:
+    """Issue a new MQTT password for a device and print it once (`twin users token NAME` issues
+    a new HTTP token; `twin users revoke NAME` revokes both at the next `twin sense acl`)."""
+    from twin.sense.devices import new_device_password
+
+    password = _with_conn(lambda c: new_device_password(c, name))
+    emit({"name": name, "mqtt_password": password}, as_json,
+         f"new MQTT password for {name} (shown once): {password}")  # fmt: skip
+
+
+@sense_app.command("acl")
+def acl(
+    out: Annotated[Path, typer.Option("--out", help="Directory for passwd, acl, mosquitto.conf.")],
+    mqtt_url: MqttOpt = None,
+    bridge_user: Annotated[
+        str | None,
+        typer.Option(
+            help="The bridge's MQTT user; default the user of TWIN_MQTT_URL, else twin-bridge."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write Mosquitto's password file, ACL file and mosquitto.conf snippet.
+
+    Each active device may write only its own datastreams' Observations; the bridge reads
+    them all and writes the fan-out topics. Reload the broker (SIGHUP) after."""
+    from twin.sense.bridge import parse_mqtt_url
+    from twin.sense.devices import BRIDGE_USER, broker_files, new_password
+
+    settings = load_settings()
+    url = mqtt_url or settings.mqtt_url
+    broker = None
+    if url:
+        try:
+            broker = parse_mqtt_url(url)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    user = bridge_user or (broker.username if broker and broker.username else BRIDGE_USER)
+    given = broker.password if broker and broker.username == user else None
+    password = given or new_password()
+    files = _with_conn(
+        lambda c: broker_files(
+            c, out, bridge_password=password, bridge_user=user, selects=settings.mqtt_selects
+        )
+    )
+    paths = files.write(out)
+    result: dict[str, Any] = {"files": [str(p) for p in paths], "devices": files.devices,
+                              "bridge_user": user}  # fmt: skip
+    human = f"wrote {', '.join(str(p) for p in paths)} ({files.devices} devices)"
+    if given is None:
+        result["bridge_password"] = password
+        human += (f"\nbridge password (shown once): {password}\nrun the bridge with "
+                  f"TWIN_MQTT_URL=mqtt://{user}:<password>@HOST:PORT")  # fmt: skip
+    emit(result, as_json, human + "\nreload the broker (SIGHUP) to apply")

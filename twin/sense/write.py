@@ -4,6 +4,10 @@ batch form (``POST CreateObservations``).
 
 Observations are stored with ``ON CONFLICT DO NOTHING`` on (datastream, phenomenon time), so a
 replayed reading is harmless: its answer is the row already there.
+
+A device or gateway (``twin.sense.devices``) writes only its own datastreams: given the caller
+(``who``), an Observation of another datastream raises
+:class:`~twin.errors.DatastreamNotOwnedError` before anything is written.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 import shapely.geometry
 from psycopg import AsyncConnection, sql
 
+from twin.access.principal import Principal
 from twin.db.models.observe import SENSOR_KINDS
+from twin.errors import DatastreamNotOwnedError
 from twin.sense.odata import ODataError, parse_time
 
 MAX_TEXT = 10_000
@@ -363,10 +369,18 @@ async def store_counted(
     return [r[1] for r in await cur.fetchall()], len(new)
 
 
+def check_owner(who: Principal | None, datastream: int) -> None:
+    """Refuse a device writing a datastream that is not its own (others: their role decides)."""
+    if who is not None and who.device and not who.owns_datastream(datastream):
+        raise DatastreamNotOwnedError(who.name, datastream)
+
+
 async def create_observation(
-    conn: AsyncConnection, body: Any, *, datastream: int | None = None
-) -> int:
+    conn: AsyncConnection, body: Any, *, datastream: int | None = None,
+    who: Principal | None = None,
+) -> int:  # fmt: skip
     reading, foi = reading_from(body, datastream=datastream)
+    check_owner(who, reading.datastream)
     await _exists(conn, "twin.sensor", reading.datastream, "Observation.Datastream")
     if foi is not None:
         feature = await create_feature(conn, foi, "Observation.FeatureOfInterest")
@@ -375,9 +389,10 @@ async def create_observation(
 
 
 async def create_observations(
-    conn: AsyncConnection, body: Any, base: str
+    conn: AsyncConnection, body: Any, base: str, *, who: Principal | None = None
 ) -> tuple[list[str], list[int]]:
-    """The dataArray form: a selfLink (or "error: ...") per row, and the stored ids."""
+    """The dataArray form: a selfLink (or "error: ...") per row, and the stored ids. A device
+    naming a datastream not its own refuses the whole request."""
     if not isinstance(body, list):
         raise BadEntity("CreateObservations: expected a JSON list of dataArray objects")
     answers: list[str] = []
@@ -389,6 +404,7 @@ async def create_observations(
         ds = _ref(item.get("Datastream"))
         if ds is None:
             raise BadEntity(f'{where}.Datastream: required, as {{"@iot.id": n}}')
+        check_owner(who, ds)
         await _exists(conn, "twin.sensor", ds, f"{where}.Datastream")
         components = item.get("components")
         if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
@@ -454,13 +470,15 @@ PARENT_REF = {
 
 
 async def create(conn: AsyncConnection, entity_set: str, body: Any, *,
-                 parent: tuple[str, str, int] | None = None) -> int:  # fmt: skip
-    """POST ``body`` to ``entity_set`` (or to ``Parent(id)/Nav``): the new entity's id."""
+                 parent: tuple[str, str, int] | None = None,
+                 who: Principal | None = None) -> int:  # fmt: skip
+    """POST ``body`` to ``entity_set`` (or to ``Parent(id)/Nav``): the new entity's id
+    (``who``: the caller, held to its own datastreams if it is a device)."""
     body = _obj(body, entity_set)
     if parent is not None:
         parent_set, nav, parent_id = parent
         if (parent_set, nav) == ("Datastreams", "Observations"):
-            return await create_observation(conn, body, datastream=parent_id)
+            return await create_observation(conn, body, datastream=parent_id, who=who)
         key_many = PARENT_REF.get((parent_set, nav))
         if key_many is None:
             raise BadEntity(f"cannot create through {parent_set}(id)/{nav}")
@@ -468,7 +486,7 @@ async def create(conn: AsyncConnection, entity_set: str, body: Any, *,
         ref = {"@iot.id": parent_id}
         body = {**body, key: [ref] if many else ref}
     if entity_set == "Observations":
-        return await create_observation(conn, body)
+        return await create_observation(conn, body, who=who)
     creator = CREATORS.get(entity_set)
     if creator is None:
         raise BadEntity(f"{entity_set} cannot be created directly")

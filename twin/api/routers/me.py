@@ -27,4 +27,5 @@ async def me(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, 
         "can_see_people": who.can_see_people,
         "can_run_simulations": who.may_run_simulations(settings.open_simulations),
         "can_operate": who.may_operate(settings.open_operations),
+        "datastreams": sorted(who.datastreams) if who.datastreams is not None else None,
     }

@@ -3,7 +3,9 @@
 Thin handlers over ``twin.sense``: every statement runs on the request's connection, as the
 caller under row-level security. Sensors and their readings are important data: reads need
 that clearance, writes the operator right (``TWIN_OPEN_OPERATIONS`` opens them to callers
-without a token in a demo).
+without a token in a demo). A device's token (``twin sense device add``) may create only
+Observations of the device's own datastreams, whatever its role; any other write is a 403,
+recorded in the audit log (``sta.refused``) in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from twin.access import audit
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
+from twin.access.principal import Principal
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, require
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.live import hub_of
+from twin.errors import DatastreamNotOwnedError
 from twin.sense import query, write
 from twin.sense.bridge import observation_json
 from twin.sense.entities import SETS
 from twin.sense.odata import ODataError, parse_options
+from twin.settings import Settings
 
 PREFIX = "/sta/v1.1"
 router = APIRouter(
@@ -75,9 +80,33 @@ async def read(path: str, request: Request, conn: Conn, settings: SettingsDep) -
         raise _bad(exc) from None
 
 
-def _may_write(who: Any, settings: Any) -> None:
-    if not who.may_operate(settings.open_operations):
+def _may_write(who: Principal, settings: Settings) -> None:
+    """Operators (and callers without a token where TWIN_OPEN_OPERATIONS says so); a device
+    writes its own datastreams' Observations whatever its role (checked per datastream)."""
+    if not who.device and not who.may_operate(settings.open_operations):
         raise ForbiddenError("creating SensorThings entities needs the operator role")
+
+
+async def _device_may_create(request: Request, who: Principal, settings: Settings,
+                             entity_set: str, resource: str) -> None:  # fmt: skip
+    if who.device and entity_set != "Observations":
+        exc = ForbiddenError(f"device {who.name!r} may create only Observations of its own "
+                             f"datastreams, not {entity_set}")  # fmt: skip
+        await _refused(request, who, settings, exc, resource)
+        raise exc
+
+
+async def _refused(request: Request, who: Principal, settings: Settings, exc: ForbiddenError,
+                   resource: str) -> None:  # fmt: skip
+    """The audit row of a device's refused write, committed although the request rolls back."""
+    datastream = getattr(exc, "datastream", None)
+    if datastream is not None:
+        resource = f"sta/Datastreams({datastream})"
+    await audit.record_apart(
+        request.app.state.pool, who, settings.api_db_role, "sta.refused", resource,
+        client=client_address(request),
+        detail={"reason": str(exc), "device": who.name, "datastream": datastream, "via": "http"},
+    )  # fmt: skip
 
 
 @router.post("/CreateObservations", status_code=201, summary="Observations, dataArray form")
@@ -90,9 +119,12 @@ async def create_observations(
     _may_write(who, settings)
     base = base_url(request)
     try:
-        answers, ids = await write.create_observations(conn, body, base)
+        answers, ids = await write.create_observations(conn, body, base, who=who)
     except write.BadEntity as exc:
         raise _bad(exc) from None
+    except DatastreamNotOwnedError as exc:
+        await _refused(request, who, settings, exc, "sta/CreateObservations")
+        raise
     if ids:
         tasks.add_task(_publish_ids, request, ids)
     return answers
@@ -109,12 +141,14 @@ async def create(
     base = base_url(request)
     try:
         target = query.parse_path(path)
+        await _device_may_create(request, who, settings, target.entity_set.name,
+                                 f"sta/{path}"[:300])  # fmt: skip
         if target.ident is not None:
             raise write.BadEntity("POST goes to an entity set, not to one entity")
         parent = None
         if target.parent_set is not None and target.nav is not None:
             parent = (target.parent_set.name, target.nav.name, target.parent_id or 0)
-        ident = await write.create(conn, target.entity_set.name, body, parent=parent)
+        ident = await write.create(conn, target.entity_set.name, body, parent=parent, who=who)
         es = target.entity_set
         created = await query.read(
             conn, query.Path(es, ident), parse_options({}), base=base,
@@ -124,6 +158,9 @@ async def create(
         raise NotFoundError(str(exc)) from None
     except (ODataError, write.BadEntity) as exc:
         raise _bad(exc) from None
+    except DatastreamNotOwnedError as exc:
+        await _refused(request, who, settings, exc, f"sta/{path}"[:300])
+        raise
     response.headers["Location"] = f"{base}/{es.name}({ident})"
     if es.name == "Observations":
         tasks.add_task(_publish_ids, request, [ident])

@@ -14,3 +14,7 @@ class Me(BaseModel):
     can_see_people: bool = Field(description="may read unsuppressed people counts")
     can_run_simulations: bool = Field(description="may start simulation runs")
     can_operate: bool = Field(description="may dispatch tasks and change alerts")
+    datastreams: list[int] | None = Field(
+        default=None,
+        description="a device's own datastreams, the only ones it may write; null: not a device",
+    )

@@ -37,6 +37,8 @@ from twin.db.models.sim import (
 )
 from twin.db.models.sta import (
     SenseDeadLetter,
+    SenseDevice,
+    SenseDeviceDatastream,
     StaFeature,
     StaHistoricalLocation,
     StaLocation,
@@ -78,6 +80,8 @@ __all__ = [
     "RoadLink",
     "RoadNode",
     "SenseDeadLetter",
+    "SenseDevice",
+    "SenseDeviceDatastream",
     "Sensor",
     "SimRun",
     "StaFeature",

@@ -135,3 +135,34 @@ class SenseDeadLetter(Base):
     raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
     datastream_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     username: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class SenseDevice(Base):
+    """A device or gateway: its user (the bearer token, ``app_user``), its MQTT password (the
+    broker's PBKDF2-SHA512 ``$7$`` hash, never the password) and, in
+    ``sense_device_datastream``, the datastreams it may write."""
+
+    __tablename__ = "sense_device"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text, unique=True, comment="its MQTT user name")
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("app_user.id", ondelete="CASCADE"), unique=True
+    )
+    mqtt_password_hash: Mapped[str] = mapped_column(sa.Text, comment="mosquitto $7$ format")
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+
+
+class SenseDeviceDatastream(Base):
+    """A datastream (``sensor``) a device owns: the only ones it may write."""
+
+    __tablename__ = "sense_device_datastream"
+
+    device_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sense_device.id", ondelete="CASCADE"), primary_key=True
+    )
+    sensor_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sensor.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
