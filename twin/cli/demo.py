@@ -49,6 +49,13 @@ def demo(
         float, typer.Option(help="Return period of the demo storm (years); 0: no storm.")
     ] = 50.0,
     storm_duration: Annotated[str, typer.Option(help="Duration of the demo storm.")] = "1h",
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="While serving: a private MQTT broker, the bridge, and the recorded "
+            "storm replayed to the rain gauges and water levels at 60x, on a loop."
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Database up, demo city generated and loaded, joined onto H3 cells, a design storm run
@@ -142,7 +149,49 @@ def demo(
     if no_serve:
         return
     console.print(f"API: {base}/docs, {base}/healthz; Ctrl-C stops the server")
-    run_server(settings)
+    if not live or settings.workers > 1:
+        run_server(settings)
+        return
+    _serve_live(settings, console, seed)
+
+
+def _serve_live(settings: Settings, console: Any, seed: int) -> None:
+    """Serve with the live loop: a private broker (unless TWIN_MQTT_URL names one), the bridge
+    in the API process, and the demo storm replayed over MQTT at 60x in a background thread."""
+    import contextlib
+    import threading
+    import time
+
+    from twin.sense.broker import BrokerError, private_broker
+    from twin.sense.replay import DEMO_SENSORS_SQL, demo_sensors, read_replay, replay, storm_file
+
+    storm_csv = settings.data_dir / "demo-storm.csv"
+    with psycopg.connect(database_url(settings)) as conn:
+        gauges, levels = demo_sensors(conn.execute(DEMO_SENSORS_SQL).fetchall(), seed=seed)
+    n = storm_file(storm_csv, gauges, levels, seed=seed)
+    with contextlib.ExitStack() as stack:
+        url = settings.mqtt_url
+        if not url:
+            try:
+                url = stack.enter_context(private_broker(settings.data_dir / "mqtt"))
+            except BrokerError as exc:
+                console.print(f"no live storm: {exc}")
+                run_server(settings)
+                return
+        readings = read_replay(storm_csv)
+
+        def replayer() -> None:
+            time.sleep(5)  # the server and its bridge first
+            with contextlib.suppress(Exception):
+                asyncio.run(replay(readings, url, speed=60, loop=True))
+
+        threading.Thread(target=replayer, daemon=True, name="storm-replay").start()
+        console.print(
+            f"live: broker {url}, the bridge in the API, {n} recorded readings of "
+            f"{len(gauges)} rain gauges and {len(levels)} water levels ({storm_csv}) replayed at "
+            "60x on a loop: alerts and tasks follow on /map"
+        )
+        run_server(settings.model_copy(update={"mqtt_url": url}))
 
 
 DEMO_USER = "demo"
