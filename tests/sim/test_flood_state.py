@@ -16,9 +16,11 @@ MM_H = 1 / 3_600_000  # m/s per mm/h
 def sloped_bed(rows: int = 30, cols: int = 40) -> np.ndarray:
     # A valley falling east with a bump: water runs, ponds and leaves through the east edge.
     y, x = np.mgrid[0:rows, 0:cols]
-    return 0.02 * (cols - x) + 0.3 * np.exp(-((x - 20) ** 2 + (y - 15) ** 2) / 30.0) + 0.01 * (
-        (y - rows / 2) ** 2
-    ) / rows
+    return (
+        0.02 * (cols - x)
+        + 0.3 * np.exp(-((x - 20) ** 2 + (y - 15) ** 2) / 30.0)
+        + 0.01 * ((y - rows / 2) ** 2) / rows
+    )
 
 
 KW = dict(

@@ -297,8 +297,10 @@ def simulate(
     # The kernels' own bed: blocked cells raised to BLOCKED stand for the mask (see fk).
     zk = z.copy()
     zk[~act] = fk.BLOCKED
-    qx = np.zeros((ny, nx + 1), dtype=dtype) if st is None else st.qx.astype(dtype, copy=True)
-    qy = np.zeros((ny + 1, nx), dtype=dtype) if st is None else st.qy.astype(dtype, copy=True)
+    qx: FloatArray = np.zeros((ny, nx + 1), dtype=dtype)
+    qy: FloatArray = np.zeros((ny + 1, nx), dtype=dtype)
+    if st is not None:
+        qx, qy = st.qx.astype(dtype, copy=True), st.qy.astype(dtype, copy=True)
     fb = np.ones((4, nx + 2), dtype=dtype)  # limits of the rows in flight (see fk.step)
     xb = np.zeros(nx + 1, dtype=dtype)
     yb = np.zeros((2, nx), dtype=dtype)

@@ -168,6 +168,7 @@ def forecast(
     """
     if not horizon_s > 0:
         raise ValueError("horizon_s must be positive")
+    now: FloatArray
     if state is None:
         now = np.zeros(model.bed.shape, dtype=model.dtype)
         start = None

@@ -225,7 +225,5 @@ def rain_field(
     hours = window_s / 3600.0
     values = [g.value if g.unit == "mm/h" else g.value / hours for g in used]
     xx, yy = cell_centres(transform, shape)
-    field = idw(
-        xx, yy, [g.x_m for g in used], [g.y_m for g in used], values, power=power
-    )
+    field = idw(xx, yy, [g.x_m for g in used], [g.y_m for g in used], values, power=power)
     return RainField(field, tuple(g.gauge for g in used), tuple(stale), power)
