@@ -209,3 +209,17 @@ def test_the_cli_steps_and_reports(
     assert r.exit_code == 0 and "3 steps" in r.output
     r = runner.invoke(app, ["nowcast", "step", "--window", "soon"])
     assert r.exit_code == 2 and "--window" in r.output
+
+
+def test_no_rain_when_asked_and_a_fresh_start_after_a_long_gap(
+    settings: Settings, two_steps: tuple[dict, dict]
+) -> None:
+    # Runs after the CLI's step (T0 + 10 min): two hours on, no gauge is fresh.
+    dry = step(settings, NowcastParams(if_no_gauges="zero"), as_of=T0 + timedelta(hours=2))
+    assert dry["restarted"] is None and dry["gauges"]["used"] == {}
+    assert dry["rain_mean_mm_h"] == 0 and dry["window_s"] == pytest.approx(110 * 60)
+    assert dry["volumes_m3"]["rain"] == pytest.approx(3 * two_steps[0]["volumes_m3"]["rain"])
+    later = step(settings, NowcastParams(if_no_gauges="zero"), as_of=T0 + timedelta(hours=9))
+    assert later["restarted"].endswith("older than max_gap_s")
+    assert later["nowcast_id"] != dry["nowcast_id"] and later["model_time_s"] == 300.0
+    assert later["volumes_m3"]["rain"] == 0
