@@ -40,11 +40,16 @@ TABLES: dict[str, str] = {
     "flood_link_result": "general",
     "traffic_cell_result": "general",
     "traffic_link_result": "general",
+    "nowcast": "general",  # the rolling flood nowcast: its state, steps, cells and roads
+    "nowcast_step": "general",
+    "nowcast_cell": "general",
+    "nowcast_link": "general",
     "alert": "important",
     "enterprise": "important",
     "event": "important",
     "flood_building_result": "important",
     "hazard_site": "important",
+    "nowcast_skill": "important",  # water-level readings against the model
     "observation": "important",
     "sense_dead_letter": "important",
     "sensor": "important",

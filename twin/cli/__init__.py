@@ -14,6 +14,7 @@ from twin.cli.demo import demo
 from twin.cli.export import export as export_command
 from twin.cli.grid import grid_app
 from twin.cli.ingest import ingest_app
+from twin.cli.nowcast import nowcast_app
 from twin.cli.report import report as report_command
 from twin.cli.risk import risk_app
 from twin.cli.sense import sense_app
@@ -42,6 +43,7 @@ app.add_typer(city_app, name="city")
 app.add_typer(tiles_app, name="tiles")
 app.add_typer(grid_app, name="grid")
 app.add_typer(sense_app, name="sense")
+app.add_typer(nowcast_app, name="nowcast")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
 app.command("export")(export_command)

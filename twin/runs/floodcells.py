@@ -98,11 +98,19 @@ def building_depths(g: TwinGrid, result: FloodResult) -> pd.Series:
 
 def link_depths(conn: psycopg.Connection, g: TwinGrid, result: FloodResult) -> pd.Series:
     """Max depth along each road link (m), sampled every half cell; bridges are above it."""
+    return link_depth_table(conn, g, {"max_depth": result.max_depth})["max_depth"]
+
+
+def link_depth_table(
+    conn: psycopg.Connection, g: TwinGrid, depths: dict[str, npt.NDArray[np.floating]]
+) -> pd.DataFrame:
+    """Max depth along each road link (m) of each named depth grid, one column each (index:
+    link id), sampled every half cell; bridges are above the water and left out."""
     rows = conn.execute(
         "SELECT id, ST_AsBinary(geom) FROM twin.road_link WHERE NOT bridge ORDER BY id"
     ).fetchall()
     if not rows:
-        return pd.Series(dtype=np.float64)
+        return pd.DataFrame({k: pd.Series(dtype=np.float64) for k in depths})
     to_grid = Transformer.from_crs("EPSG:4326", g.crs, always_xy=True)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     lines = shapely.from_wkb([bytes(r[1]) for r in rows])
@@ -116,9 +124,11 @@ def link_depths(conn: psycopg.Connection, g: TwinGrid, result: FloodResult) -> p
         return_index=True,
     )
     r, c, inside = pixel_index(g.transform, g.bed.shape, coords[:, 0], coords[:, 1])
-    maxd = np.nan_to_num(result.max_depth.astype(np.float64))
-    depth = np.where(inside, maxd[r, c], 0.0)
-    return pd.Series(depth, index=ids[index]).groupby(level=0).max()
+    sampled = {}
+    for name, grid_depth in depths.items():
+        d = np.nan_to_num(np.asarray(grid_depth, dtype=np.float64))
+        sampled[name] = np.where(inside, d[r, c], 0.0)
+    return pd.DataFrame(sampled, index=ids[index]).groupby(level=0).max()
 
 
 def store_results(

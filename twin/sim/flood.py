@@ -33,6 +33,7 @@ import numpy.typing as npt
 from twin.sim import flood_kernels as fk
 from twin.sim.flood_kernels import G
 from twin.sim.flood_region import ActiveRegion
+from twin.sim.flood_state import FloodState
 from twin.sim.rain import Series
 
 Side = Literal["open", "closed"]
@@ -103,6 +104,7 @@ class FloodResult:
     cells: int
     dtype: str
     extra: dict[str, float] = field(default_factory=dict)
+    state: FloodState | None = None  # where the run stopped, to continue from (initial_state)
 
     @property
     def cell_steps_per_s(self) -> float:
@@ -134,6 +136,7 @@ def simulate(
     dx: float,
     duration_s: float,
     rain: Series | None = None,
+    rain_factor: float | FloatArray = 1.0,
     inflows: Sequence[Inflow] = (),
     manning: float | FloatArray = 0.03,
     drainage_m_s: float | FloatArray = 0.0,
@@ -141,6 +144,7 @@ def simulate(
     active: npt.NDArray[np.bool_] | None = None,
     boundaries: Boundaries | None = None,
     initial_depth: float | FloatArray = 0.0,
+    initial_state: FloodState | None = None,
     probes: Sequence[tuple[int, int]] = (),
     output_interval_s: float | None = None,
     alpha: float = 0.7,
@@ -160,7 +164,8 @@ def simulate(
     alpha_cap: bool = True,
     active_region: bool = True,
 ) -> FloodResult:
-    """Run the local-inertial model over ``duration_s``.
+    """Run the local-inertial model over ``duration_s``, from a dry grid, an initial depth or
+    where an earlier run stopped (``initial_state``).
 
     Parameters
     ----------
@@ -172,6 +177,11 @@ def simulate(
         Simulated time (s).
     rain
         Rain intensity (m/s) over time, uniform over active cells. See :mod:`twin.sim.rain`.
+    rain_factor
+        Dimensionless factor of ``rain`` per cell (scalar or per cell, >= 0; default 1): a cell
+        gets ``rain(t) * rain_factor``. A rain field constant over the run (a nowcast step, see
+        :mod:`twin.sim.nowcast`) is ``rain = Series.constant(1 mm/h in m/s)`` with the field in
+        mm/h as the factor.
     inflows
         Point or area inflows (m³/s), see :class:`Inflow`.
     manning
@@ -184,6 +194,12 @@ def simulate(
         Open or closed per side (all closed by default).
     initial_depth
         Depth (m) at the start, scalar or per cell.
+    initial_state
+        Continue a run where it stopped (its ``FloodResult.state``; see
+        :mod:`twin.sim.flood_state`): depth, face discharges, maxima and volume accounts are
+        carried, and the run covers ``[state.time_s, state.time_s + duration_s]`` on the state's
+        clock, which is the clock of ``rain``, the inflows, the output times and every time
+        in the result. ``initial_depth`` must stay 0. The state is not modified.
     probes
         ``(row, col)`` cells whose depth is recorded at every output time.
     output_interval_s
@@ -254,8 +270,16 @@ def simulate(
     n2 = n * n
     drain, _ = _field(drainage_m_s, shape, dtype, "drainage")
     infil, _ = _field(infiltration_m_s, shape, dtype, "infiltration")
-    h0, h0_u = _field(initial_depth, shape, np.float64, "initial_depth")
-    h: FloatArray = np.full(shape, h0_u, dtype=dtype) if h0_u >= 0 else h0.astype(dtype)
+    rainw, _ = _field(rain_factor, shape, np.float64, "rain_factor")
+    st = initial_state
+    if st is not None:
+        if np.any(np.asarray(initial_depth) != 0):
+            raise ValueError("initial_depth and initial_state exclude each other")
+        st.check(shape)
+        h: FloatArray = st.depth.astype(dtype, copy=True)
+    else:
+        h0, h0_u = _field(initial_depth, shape, np.float64, "initial_depth")
+        h = np.full(shape, h0_u, dtype=dtype) if h0_u >= 0 else h0.astype(dtype)
     act = np.ones(shape, dtype=np.bool_) if active is None else np.asarray(active, dtype=np.bool_)
     if act.shape != shape:
         raise ValueError("active must have the bed's shape")
@@ -273,8 +297,10 @@ def simulate(
     # The kernels' own bed: blocked cells raised to BLOCKED stand for the mask (see fk).
     zk = z.copy()
     zk[~act] = fk.BLOCKED
-    qx = np.zeros((ny, nx + 1), dtype=dtype)
-    qy = np.zeros((ny + 1, nx), dtype=dtype)
+    qx: FloatArray = np.zeros((ny, nx + 1), dtype=dtype)
+    qy: FloatArray = np.zeros((ny + 1, nx), dtype=dtype)
+    if st is not None:
+        qx, qy = st.qx.astype(dtype, copy=True), st.qy.astype(dtype, copy=True)
     fb = np.ones((4, nx + 2), dtype=dtype)  # limits of the rows in flight (see fk.step)
     xb = np.zeros(nx + 1, dtype=dtype)
     yb = np.zeros((2, nx), dtype=dtype)
@@ -290,24 +316,36 @@ def simulate(
     # Maxima are float32 whatever the state's precision: they are outputs, not state, and
     # four fewer float64 streams make the update pass markedly faster on large grids.
     stat = np.float32
-    maxd = h.astype(stat)
-    tmax = np.zeros(shape, dtype=stat)
-    maxv = np.zeros(shape, dtype=stat)
-    maxhr = np.zeros(shape, dtype=stat)
-    t_thr = np.full(shape, np.inf, dtype=stat)
-    t_thr[h >= threshold_m] = 0
-
     cell_area = dx * dx
-    n_active = int(act.sum())
-    initial = float(h.sum(dtype=np.float64)) * cell_area
+    # The rain the active cells get per metre of the step's depth (the number of active cells
+    # when uniform: exact, so the accounts are those of a run without factors).
+    rain_cells = float(np.broadcast_to(rainw, shape)[act].sum(dtype=np.float64))
     vol = {"rain": 0.0, "inflow": 0.0, "drained": 0.0, "infiltrated": 0.0, "outflow": 0.0}
+    if st is None:
+        maxd = h.astype(stat)
+        tmax = np.zeros(shape, dtype=stat)
+        maxv = np.zeros(shape, dtype=stat)
+        maxhr = np.zeros(shape, dtype=stat)
+        t_thr = np.full(shape, np.inf, dtype=stat)
+        t_thr[h >= threshold_m] = 0
+        initial = float(h.sum(dtype=np.float64)) * cell_area
+        t0, hmax, steps_before = 0.0, float(h.max(initial=0.0)), 0
+    else:
+        maxd, tmax = st.max_depth.astype(stat), st.time_of_max_s.astype(stat)
+        maxv, maxhr = st.max_velocity.astype(stat), st.max_hazard.astype(stat)
+        t_thr = st.time_to_threshold_s.astype(stat)
+        # The running accounts go on from where they were: added to in the same order as in
+        # one long run, so a chain of runs reports its volumes bit for bit.
+        vol.update({k: float(st.volumes_m3.get(k, 0.0)) for k in vol})
+        initial = float(st.volumes_m3.get("initial", 0.0))
+        t0, hmax, steps_before = float(st.time_s), float(st.hmax_m), st.steps
+    t_end = t0 + duration_s
     interval = output_interval_s if output_interval_s and output_interval_s > 0 else duration_s
-    out_times = [0.0]
+    out_times = [t0]
     samples = [[float(h[r, c]) for r, c in probes]]
-    next_out = min(interval, duration_s)
-    t = 0.0
+    next_out = min(t0 + interval, t_end)
+    t = t0
     steps = 0
-    hmax = float(h.max(initial=0.0))
     # A von Neumann analysis of the frictionless 2D scheme gives |amplification| <= 1 for the
     # checkerboard mode only while alpha <= sqrt(theta / 2): 0.707 for theta = 1 but 0.632 for
     # the usual theta = 0.8 (a lake at rest blows up from round-off at alpha = 0.7 otherwise).
@@ -318,9 +356,9 @@ def simulate(
         seeds=[(f.rows, f.cols) for f in inflows], enabled=active_region,
     )  # fmt: skip
     started = time.perf_counter()
-    while t < duration_s - 1e-9:
+    while t < t_end - 1e-9:
         dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
-        dt = min(dt, max_dt_s, next_out - t, duration_s - t)
+        dt = min(dt, max_dt_s, next_out - t, t_end - t)
         if inflows and inflow_cfl:
             dt = _inflow_step(dt, t, hmax, inflows, alpha_eff * dx, cell_area, min_flow_depth_m)
         t_new = next_out if next_out - t <= dt * (1 + 1e-12) else t + dt
@@ -337,13 +375,13 @@ def simulate(
         p[fk.P_DT], p[fk.P_GDT], p[fk.P_GDX] = dt, G * dt, G * dt / dx
         p[fk.P_K], p[fk.P_RAIN] = dt / dx, rain_d
         # The rain the cells get, in the state's precision (float32 rounds it by up to 6e-8).
-        vol["rain"] += float(p[fk.P_RAIN]) * cell_area * n_active
+        vol["rain"] += float(p[fk.P_RAIN]) * cell_area * rain_cells
         track = maxima_every_step or t_new >= next_out - 1e-9
         # Rain changes every cell; maxima taken at output times only must see every cell.
         box = region.box(h, qx, qy, full=rain_d > 0 or (track and not maxima_every_step))
         hmax, drained, infiltrated, outflow = fk.step(
-            h, zk, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
-            t_new, threshold_m, thr32, sinks, sides, track, *box,
+            h, zk, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb,
+            acc, p, t_new, threshold_m, thr32, sinks, sides, track, *box,
         )  # fmt: skip
         region.after(h, box)
         vol["drained"] += drained
@@ -354,9 +392,9 @@ def simulate(
         if t >= next_out - 1e-9:
             out_times.append(t)
             samples.append([float(h[r, c]) for r, c in probes])
-            next_out = min(next_out + interval, duration_s)
+            next_out = min(next_out + interval, t_end)
             if progress is not None:
-                progress(t, duration_s)
+                progress(t - t0, duration_s)
     wall = time.perf_counter() - started
     stored = float(h.sum(dtype=np.float64)) * cell_area
     vol["initial"] = initial
@@ -364,6 +402,12 @@ def simulate(
     supplied = initial + vol["rain"] + vol["inflow"]
     removed = vol["drained"] + vol["infiltrated"] + vol["outflow"]
     mass_error = (stored - (supplied - removed)) / supplied if supplied > 0 else 0.0
+    state = FloodState(
+        time_s=t, depth=h, qx=qx, qy=qy, hmax_m=float(hmax), max_depth=maxd.copy(),
+        time_of_max_s=tmax.copy(), max_velocity=maxv.copy(), max_hazard=maxhr.copy(),
+        time_to_threshold_s=t_thr.copy(), volumes_m3={**vol, "initial": initial},
+        steps=steps_before + steps,
+    )  # fmt: skip
     t_thr_out = t_thr.astype(np.float64)
     t_thr_out[~np.isfinite(t_thr_out)] = np.nan
     blocked = ~act
@@ -391,6 +435,7 @@ def simulate(
             "alpha_effective": alpha_eff,
             "swept_share": region.swept_cells / max(steps * ny * nx, 1),
         },
+        state=state,
     )
 
 

@@ -280,14 +280,15 @@ def _scale(q, f_pos, f_neg, o_pos, o_neg, i0, i1):
 
 @_jit
 def _update_row(
-    r, c0, c1, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc, p,
-    t_new, thr, thr32, sinks, track,
+    r, c0, c1, h, z, qx, qy, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc,
+    p, t_new, thr, thr32, sinks, track,
 ):  # fmt: skip
     """Scale row ``r``'s faces by their upwind cells' limits (``fu``, ``fc``, ``fd``: rows
-    ``r - 1``, ``r``, ``r + 1``, padded with 1 either side), apply continuity, rain and sinks
-    (``sinks``: whether any drainage or infiltration is set), and track the maxima (only when
-    ``track``: else just the grid's maximum depth, for the next step). Returns the outflow
-    (m²/s summed over the edge faces of the row).
+    ``r - 1``, ``r``, ``r + 1``, padded with 1 either side), apply continuity, rain (the
+    step's depth ``p[P_RAIN]`` times the cell's factor in ``rainw``, float64, one row when
+    uniform) and sinks (``sinks``: whether any drainage or infiltration is set), and track the
+    maxima (only when ``track``: else just the grid's maximum depth, for the next step).
+    Returns the outflow (m²/s summed over the edge faces of the row).
 
     A face is scaled once: the west faces of the row and its south faces here, its north faces
     as the south faces of row ``r - 1`` (or here, on the north edge).
@@ -313,10 +314,12 @@ def _update_row(
     # Continuity in float64 whatever the state's dtype, rounded once into the state: in
     # float32 the three roundings of a uniform rain on similar depths are alike from cell to
     # cell and bias the mass balance instead of averaging out.
+    # A factor of 1 (uniform rain) leaves the rain bit for bit what it was without factors.
     k64, rain64 = np.float64(k), np.float64(rain)
+    rwr = rainw[r if rainw.shape[0] > 1 else 0]
     for c in range(c0, c1):
         dq = (np.float64(qxr[c]) - np.float64(qxr[c + 1])) + (np.float64(qn[c]) - np.float64(qs[c]))
-        hr[c] = np.float64(hr[c]) + dq * k64 + (rain64 if zr[c] < act else 0.0)
+        hr[c] = np.float64(hr[c]) + dq * k64 + (rain64 * rwr[c] if zr[c] < act else 0.0)
     if sinks:
         # Sinks take at most what the cell holds; a cell at round-off below zero gives none.
         drr = drain[r if drain.shape[0] > 1 else 0]
@@ -368,8 +371,8 @@ def _update_row(
 
 @_jit
 def step(
-    h, z, qx, qy, n2, drain, infil, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p, t_new,
-    thr, thr32, sinks, sides, track, r0, r1, c0, c1,
+    h, z, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
+    t_new, thr, thr32, sinks, sides, track, r0, r1, c0, c1,
 ):  # fmt: skip
     """One time step in place: faces, limits and continuity in one sweep (see the module), over
     the active region ``[r0:r1, c0:c1]`` (the whole grid: ``0, ny, 0, nx``).
@@ -381,9 +384,9 @@ def step(
 
     ``fb`` (4, nx + 2) holds the limits of three rows in flight (row ``r`` in ``fb[r % 3]``) and
     a row of ones (``fb[3]``, for beyond the region's first and last rows); columns 0 and nx + 1
-    are ones too. ``acc`` (3, nx), float64: per-column maxima of depth, drained and infiltrated
-    depths, reduced at the end so that the row loops carry no reduction. ``track``: update the
-    maxima this step.
+    are ones too. ``rainw``: the rain factor per cell (float64; one row when uniform). ``acc``
+    (3, nx), float64: per-column maxima of depth, drained and infiltrated depths, reduced at
+    the end so that the row loops carry no reduction. ``track``: update the maxima this step.
 
     Returns ``(h_max (m), drained (m³), infiltrated (m³), outflow (m³))`` over the step.
     """
@@ -398,7 +401,7 @@ def step(
         r = s - 2
         if r0 <= r < r1:
             outflow += _update_row(
-                r, c0, c1, h, z, qx, qy, drain, infil, maxd, tmax, maxv, maxhr, t_thr,
+                r, c0, c1, h, z, qx, qy, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr,
                 fb[(r - 1) % 3] if r > r0 else fb[3], fb[r % 3],
                 fb[(r + 1) % 3] if r < r1 - 1 else fb[3], acc, p, t_new, thr, thr32, sinks, track,
             )  # fmt: skip

@@ -17,6 +17,7 @@ from twin.db.models.city import (
     Poi,
 )
 from twin.db.models.network import RoadLink, RoadNode
+from twin.db.models.nowcast import Nowcast, NowcastCell, NowcastLink, NowcastSkill, NowcastStep
 from twin.db.models.observe import Event, Observation, RasterAsset, Sensor
 from twin.db.models.ops import (
     Alert,
@@ -69,6 +70,11 @@ __all__ = [
     "FloodLinkResult",
     "HazardSite",
     "LayerVersion",
+    "Nowcast",
+    "NowcastCell",
+    "NowcastLink",
+    "NowcastSkill",
+    "NowcastStep",
     "Observation",
     "Parcel",
     "ParcelCell",

@@ -1,7 +1,7 @@
 """change feed: a committing transaction's id on alerts and task transitions, for /api/stream
 
 Revision ID: 0019_change_feed
-Revises: 0016_sense_devices
+Revises: 0018_nowcast
 Create Date: 2026-12-04
 
 ``tx`` is the id of the transaction that last wrote the row (``pg_current_xact_id()``; set on
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_change_feed"
-down_revision: str | None = "0016_sense_devices"
+down_revision: str | None = "0018_nowcast"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
