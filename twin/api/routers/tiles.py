@@ -32,6 +32,7 @@ from twin.api.deps import (
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
 from twin.api.schemas.tiles import Style, TileJSON
+from twin.db.models import ROW_SECURED
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
@@ -43,8 +44,6 @@ router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 # Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
 CACHE_CONTROL = "public, no-cache"
-#: Tables under row-level security (twin/db/sql/access_v1.sql, scope_cells_v1.sql).
-ROW_SECURED = frozenset({"event", "task", "alert", "task_transition", "audit_log", "hazard_site"})
 
 
 def scope_key(who: Principal) -> str:
