@@ -34,6 +34,7 @@ lint: setup
 	$(BIN)/ruff format --check twin tests benchmarks notebooks
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py  # no wrong-way import
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_sql_style.py  # no f-string SQL
 
 # The documentation site (mkdocs-material, docs/ + mkdocs.yml) into site/; any warning fails it.
 docs: setup

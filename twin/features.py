@@ -52,24 +52,26 @@ def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
 def where_clause(layer: TileLayer, params: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
     """`` WHERE ...`` (or nothing) of the request's filters (``bbox``, ``datetime``, property
     equality, CQL2 ``filter``), and their bound values. Shared by the pages and the exports."""
-    conds: list[str] = []
+    # The layer's property expressions and time column are constants of the catalog
+    # (twin/tiles/catalog.py), never request text: sql.SQL() is safe for them. A property's name
+    # only selects an expression; every request value is a bound parameter.
+    parts: list[sql.Composable] = []
     values: dict[str, Any] = {}
     if "bbox" in params:
         minx, miny, maxx, maxy = parse_bbox(params["bbox"])
-        conds.append(
-            "ST_Intersects(t.geom, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))"
-        )
+        envelope = "ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326)"
+        parts.append(sql.SQL("ST_Intersects(t.geom, " + envelope + ")"))
         values.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
     if "datetime" in params:
         if layer.datetime_column is None:
             raise InvalidParameterError("datetime", f"collection {layer.id} has no time")
         start, end = parse_datetime(params["datetime"])
-        col = f"t.{layer.datetime_column}"
+        col = sql.SQL("t.") + sql.SQL(layer.datetime_column)
         if start is not None:
-            conds.append(f"{col} >= %(t0)s")
+            parts.append(sql.SQL("{} >= %(t0)s").format(col))
             values["t0"] = start
         if end is not None:
-            conds.append(f"{col} <= %(t1)s")
+            parts.append(sql.SQL("{} <= %(t1)s").format(col))
             values["t1"] = end
     for i, (name, value) in enumerate(sorted(params.items())):
         if name in RESERVED:
@@ -80,9 +82,10 @@ def where_clause(layer: TileLayer, params: dict[str, str]) -> tuple[sql.Composab
             )
         if "\x00" in value:  # PostgreSQL text cannot hold it
             raise InvalidParameterError(name, "must not contain NUL (\\x00) characters")
-        conds.append(f"({layer.props[name]})::text = %(p{i})s")
+        parts.append(
+            sql.SQL("({})::text = {}").format(sql.SQL(layer.props[name]), sql.Placeholder(f"p{i}"))
+        )
         values[f"p{i}"] = value
-    parts: list[sql.Composable] = [sql.SQL(c) for c in conds]
     if "filter" in params:
         flt = cql2.compile_filter(
             layer, params["filter"], params.get("filter-lang"), crs=params.get("filter-crs")
@@ -96,13 +99,19 @@ def where_clause(layer: TileLayer, params: dict[str, str]) -> tuple[sql.Composab
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), values
 
 
-def _select(layer: TileLayer) -> str:
-    """SELECT list from the catalog's constant expressions (no request text reaches it)."""
-    props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
-    return (
-        f"SELECT {layer.id_expr} AS fid, ST_AsGeoJSON(t.geom, 7) AS geometry, {props}"  # noqa: S608
-        " FROM {table} t"
+def _select(layer: TileLayer) -> sql.Composed:
+    """SELECT list and FROM of a collection's features.
+
+    The id and property expressions are SQL snippets declared as constants in the catalog
+    (twin/tiles/catalog.py), never request text: sql.SQL() is safe for them; property names are
+    quoted as identifiers."""
+    props = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
+        for name, expr in layer.props.items()
     )
+    return sql.SQL(
+        "SELECT {fid} AS fid, ST_AsGeoJSON(t.geom, 7) AS geometry, {props} FROM {table} t"
+    ).format(fid=sql.SQL(layer.id_expr), props=props, table=sql.Identifier("twin", layer.table))
 
 
 def _feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +135,7 @@ async def items(
     table = sql.Identifier("twin", layer.table)
     # `where` holds conditions built from the catalog with %(name)s placeholders for values.
     page = (
-        sql.SQL(_select(layer)).format(table=table)
+        _select(layer)
         + where
         + sql.SQL(" ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s").format(
             order=sql.SQL(layer.id_expr)
@@ -144,9 +153,8 @@ async def items(
 async def item(
     conn: AsyncConnection, layer: TileLayer, fid: int, *, k: int
 ) -> dict[str, Any] | None:
-    q = sql.SQL(_select(layer) + f" WHERE {layer.id_expr} = %(fid)s").format(
-        table=sql.Identifier("twin", layer.table)
-    )
+    # id_expr: a catalog constant (see _select); the id is bound.
+    q = _select(layer) + sql.SQL(" WHERE {} = %(fid)s").format(sql.SQL(layer.id_expr))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(q, {"fid": fid, "k": k})
         row = await cur.fetchone()

@@ -25,6 +25,7 @@ from twin.city.cells import polygon_cells
 from twin.city.synth.city import SyntheticCity
 from twin.city.synth.terrain import Raster
 from twin.db.copy import copy_rows
+from twin.db.models import SCHEMA, metadata
 
 # Everything that describes the city or is derived from it (not users or the audit log).
 CITY_TABLES = (
@@ -51,6 +52,12 @@ CITY_TABLES = (
     "flood_building_result",
     "traffic_link_result",
     "traffic_cell_result",
+    # the rolling nowcast's carried state and results belong to this city's grid
+    "nowcast",
+    "nowcast_step",
+    "nowcast_cell",
+    "nowcast_link",
+    "nowcast_skill",
     "risk_score",
     "alert",
     "task",
@@ -71,25 +78,17 @@ CITY_LAYERS = (
     "sensor",
     "cell_stats",
 )
-IDENTITY_TABLES = (
-    "admin_area",
-    "address",
-    "building",
-    "parcel",
-    "person",
-    "enterprise",
-    "poi",
-    "hazard_site",
-    "event",
-    "road_node",
-    "road_link",
-    "sensor",
-    "raster_asset",
-    "sim_run",
-    "alert",
-    "task",
-    "task_transition",
-)
+
+
+def _identity_id(table: str) -> bool:
+    columns = metadata.tables[f"{SCHEMA}.{table}"].c
+    return "id" in columns and columns["id"].identity is not None
+
+
+#: The city tables whose ``id`` is an identity column, as their models declare it: the load
+#: writes ids, so each sequence is then moved past the highest (an empty table's to 1, as the
+#: TRUNCATE ... RESTART IDENTITY left it).
+IDENTITY_TABLES = tuple(t for t in CITY_TABLES if _identity_id(t))
 
 Step = Callable[[str, int], None]
 

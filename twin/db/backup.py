@@ -190,14 +190,19 @@ def restore(
         tmp = Path(tmpdir)
         listing, missing = _select_twin(pg_restore, file, toc.stdout, roles, env, tmp)
         extensions = _EXTENSION.findall(toc.stdout)
+        # A psql script, not a statement psycopg runs: composed with psycopg.sql all the same
+        # (names quoted as identifiers, the timeout a literal) and written out as text.
         prelude = [
             "SET client_min_messages = warning;",
             "BEGIN;",
-            f"SET lock_timeout = '{int(lock_timeout_s)}s';",
-            *(f"CREATE EXTENSION IF NOT EXISTS {_quote(e)};" for e in extensions),
-            *(f"CREATE ROLE {_quote(r)} NOLOGIN;" for r in missing),
-            f"DROP SCHEMA IF EXISTS {_quote(SCHEMA)} CASCADE;",
-        ]
+            _script(sql.SQL("SET lock_timeout = {};").format(
+                sql.Literal(f"{int(lock_timeout_s)}s"))),
+            *(_script(sql.SQL("CREATE EXTENSION IF NOT EXISTS {};").format(sql.Identifier(e)))
+              for e in extensions),
+            *(_script(sql.SQL("CREATE ROLE {} NOLOGIN;").format(sql.Identifier(r)))
+              for r in missing),
+            _script(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE;").format(sql.Identifier(SCHEMA))),
+        ]  # fmt: skip
         psql = [pg_tool("psql", major), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-d", conninfo]
         script = [pg_restore, "--no-owner", "-L", str(listing), "-f", "-", str(file)]
         _stream(script, psql, "\n".join(prelude) + "\n", env, file, tmp)
@@ -328,8 +333,10 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _script(stmt: sql.Composable) -> str:
+    """A composed statement as the text of a psql script (no connection: PostgreSQL's standard
+    quoting of identifiers and strings)."""
+    return stmt.as_string(None)
 
 
 def _unquote(name: str) -> str:

@@ -211,49 +211,65 @@ def cell_resolution(z: int, resolutions: list[int]) -> int:
 def tile_query(layer: TileLayer, z: int, extra: sql.Composable | None = None) -> sql.Composed:
     """ST_AsMVT over the layer's features in tile (z, x, y); parameters z, x, y, k, res.
 
-    ``extra``: one more condition over alias ``t`` (a compiled CQL2 filter, twin/cql2.py)."""
-    geom = "t.geom_3857"
+    ``extra``: one more condition over alias ``t`` (a compiled CQL2 filter, twin/cql2.py).
+
+    The layer's SQL snippets (property and id expressions, order, join, zoom and scope filters)
+    are constants declared in this catalog, in twin/tiles/runs.py and twin/risk/layers.py, never
+    request text: sql.SQL() is safe for them. Property names are quoted as identifiers, numbers
+    of ours are literals, and every request value is a bound parameter."""
+    geom: sql.Composable = sql.SQL("t.geom_3857")
     if layer.simplify_below is not None and z < layer.simplify_below:
-        geom = f"ST_SimplifyPreserveTopology(t.geom_3857, {pixel_m(z):.6f})"
-    where = ["t.geom_3857 && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)"]
+        # The tolerance is one extent unit (m), a number of ours written to the micrometre.
+        tolerance = sql.SQL(format(pixel_m(z), ".6f"))
+        geom = sql.SQL("ST_SimplifyPreserveTopology(t.geom_3857, {})").format(tolerance)
+    where: list[sql.Composable] = [
+        sql.SQL("t.geom_3857 && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)")
+    ]
     for max_z, cond in layer.zoom_filters:
         if z <= max_z:
-            where.append(cond)
+            where.append(sql.SQL(cond))
             break
     if layer.res_by_zoom:
-        where.append("t.res = %(res)s")
+        where.append(sql.SQL("t.res = %(res)s"))
     if layer.layer_key is not None:
-        where.append("t.layer_id = %(layer_key)s")
+        where.append(sql.SQL("t.layer_id = %(layer_key)s"))
     if layer.scope_filter:
-        where.append(layer.scope_filter)
-    # Property names are constants of this module (plain identifiers), quoted here.
-    props = ", ".join(f'{expr} AS "{name}"' for name, expr in layer.props.items())
+        where.append(sql.SQL(layer.scope_filter))
+    if extra is not None:
+        where.append(extra)
+    props = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
+        for name, expr in layer.props.items()
+    )
+    size = {"geom": geom, "extent": sql.Literal(EXTENT), "buffer": sql.Literal(BUFFER)}
+    clipped = sql.SQL(
+        "ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true)"
+    ).format(**size)
     if layer.clip:
-        mvt_geom = (
-            f"ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT}, {BUFFER}, true)"
-        )
+        mvt_geom = clipped
     else:
         # Positive area in tile coordinates (y down) marks an exterior ring in MVT: PostGIS's
         # "counter-clockwise" once the y axis is flipped.
-        mvt_geom = (
+        mvt_geom = sql.SQL(
             "CASE WHEN t.clearance_m > %(snap_m)s THEN ST_ForcePolygonCCW(ST_SnapToGrid("
-            f"ST_Affine({geom}, %(s)s, 0, 0, -%(s)s, %(xo)s, %(yo)s), 1)) ELSE ST_AsMVTGeom("
-            f"{geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {EXTENT}, {BUFFER}, true) END"
-        )
-    # Only catalog constants are interpolated; request values are bound parameters.
-    text = (
-        "SELECT ST_AsMVT(q, {name}, {extent}, 'geom', 'fid') FROM ("  # noqa: S608
-        f" SELECT {mvt_geom} AS geom, {layer.id_expr} AS fid, {props}"
-        " FROM {table} t"
-        f"{' ' + layer.join if layer.join else ''}"
-        f" WHERE {' AND '.join(where)}"
-        "{extra}"
-        f" ORDER BY {layer.order} LIMIT {layer.cap}"
+            "ST_Affine({geom}, %(s)s, 0, 0, -%(s)s, %(xo)s, %(yo)s), 1)) ELSE {clipped} END"
+        ).format(geom=geom, clipped=clipped)
+    return sql.SQL(
+        "SELECT ST_AsMVT(q, {name}, {extent}, 'geom', 'fid') FROM ("
+        " SELECT {mvt_geom} AS geom, {fid} AS fid, {props}"
+        " FROM {table} t{join}"
+        " WHERE {where}"
+        " ORDER BY {order} LIMIT {cap}"
         ") q WHERE q.geom IS NOT NULL AND NOT ST_IsEmpty(q.geom)"
-    )
-    return sql.SQL(text).format(
+    ).format(
         name=sql.Literal(layer.id),
         extent=sql.Literal(EXTENT),
+        mvt_geom=mvt_geom,
+        fid=sql.SQL(layer.id_expr),
+        props=props,
         table=sql.Identifier("twin", layer.table),
-        extra=sql.SQL(" AND ") + extra if extra is not None else sql.SQL(""),
+        join=sql.SQL(" ") + sql.SQL(layer.join) if layer.join else sql.SQL(""),
+        where=sql.SQL(" AND ").join(where),
+        order=sql.SQL(layer.order),
+        cap=sql.Literal(layer.cap),
     )

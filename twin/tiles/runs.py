@@ -17,6 +17,11 @@ RUN_LAYER = re.compile(r"^(flood|flood_roads|traffic)_([1-9][0-9]{0,17})$")
 RUN_KIND = {"flood": "flood", "flood_roads": "flood", "traffic": "traffic"}
 #: Water shallower than this (m) is a film on the ground, not a flood: left out of the tiles.
 MIN_DEPTH_M = 0.01
+#: The run's cells deeper than that (a catalog constant: MIN_DEPTH_M is ours, the run bound).
+_FLOOD_JOIN = (
+    "JOIN twin.flood_cell_result f ON f.run_id = %(run)s AND f.res = t.res"
+    " AND f.cell = t.cell AND f.max_depth_m >= " + repr(MIN_DEPTH_M)
+)
 
 #: Travel-time index bands of Chinese traffic reports (same cut points as twin.sim.traffic).
 _BAND = (
@@ -34,8 +39,7 @@ def _flood(run_id: int) -> TileLayer:
          "flooded_share": "round(f.flooded_share::numeric, 3)::float8",
          "max_hazard": "round(f.max_hazard::numeric, 2)::float8",
          "affected_buildings": "f.affected_buildings"},
-        join=("JOIN twin.flood_cell_result f ON f.run_id = %(run)s AND f.res = t.res"
-              f" AND f.cell = t.cell AND f.max_depth_m >= {MIN_DEPTH_M}"),
+        join=_FLOOD_JOIN,
         run_id=run_id, minzoom=8, id_expr="t.cell", order="t.cell",
         versions=("flood", "cell_stats"), res_by_zoom=True, feature_collection=False,
         fields={"h3": "String", "res": "Number", "max_depth_m": "Number",

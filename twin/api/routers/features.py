@@ -16,6 +16,14 @@ from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
 from twin.api.routers.downloads import download
+from twin.api.schemas.features import (
+    Collection,
+    Collections,
+    Conformance,
+    Feature,
+    FeatureCollection,
+    LandingPage,
+)
 from twin.tiles.catalog import LAYERS, TileLayer
 
 router = APIRouter(tags=["features"])
@@ -39,6 +47,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: OpenAPI schema of a file download (GeoParquet, FlatGeobuf, GeoPackage, CSV).
+BINARY = {"type": "string", "format": "binary"}
 
 
 def _base(request: Request) -> str:
@@ -87,6 +97,15 @@ class SchemaJSON(JSONResponse):
     media_type = "application/schema+json"
 
 
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+#: Declared keys only, as the handlers build them: optional members (a link's title, a
+#: collection's temporal extent) are left out when absent, not sent as null.
+OMIT_UNSET: dict[str, Any] = {"response_model_exclude_unset": True}
+
+
 class Queryables(BaseModel):
     """The queryables of a collection as JSON Schema (OGC API Features Part 3)."""
 
@@ -132,7 +151,7 @@ async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str,
     }  # fmt: skip
 
 
-@router.get("/", summary="Landing page")
+@router.get("/", summary="Landing page", response_model=LandingPage, **OMIT_UNSET)
 async def landing(request: Request, f: Format = None) -> dict[str, Any]:
     _check_f(f)
     base = _base(request)
@@ -150,13 +169,13 @@ async def landing(request: Request, f: Format = None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get("/conformance", summary="Conformance classes")
+@router.get("/conformance", summary="Conformance classes", response_model=Conformance)
 async def conformance(f: Format = None) -> dict[str, Any]:
     _check_f(f)
     return {"conformsTo": CONFORMANCE}
 
 
-@router.get("/collections", summary="Feature collections")
+@router.get("/collections", summary="Feature collections", response_model=Collections, **OMIT_UNSET)
 async def list_collections(
     request: Request, conn: Conn, who: PrincipalDep, f: Format = None
 ) -> dict[str, Any]:
@@ -170,7 +189,10 @@ async def list_collections(
     }  # fmt: skip
 
 
-@router.get("/collections/{collection_id}", summary="A feature collection")
+@router.get(
+    "/collections/{collection_id}", summary="A feature collection", response_model=Collection,
+    **OMIT_UNSET,
+)  # fmt: skip
 async def get_collection(
     collection_id: str, request: Request, conn: Conn, who: PrincipalDep, f: Format = None
 ) -> dict[str, Any]:
@@ -180,10 +202,13 @@ async def get_collection(
 
 #: ``{collectionId}`` as in the OGC OpenAPI building blocks: clients (GDAL) look the items
 #: path up by that name to learn the query parameters (``filter-lang``) it takes.
+#: The handler answers with its own JSONResponse (pages of up to 10 000 features are not
+#: validated again); the model documents it and the fuzz test checks answers against it.
 @router.get(
     "/collections/{collectionId}/items", summary="Features of a collection",
+    response_model=FeatureCollection, response_class=GeoJSONResponse,
     responses={200: {
-        "content": {GEOJSON: {}, **{x.media_type: {} for x in exports.FORMATS.values()}},
+        "content": {x.media_type: {"schema": BINARY} for x in exports.FORMATS.values()},
         "description": "GeoJSON page, or the whole collection as a file (f=...)"}},
 )  # fmt: skip
 async def get_items(
@@ -260,7 +285,10 @@ async def get_queryables(
     return JSONResponse(body, media_type="application/json" if plain else SchemaJSON.media_type)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}", summary="One feature",
+    response_model=Feature, response_class=GeoJSONResponse,
+)  # fmt: skip
 async def get_item(
     collection_id: str, feature_id: str, request: Request, conn: Conn, settings: SettingsDep,
     who: PrincipalDep, f: Format = None,

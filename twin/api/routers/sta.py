@@ -19,6 +19,7 @@ from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, require
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.live import hub_of
+from twin.api.schemas.sta import CreatedLinks, Entity, ReadAnswer, ServiceRoot
 from twin.errors import DatastreamNotOwnedError
 from twin.sense import query, write
 from twin.sense.bridge import observation_json
@@ -53,7 +54,7 @@ def _bad(exc: Exception) -> InvalidParameterError:
     return InvalidParameterError("body", str(exc))
 
 
-@router.get("", summary="SensorThings service root")
+@router.get("", summary="SensorThings service root", response_model=ServiceRoot)
 async def root(request: Request) -> dict[str, Any]:
     base = base_url(request)
     return {
@@ -62,7 +63,11 @@ async def root(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/{path:path}", summary="An entity set, an entity, or a navigation path")
+#: Members an entity lacks (no ``@iot.count`` without ``$count``) stay absent, not null.
+@router.get(
+    "/{path:path}", summary="An entity set, an entity, or a navigation path",
+    response_model=ReadAnswer, response_model_exclude_unset=True,
+)  # fmt: skip
 async def read(path: str, request: Request, conn: Conn, settings: SettingsDep) -> dict[str, Any]:
     """``Things``, ``Things(1)``, ``Things(1)/Datastreams`` ... with ``$filter``, ``$expand``,
     ``$select``, ``$orderby``, ``$top``, ``$skip`` and ``$count``."""
@@ -109,7 +114,10 @@ async def _refused(request: Request, who: Principal, settings: Settings, exc: Fo
     )  # fmt: skip
 
 
-@router.post("/CreateObservations", status_code=201, summary="Observations, dataArray form")
+@router.post(
+    "/CreateObservations", status_code=201, summary="Observations, dataArray form",
+    response_model=CreatedLinks,
+)  # fmt: skip
 async def create_observations(
     request: Request, conn: Conn, settings: SettingsDep, who: PrincipalDep,
     tasks: BackgroundTasks, body: Annotated[Any, Body()],
@@ -130,7 +138,10 @@ async def create_observations(
     return answers
 
 
-@router.post("/{path:path}", status_code=201, summary="Create an entity")
+@router.post(
+    "/{path:path}", status_code=201, summary="Create an entity", response_model=Entity,
+    response_model_exclude_unset=True,
+)  # fmt: skip
 async def create(
     path: str, request: Request, response: Response, conn: Conn, settings: SettingsDep,
     who: PrincipalDep, tasks: BackgroundTasks, body: Annotated[Any, Body()],

@@ -31,6 +31,8 @@ from twin.api.deps import (
 )
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
+from twin.api.schemas.tiles import Style, TileJSON
+from twin.db.models import ROW_SECURED
 from twin.risk.layers import risk_tiles
 from twin.settings import Settings, project_root
 from twin.tiles.catalog import LAYERS, TileLayer
@@ -42,8 +44,6 @@ router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 # Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
 CACHE_CONTROL = "public, no-cache"
-#: Tables under row-level security (twin/db/sql/access_v1.sql, scope_cells_v1.sql).
-ROW_SECURED = frozenset({"event", "task", "alert", "task_transition", "audit_log", "hazard_site"})
 
 
 def scope_key(who: Principal) -> str:
@@ -80,14 +80,19 @@ async def _layer(name: str, conn: AsyncConnection, settings: Settings, who: Prin
     return layer
 
 
-@router.get("/style.json", summary="MapLibre style combining the layers")
+#: The style file is served as written (its own key order and spacing): the model documents it
+#: and the fuzz test checks the answer against it.
+@router.get("/style.json", summary="MapLibre style combining the layers", response_model=Style)
 async def style(request: Request) -> Response:
     text = (project_root() / "tiles" / "style.json").read_text()
     base = public_base(request)
     return Response(text.replace("{base}", base), media_type="application/json")
 
 
-@router.get("/{layer}.json", summary="TileJSON 3.0.0 of a layer")
+@router.get(
+    "/{layer}.json", summary="TileJSON 3.0.0 of a layer", response_model=TileJSON,
+    response_model_exclude_unset=True,  # the optional TileJSON members it lacks: absent, not null
+)  # fmt: skip
 async def tilejson(
     layer: str, request: Request, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -119,7 +124,10 @@ async def tilejson(
     summary="A vector tile",
     response_class=Response,
     responses={
-        200: {"content": {MVT: {}}},
+        200: {
+            "content": {MVT: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the tile (Mapbox Vector Tile 2.1; gzip if accepted)",
+        },
         204: {"description": "empty or out of zoom range"},
         304: {"description": "not modified"},
     },

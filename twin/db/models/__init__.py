@@ -51,7 +51,14 @@ from twin.db.models.sta import (
 
 metadata = Base.metadata
 
+#: Tables under forced row-level security, as their models declare it (``row_secured()`` in
+#: ``__table_args__``): a scoped caller reads fewer of their rows than an unscoped one.
+ROW_SECURED: frozenset[str] = frozenset(
+    t.name for t in metadata.tables.values() if t.info.get("row_security")
+)
+
 __all__ = [
+    "ROW_SECURED",
     "SCHEMA",
     "Address",
     "AdminArea",

@@ -60,6 +60,14 @@ def check_in(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstra
     return sa.CheckConstraint(f"{column} IN ({listed})", name=name)
 
 
+def row_secured() -> dict[str, Any]:
+    """The last ``__table_args__`` entry of a table under forced row-level security: a scoped
+    caller sees only its rows (policies in twin/db/sql/access_v1.sql and scope_cells_v1.sql,
+    applied by the migrations). ``twin.db.models.ROW_SECURED`` lists these tables; a test
+    compares it with ``pg_class.relrowsecurity`` of the migrated database."""
+    return {"info": {"row_security": True}}
+
+
 def now_default() -> Mapped[datetime]:
     return mapped_column(server_default=sa.func.now())
 

@@ -8,7 +8,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from twin.db.models.base import Base, cell_column, check_in, geom, geom_3857, gist, now_default
+from twin.db.models.base import (
+    Base,
+    cell_column,
+    check_in,
+    geom,
+    geom_3857,
+    gist,
+    now_default,
+    row_secured,
+)
 
 ADMIN_LEVELS = ("city", "district", "street", "community", "grid")
 # GB 50137-2011 urban land-use major classes.
@@ -290,6 +299,7 @@ class HazardSite(Base):
     __table_args__ = (
         sa.CheckConstraint("hazard_class BETWEEN 0 AND 3", name="hazard_class"),
         *gist("hazard_site", "geom", "geom_3857"),
+        row_secured(),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)

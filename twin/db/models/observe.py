@@ -9,7 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from twin.db.models.base import Base, cell_column, check_in, geom, geom_3857, gist, now_default
+from twin.db.models.base import (
+    Base,
+    cell_column,
+    check_in,
+    geom,
+    geom_3857,
+    gist,
+    now_default,
+    row_secured,
+)
 
 EVENT_SOURCES = ("hotline", "sensor", "patrol", "simulation", "import")
 EVENT_STATUSES = ("open", "in_progress", "closed")
@@ -27,6 +36,7 @@ class Event(Base):
         sa.CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
         sa.Index("ix_event_occurred_at", "occurred_at"),
         *gist("event", "geom", "geom_3857"),
+        row_secured(),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, INET
 from sqlalchemy.orm import Mapped, mapped_column
 
-from twin.db.models.base import Base, check_in, geom, geom_3857, gist, now_default
+from twin.db.models.base import Base, check_in, geom, geom_3857, gist, now_default, row_secured
 
 RISK_LEVELS = ("blue", "yellow", "orange", "red")
 # pending: the condition holds but not yet for as many evaluations as the rule's sensitivity asks.
@@ -75,6 +75,7 @@ class Alert(Base):
             unique=True,
             postgresql_where=sa.text("status <> 'resolved'"),
         ),
+        row_secured(),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -114,6 +115,7 @@ class Task(Base):
     __table_args__ = (
         check_in("state", TASK_STATES, "state"),
         sa.CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
+        row_secured(),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -146,7 +148,7 @@ class TaskTransition(Base):
     """Every state change of a task: from, to, who and when."""
 
     __tablename__ = "task_transition"
-    __table_args__ = (check_in("to_state", TASK_STATES, "to_state"),)
+    __table_args__ = (check_in("to_state", TASK_STATES, "to_state"), row_secured())
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     task_id: Mapped[int] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"), index=True)
@@ -193,7 +195,7 @@ class AuditLog(Base):
     """Who read personal layers or changed anything, what, when and in which area."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (sa.Index("ix_audit_log_at", "at"),)
+    __table_args__ = (sa.Index("ix_audit_log_at", "at"), row_secured())
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     at: Mapped[datetime] = now_default()
