@@ -93,6 +93,7 @@ async def find_addresses(conn: AsyncConnection, q: str, *, limit: int) -> list[d
         await cur.execute(query(SQL, "find_addresses"), params)
         rows = await cur.fetchall()
     for r in rows:
-        r["h3"] = grid.to_hex([r.pop("cell")])[0] if r["cell"] is not None else None
+        cell = r.pop("cell")
+        r["h3"] = grid.to_hex([cell])[0] if cell is not None else None
         r.pop("rank")
     return rows

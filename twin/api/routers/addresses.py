@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 from twin.api.deps import Conn
 from twin.api.errors import InvalidParameterError
 from twin.api.params import Text
+from twin.api.schemas.addresses import AddressList
 from twin.city.cellcard import find_addresses
 
 router = APIRouter(prefix="/api/addresses", tags=["addresses"])
 
 
-@router.get("", summary="Find addresses")
+@router.get("", response_model=AddressList, summary="Find addresses")
 async def search(
     conn: Conn,
     q: Annotated[Text, Query(description="address text in any common form", max_length=200)],

@@ -10,6 +10,7 @@ from twin import grid
 from twin.access import audit, scope
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, public_principal
 from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.api.schemas.cells import CellCard, CellList
 from twin.city.areas import parse_bbox, parse_cell
 from twin.city.cellcard import METRICS, cell_card, cells_in_bbox
 from twin.risk.layers import catalog_for
@@ -23,7 +24,10 @@ MAX_CELLS = 20_000
 ACTIVE_STATES = [s for s in states.STATES if s not in states.FINISHED]
 
 
-@router.get("/{h3}", summary="The cell card")
+# exclude_unset: when the tasks are withheld, the card's task list has no limit and offset;
+# they stay absent (not null), as before the model.
+@router.get("/{h3}", response_model=CellCard, response_model_exclude_unset=True,
+            summary="The cell card")  # fmt: skip
 async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """A cell's statistics (people counts below k hidden for those without the right), the admin
     areas holding it, its open events, hazard sites and buildings, its level in each risk layer
@@ -66,7 +70,7 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
     return card
 
 
-@router.get("", summary="The cells of an area")
+@router.get("", response_model=CellList, summary="The cells of an area")
 async def list_cells(
     conn: Conn,
     settings: SettingsDep,

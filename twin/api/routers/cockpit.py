@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError
 from twin.api.params import Text
+from twin.api.schemas.cockpit import Cockpit
 from twin.city.areas import check_level
 from twin.db.models.city import ADMIN_LEVELS
 from twin.reporting.cockpit import cockpit, parse_as_of, parse_period, resolve_area
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/cockpit", tags=["cockpit"])
 MAX_AREA_TEXT = 200
 
 
-@router.get("", summary="The cockpit of an admin area")
+@router.get("", response_model=Cockpit, summary="The cockpit of an admin area")
 async def get_cockpit(
     conn: Conn,
     settings: SettingsDep,

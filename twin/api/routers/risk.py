@@ -10,6 +10,7 @@ from twin.access import audit
 from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
+from twin.api.schemas.risk import LayerCatalog, RiskCells
 from twin.city.areas import parse_bbox
 from twin.risk.catalog import LEVELS, Layer
 from twin.risk.layers import catalog_for
@@ -32,7 +33,7 @@ def _layer(layer_id: str, settings: Settings, who: Principal) -> Layer:
     return layer
 
 
-@router.get("/layers", summary="The risk one-map layer catalog")
+@router.get("/layers", response_model=LayerCatalog, summary="The risk one-map layer catalog")
 async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
     """Every layer the caller may see (and the combined one map) with its family, scoring,
     thresholds, style, tiles and cells per level at the last `twin risk compute`. Files that
@@ -64,7 +65,7 @@ async def layers(conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[s
     return {"layers": out, "errors": errors}
 
 
-@router.get("/risk", summary="Risk scores of a layer per cell")
+@router.get("/risk", response_model=RiskCells, summary="Risk scores of a layer per cell")
 async def risk(
     conn: Conn,
     settings: SettingsDep,

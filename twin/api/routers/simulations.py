@@ -14,6 +14,7 @@ from twin.access import audit, scope
 from twin.access.privacy import suppress_count
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
+from twin.api.schemas.simulations import FloodRoads, Run, RunCells, RunList, TrafficLinks
 from twin.city.areas import parse_bbox
 from twin.db.queries import query
 from twin.runs import jobs
@@ -95,7 +96,7 @@ async def _run_of(conn: Conn, run_id: int, kind: str) -> dict[str, Any]:
     return run
 
 
-@router.post("/flood", status_code=202, summary="Start a storm on the twin")
+@router.post("/flood", status_code=202, response_model=Run, summary="Start a storm on the twin")
 async def start_flood(
     body: FloodRequest,
     request: Request,
@@ -119,7 +120,10 @@ async def start_flood(
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
-@router.post("/traffic", status_code=202, summary="Start a peak-hour traffic assignment")
+@router.post(
+    "/traffic", status_code=202, response_model=Run,
+    summary="Start a peak-hour traffic assignment",
+)  # fmt: skip
 async def start_traffic(
     body: TrafficRequest,
     request: Request,
@@ -154,7 +158,7 @@ async def start_traffic(
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
-@router.get("", summary="Simulation runs, newest first")
+@router.get("", response_model=RunList, summary="Simulation runs, newest first")
 async def list_runs(
     conn: Conn,
     settings: SettingsDep,
@@ -170,14 +174,19 @@ async def list_runs(
     return {"runs": [_public_run(r, k, allowed) for r in runs]}
 
 
-@router.get("/{run_id}", summary="A run: status, progress, parameters and summary")
+@router.get(
+    "/{run_id}", response_model=Run, summary="A run: status, progress, parameters and summary"
+)
 async def get_run(
     run_id: int, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
     return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
-@router.get("/{run_id}/cells", summary="Per-cell results of a run (flood or traffic)")
+@router.get(
+    "/{run_id}/cells", response_model=RunCells,
+    summary="Per-cell results of a run (flood or traffic)",
+)  # fmt: skip
 async def run_cells(
     run_id: int,
     conn: Conn,
@@ -233,7 +242,9 @@ async def run_cells(
     return {"run_id": run_id, "kind": "flood", "res": res, "count": len(cells), "cells": cells}
 
 
-@router.get("/{run_id}/links", summary="Per-link results of a traffic run")
+@router.get(
+    "/{run_id}/links", response_model=TrafficLinks, summary="Per-link results of a traffic run"
+)
 async def run_links(
     run_id: int,
     conn: Conn,
@@ -255,7 +266,9 @@ async def run_links(
     return {"run_id": run_id, "count": len(links), "links": links}
 
 
-@router.get("/{run_id}/roads", summary="Road links reached by water in a run")
+@router.get(
+    "/{run_id}/roads", response_model=FloodRoads, summary="Road links reached by water in a run"
+)
 async def run_roads(
     run_id: int,
     conn: Conn,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
@@ -23,12 +24,19 @@ VENDOR = {
     "maplibre-gl.css": "maplibre-gl/dist/maplibre-gl.css",
 }
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+#: The page in the OpenAPI document: HTML text (``format`` makes it a typed answer).
+HTML_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string", "format": "html"}}},
+          "description": "the map page (HTML)"},
+    503: {"content": {"text/html": {"schema": {"type": "string", "format": "html"}}},
+          "description": "MapLibre GL JS not installed: a page saying how to install it"},
+}  # fmt: skip
 MISSING = """<!doctype html><meta charset="utf-8"><title>City twin map</title>
 <p>The web map needs MapLibre GL JS, which is not installed in <code>{path}</code>.
 Run <code>make setup</code> (it runs <code>npm ci</code> in <code>web/</code>).</p>"""
 
 
-@router.get("/map", response_class=HTMLResponse, summary="The web map")
+@router.get("/map", response_class=HTMLResponse, summary="The web map", responses=HTML_PAGE)
 async def web_map(request: Request) -> Response:
     """One page, three modes (``?mode=planner|emergency|grid``); see the README."""
     vendor: Path = request.app.state.settings.web_vendor_dir

@@ -12,3 +12,7 @@ class AreaRef(BaseModel):
     code: str | None = Field(None, description="admin area code")
     name: str | None = Field(None, description="admin area name")
     level: str | None = Field(None, description="city, district, street, community or grid")
+
+
+#: A number that is an integer or not as the value is (``float`` would turn ``3`` into ``3.0``).
+Number = int | float
