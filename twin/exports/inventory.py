@@ -24,7 +24,7 @@ from twin import features
 from twin.access.classification import table_level
 from twin.access.principal import Principal
 from twin.db.queries import query
-from twin.exports import files
+from twin.exports import cityjson, files
 from twin.exports.writers import FORMATS
 from twin.risk.layers import catalog_for
 from twin.settings import Settings
@@ -43,7 +43,8 @@ TITLES_ZH = {
     "hazard_sites": "危险源", "admin_areas": "行政区划", "cells": "H3 网格统计",
 }  # fmt: skip
 FORMAT_TITLES = {"parquet": "GeoParquet 1.1", "fgb": "FlatGeobuf", "gpkg": "GeoPackage",
-                 "csv": "CSV (WKT geometry)"}  # fmt: skip
+                 "csv": "CSV (WKT geometry)", "cityjson": "CityJSON 2.0 (LoD1 solids)",
+                 "cityjsonseq": "CityJSONSeq (LoD1 solids, one building a line)"}  # fmt: skip
 
 Bbox = tuple[float, float, float, float]
 
@@ -149,6 +150,9 @@ async def _collections(
             *(Distribution(f"{items}?f={f.name}", f"{layer.title}: {FORMAT_TITLES[f.name]}",
                            f.media_type.split(";")[0], download=True, key=f.name)
               for f in FORMATS.values()),
+            *(Distribution(f"{items}?f={f.name}", f"{layer.title}: {FORMAT_TITLES[f.name]}",
+                           f.media_type, download=True, key=f.name)
+              for f in (cityjson.FORMATS.values() if layer.id == "buildings" else ())),
             _tiles(base, layer.id, layer.title),
         ]  # fmt: skip
         ds = Dataset(
@@ -177,8 +181,10 @@ async def _cells(
         ds = Dataset(
             id=f"cells-r{res}", kind="cells", title=f"H3 cell statistics, resolution {res}",
             title_zh=f"H3 网格统计 {res} 级",
-            description=layer.description + " People counts below k are hidden from "
-            "callers who may not see them (complementary suppression included).",
+            description=f"Statistics per H3 cell of resolution {res}: population, elderly and "
+            "jobs (counts below k hidden from callers who may not see them, complementary "
+            "suppression included), buildings, floor area, mean height, open and recent "
+            "events, hazard sites.",
             label=layer.label, rows=int(row["n"]), bbox=_bbox(row),
             modified=_newest(row["updated_at"], versions.get("cell_stats")),
             keywords=("h3", "cells", f"resolution {res}"),
@@ -302,19 +308,34 @@ def _archives(who: Principal, base: str, settings: Settings) -> list[Dataset]:
 
 
 async def inventory(
-    conn: AsyncConnection, who: Principal, settings: Settings, base: str
+    conn: AsyncConnection,
+    who: Principal,
+    settings: Settings,
+    base: str,
+    *,
+    kinds: frozenset[str] | None = None,
 ) -> Inventory:
-    """Every dataset ``who`` may obtain, on ``conn`` (the caller's transaction)."""
+    """Every dataset ``who`` may obtain, on ``conn`` (the caller's transaction); ``kinds``:
+    only datasets of these kinds (collection, cells, risk, flood_run, raster, archive)."""
+
+    def wanted(kind: str) -> bool:
+        return kinds is None or kind in kinds
+
     city = (await _rows(conn, "city")) or [{"name": None, "source": None, "updated_at": None}]
     versions = {r["layer"]: r["updated_at"] for r in await _rows(conn, "versions")}
-    datasets = [
-        *await _collections(conn, who, base, versions),
-        *await _cells(conn, who, base, versions),
-        *await _risk(conn, who, base, settings),
-        *await _flood_runs(conn, who, base, settings),
-        *await _rasters(conn, who, base),
-        *_archives(who, base, settings),
-    ]
+    datasets: list[Dataset] = []
+    if wanted("collection"):
+        datasets += await _collections(conn, who, base, versions)
+    if wanted("cells"):
+        datasets += await _cells(conn, who, base, versions)
+    if wanted("risk"):
+        datasets += await _risk(conn, who, base, settings)
+    if wanted("flood_run"):
+        datasets += await _flood_runs(conn, who, base, settings)
+    if wanted("raster"):
+        datasets += await _rasters(conn, who, base)
+    if wanted("archive"):
+        datasets += _archives(who, base, settings)
     name = city[0]["name"] or "City twin"
     return Inventory(
         city=name, source=city[0]["source"], publisher=settings.open_data_publisher or name,

@@ -33,6 +33,8 @@ COLLECTIONS: dict[str, tuple[str, str, str]] = {
     "tiles": ("archive", "Map tile archives",
               "PMTiles v3 archives of the public vector tiles, for static hosting."),
 }  # fmt: skip
+#: The inventory kinds the STAC catalogue is made of.
+KINDS = frozenset(kind for kind, _, _ in COLLECTIONS.values())
 
 
 def _link(rel: str, href: str, kind: str = JSON, title: str | None = None) -> dict[str, str]:

@@ -158,10 +158,10 @@ class StacItem(BaseModel):
     collection: str
 
 
-async def _inventory(request: Request, conn: Conn, who: PrincipalDep, settings: SettingsDep
-                     ) -> tuple[Inventory, str]:  # fmt: skip
+async def _inventory(request: Request, conn: Conn, who: PrincipalDep, settings: SettingsDep,
+                     kinds: frozenset[str] | None = None) -> tuple[Inventory, str]:  # fmt: skip
     base = public_base(request)
-    return await inventory(conn, who, settings, base), base
+    return await inventory(conn, who, settings, base, kinds=kinds), base
 
 
 @router.get(
@@ -185,7 +185,7 @@ async def get_catalog(
 async def get_stac(
     request: Request, conn: Conn, who: PrincipalDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    inv, base = await _inventory(request, conn, who, settings)
+    inv, base = await _inventory(request, conn, who, settings, stac.KINDS)
     return stac.catalog(inv, base)
 
 
@@ -196,7 +196,7 @@ async def get_stac(
 async def get_stac_collection(
     collection_id: str, request: Request, conn: Conn, who: PrincipalDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    inv, base = await _inventory(request, conn, who, settings)
+    inv, base = await _inventory(request, conn, who, settings, stac.KINDS)
     out = stac.collection(inv, base, collection_id)
     if out is None:
         raise NotFoundError(f"no STAC collection {collection_id!r} (see /stac)")
@@ -211,7 +211,7 @@ async def get_stac_item(
     collection_id: str, item_id: str, request: Request, conn: Conn, who: PrincipalDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:  # fmt: skip
-    inv, base = await _inventory(request, conn, who, settings)
+    inv, base = await _inventory(request, conn, who, settings, stac.KINDS)
     out = stac.item(inv, base, collection_id, item_id)
     if out is None:
         raise NotFoundError(f"no STAC item {item_id!r} in {collection_id!r}")

@@ -16,6 +16,7 @@ from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
 from twin.api.routers.downloads import download
+from twin.exports.cityjson import FORMATS as CITY_FORMATS
 from twin.tiles.catalog import LAYERS, TileLayer
 
 router = APIRouter(tags=["features"])
@@ -63,7 +64,7 @@ Format = Annotated[
 ItemsFormat = Annotated[
     str | None,
     Query(description="output format: GeoJSON pages, or the whole collection as a download",
-          json_schema_extra={"enum": FORMATS + list(exports.FORMATS)}),
+          json_schema_extra={"enum": FORMATS + list(exports.FORMATS) + list(CITY_FORMATS)}),
 ]  # fmt: skip
 
 
@@ -183,7 +184,8 @@ async def get_collection(
 @router.get(
     "/collections/{collectionId}/items", summary="Features of a collection",
     responses={200: {
-        "content": {GEOJSON: {}, **{x.media_type: {} for x in exports.FORMATS.values()}},
+        "content": {GEOJSON: {}, **{x.media_type: {} for x in exports.FORMATS.values()},
+                    **{x.media_type: {} for x in CITY_FORMATS.values()}},
         "description": "GeoJSON page, or the whole collection as a file (f=...)"}},
 )  # fmt: skip
 async def get_items(
@@ -203,8 +205,9 @@ async def get_items(
 ) -> Response:
     """Paged GeoJSON. ``filter`` takes CQL2 (see ``/queryables``); other query parameters
     filter by equality on a property (``use=office``). ``f=parquet|fgb|gpkg|csv``: the whole
-    matching collection as one file (audited)."""
-    if f in exports.FORMATS:
+    matching collection as one file (audited); ``f=cityjson|cityjsonseq``: the buildings as
+    CityJSON 2.0 / CityJSONSeq LoD1 solids."""
+    if f in exports.FORMATS or f in CITY_FORMATS:
         layer = _collection(collection_id, who)
         return await download(conn, who, layer, f, dict(request.query_params), settings)
     _check_f(f)
