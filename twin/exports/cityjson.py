@@ -61,7 +61,9 @@ def _height(row: dict[str, Any]) -> float | None:
 
 
 class _Vertices:
-    """Integer vertices of one file or one feature, with their index."""
+    """Integer vertices of one file or one feature. A vertex is shared between the surfaces
+    of one building (the index of the building being written); :meth:`forget` drops that
+    index before the next one, so memory holds the flat integers only."""
 
     def __init__(self, translate: tuple[float, float, float]) -> None:
         self.translate = translate
@@ -75,12 +77,15 @@ class _Vertices:
         found = self.index.get(key)
         if found is not None:
             return found
-        self.index[key] = i = len(self.index)
+        self.index[key] = i = len(self.flat) // 3
         self.flat.extend(key)
         for k, v in enumerate((x, y, z)):
             self.bounds[k] = min(self.bounds[k], v)
             self.bounds[k + 3] = max(self.bounds[k + 3], v)
         return i
+
+    def forget(self) -> None:
+        self.index.clear()
 
     def write(self, f: IO[str], block: int = 30_000) -> None:
         """The vertices as a JSON array of [x, y, z], a block at a time (flat memory)."""
@@ -221,6 +226,7 @@ def _write_file(f: IO[str], batches: Iterable[pa.RecordBatch], to_crs: Transform
         written = []
         for row, geom in _rows(batch, to_crs):
             obj = city_object(row, geom, verts)
+            verts.forget()
             if obj is None:
                 continue
             oid = f"building-{row['fid']}"
@@ -231,7 +237,7 @@ def _write_file(f: IO[str], batches: Iterable[pa.RecordBatch], to_crs: Transform
     f.write('}, "vertices": ')
     verts.write(f)
     meta = dict(header["metadata"])
-    if verts.index:
+    if verts.flat:
         meta["geographicalExtent"] = verts.bounds
     f.write(', "metadata": ' + json.dumps(meta) + "}")
 
