@@ -7,14 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import NotFoundError
 from twin.api.hosts import public_base
 from twin.exports import catalog as dcat
 from twin.exports import stac
 from twin.exports.inventory import Inventory, inventory
+from twin.settings import Settings
 
 router = APIRouter(tags=["catalog"])
 
@@ -158,8 +161,13 @@ class StacItem(BaseModel):
     collection: str
 
 
-async def _inventory(request: Request, conn: Conn, who: PrincipalDep, settings: SettingsDep,
-                     kinds: frozenset[str] | None = None) -> tuple[Inventory, str]:  # fmt: skip
+async def _inventory(
+    request: Request,
+    conn: AsyncConnection,
+    who: Principal,
+    settings: Settings,
+    kinds: frozenset[str] | None = None,
+) -> tuple[Inventory, str]:
     base = public_base(request)
     return await inventory(conn, who, settings, base, kinds=kinds), base
 
