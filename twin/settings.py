@@ -248,6 +248,18 @@ class Settings(BaseSettings):
     sta_page_size: int = Field(
         default=100, ge=1, le=10_000, description="SensorThings page size without $top."
     )
+    open_data_license: str = Field(
+        default="CC-BY-4.0",
+        description=(
+            "SPDX identifier of the licence the open-data catalogue (/catalog, /stac) gives "
+            "the published datasets."
+        ),
+        pattern=r"^[A-Za-z0-9.+-]+$",
+    )
+    open_data_publisher: str | None = Field(
+        default=None,
+        description="Publisher named in the open-data catalogue; default: the city's name.",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

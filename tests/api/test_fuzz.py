@@ -161,10 +161,12 @@ def known(twin_settings: Settings) -> dict[str, str]:
 def _defaults(path: str, known: dict[str, str]) -> dict[str, str]:
     run = known["traffic"] if path.endswith("/links") else known["flood"]
     layer = "buildings" if path.startswith("/tiles/") else "onemap"
+    collection = "exports" if path.startswith("/stac/") else "buildings"
+    name = "max_depth.tif" if path.startswith("/files/runs/") else "city.pmtiles"
     return {"h3": known["h3"], "run_id": run, "layer": layer, "z": "14", "x": "13000",
-            "y": "6000", "collection_id": "buildings", "collectionId": "buildings", "feature_id": "1", "alert_id": "1",
+            "y": "6000", "collection_id": collection, "collectionId": "buildings", "feature_id": "1", "alert_id": "1",
             "task_id": "1", "bbox": "-180,-90,180,90", "q": "1", "level": "city",
-            "path": "Things"}  # fmt: skip
+            "path": "Things", "item_id": "buildings", "name": name, "raster_id": "1"}  # fmt: skip
 
 
 def _url(path: str, values: dict[str, str]) -> str:

@@ -407,6 +407,72 @@ def check_me(ctx: Ctx, who: Caller) -> None:
     assert ok(ctx.get(who, "/api/me")).json()["name"] == (who.user if who else "anonymous")
 
 
+def _catalog_rows(doc: dict[str, Any]) -> dict[str, Any]:
+    return {d["identifier"]: d.get("records") for d in doc["dataset"]}
+
+
+def check_catalog(ctx: Ctx, who: Caller) -> None:
+    """Records (events, hazard sites) count only the caller's rows, core risk layers only the
+    cells in its scope; everything else is counted as for the public."""
+    got = _catalog_rows(ok(ctx.get(who, "/catalog")).json())
+    public = _catalog_rows(ok(ctx.get(None, "/catalog")).json())
+    for name, table in (("events", "event"), ("hazard_sites", "hazard_site")):
+        if name in got and who is not None:
+            assert got[name] == len(ids_in(ctx.settings, table, who)), name
+    for lid, rows in got.items():
+        if lid in ("events", "hazard_sites"):
+            continue
+        if lid in public:
+            assert rows == public[lid], lid
+        else:  # a core risk layer: the public never gets it
+            assert who is not None and lid.startswith("risk-"), lid
+            layer = lid.removeprefix("risk-")
+            n = sql(ctx.settings, "SELECT count(*) FROM twin.risk_score r JOIN twin.cell_stats s"
+                    " USING (res, cell) WHERE r.layer_id = %s AND s.area_id = ANY(%s)"
+                    " AND r.res = (SELECT max(res) FROM twin.risk_score WHERE layer_id = %s)",
+                    (layer, list(who.areas), layer))[0][0]  # fmt: skip
+            assert rows <= n, lid
+
+
+def _stac_items(ctx: Ctx, who: Caller) -> dict[str, dict[str, Any]]:
+    root = ok(ctx.get(who, "/stac")).json()
+    items = {}
+    for child in (x for x in root["links"] if x["rel"] == "child"):
+        coll = ok(ctx.get(who, child["href"])).json()
+        for link in (x for x in coll["links"] if x["rel"] == "item"):
+            items[link["href"]] = ok(ctx.get(who, link["href"])).json()
+    return items
+
+
+def check_stac(ctx: Ctx, who: Caller) -> None:
+    """The STAC tree (catalog, collections, items): the exports of records lie within the
+    caller's records; every other item is the public's."""
+    got = _stac_items(ctx, who)
+    public = _stac_items(ctx, None)
+    for href, it in got.items():
+        table = {"events": "event", "hazard_sites": "hazard_site"}.get(it["id"])
+        if table is None:
+            assert it == public[href], href
+        elif who is not None:
+            ((w, s, e, n),) = sql(ctx.settings, "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x)"
+                                  f" FROM (SELECT ST_Extent(geom) x FROM twin.{table} WHERE id = ANY(%s)) q",
+                                  (list(ids_in(ctx.settings, table, who)),))  # fmt: skip
+            assert it["bbox"] == pytest.approx([w, s, e, n]), it["id"]
+
+
+def check_run_files(ctx: Ctx, who: Caller) -> None:
+    for run in ctx.runs("flood"):
+        for name in ("max_depth.tif", "time_of_max.tif"):
+            r = ok(ctx.get(who, f"/files/runs/{run}/{name}"), 200, 404)
+            assert r.content == ctx.get(None, f"/files/runs/{run}/{name}").content
+
+
+def check_raster_files(ctx: Ctx, who: Caller) -> None:
+    for (rid,) in sql(ctx.settings, "SELECT id FROM twin.raster_asset"):
+        r = ok(ctx.get(who, f"/files/rasters/{rid}"), 200, 404)
+        assert r.content == ctx.get(None, f"/files/rasters/{rid}").content
+
+
 #: (method, OpenAPI path) -> its check. Every operation of the schema must be here.
 def check_sta_write(path: str) -> Callable[[Ctx, Caller], None]:
     """SensorThings writes: sensors and their readings are a city-wide network (not under row
@@ -458,6 +524,15 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/sta/v1.1/{path}"): check_static("/sta/v1.1/Datastreams"),
     ("POST", "/sta/v1.1/CreateObservations"): check_sta_write("/sta/v1.1/CreateObservations"),
     ("POST", "/sta/v1.1/{path}"): check_sta_write("/sta/v1.1/Observations"),
+    # The open-data catalogue and the files it points at
+    ("GET", "/catalog"): check_catalog,
+    ("GET", "/stac"): check_stac,
+    ("GET", "/stac/collections/{collection_id}"): check_stac,
+    ("GET", "/stac/collections/{collection_id}/items/{item_id}"): check_stac,
+    ("GET", "/files/runs/{run_id}/{name}"): check_run_files,
+    ("GET", "/files/rasters/{raster_id}"): check_raster_files,
+    # archives hold public tiles only (twin.tiles.export); none is published in this world
+    ("GET", "/files/published/{name}"): check_static("/files/published/none.pmtiles", 404),
 }
 
 #: Rows that a call must not change outside the caller's scope.
@@ -486,6 +561,26 @@ def operations(settings: Settings) -> set[tuple[str, str]]:
 
 def test_every_route_has_a_scope_check(tiny_settings: Settings) -> None:
     assert operations(tiny_settings) == set(ROUTES)
+
+
+def test_every_tile_layer_has_a_scope_check(ctx: Ctx) -> None:
+    assert set(TILE_CHECKS) == set(LAYERS)
+    assert set(RUN_CHECKS) == set(RUN_KIND)
+    layers = all_tile_layers(ctx)
+    assert any(lyr.label == "core" for lyr in layers.values())
+    for lyr in layers.values():
+        tile_check(lyr)  # a KeyError names a layer (or data class) without a rule
+
+
+# Each route's check, run as each district's user and as the public; a scoped caller's view
+# of the twin (what it may see, by direct SQL) is the same before and after.
+@pytest.mark.parametrize("op", sorted(ROUTES), ids=lambda op: f"{op[0]} {op[1]}")
+def test_route_stays_in_scope(ctx: Ctx, op: tuple[str, str]) -> None:
+    for who in (ctx.world["A"], ctx.world["B"], None):
+        before = snapshot(ctx, who) if who is not None else None
+        ROUTES[op](ctx, who)
+        if who is not None:
+            assert snapshot(ctx, who) == before, (op, who.code)
 
 
 #: API routes kept out of the OpenAPI schema, each with why it needs no scope check here.

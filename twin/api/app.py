@@ -24,7 +24,9 @@ from twin.api.hosts import TrustedHostMiddleware
 from twin.api.limits import BodyLimitMiddleware
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
+from twin.api.routers import catalog as catalog_router
 from twin.api.routers import cockpit as cockpit_router
+from twin.api.routers import files as files_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
@@ -149,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(addresses.router)
     app.include_router(tiles.router)
     app.include_router(features.router)
+    app.include_router(catalog_router.router)
+    app.include_router(files_router.router)
     app.include_router(simulations.router)
     app.include_router(risk_router.router)
     app.include_router(alerts_router.router)

@@ -23,7 +23,14 @@ def export(
     collection: Annotated[
         str, typer.Argument(help="A feature collection (buildings, roads, ...).")
     ],
-    fmt: Annotated[str, typer.Option("--format", help="parquet, fgb, gpkg or csv.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="parquet, fgb, gpkg or csv; for buildings also cityjson (CityJSON 2.0, LoD1) "
+            "or cityjsonseq (CityJSONSeq).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="The file to write.")],
     bbox: Annotated[
         str | None, typer.Option(help="minlon,minlat,maxlon,maxlat (CRS84): rows intersecting.")
@@ -42,6 +49,7 @@ def export(
     from twin.db.engine import DatabaseNotConfiguredError, database_url
     from twin.errors import InvalidParameterError
     from twin.exports import FORMATS
+    from twin.exports.cityjson import FORMATS as CITY_FORMATS
     from twin.exports.run import export_sync
     from twin.tiles.catalog import LAYERS
 
@@ -50,8 +58,9 @@ def export(
     if layer is None or not layer.feature_collection:
         ids = ", ".join(lyr.id for lyr in LAYERS.values() if lyr.feature_collection)
         fail(f"COLLECTION: no collection {collection!r}; collections: {ids}", code=2)
-    if fmt not in FORMATS:
-        fail(f"--format: one of {', '.join(FORMATS)}", code=2)
+    if fmt not in FORMATS and not (fmt in CITY_FORMATS and collection == "buildings"):
+        fail(f"--format: one of {', '.join(FORMATS)} (and {', '.join(CITY_FORMATS)} for "
+             "buildings)", code=2)  # fmt: skip
     params = {"bbox": bbox} if bbox else {}
     try:
         with psycopg.connect(database_url(settings)) as conn:
@@ -69,13 +78,19 @@ def export(
                 "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
                 (f"twin.{layer.table}",),
             ).fetchone()
+            crs = None
+            if fmt in CITY_FORMATS:
+                meta = conn.execute("SELECT crs FROM twin.city_meta WHERE id = 1").fetchone()
+                crs = settings.city_crs or (meta[0] if meta else None)
+                if crs is None:
+                    fail("--format: the twin has no city CRS yet (ingest a city first)", code=2)
             act_as(conn, who, settings.api_db_role)
             with Progress(disable=as_json) as bar:
                 task = bar.add_task(f"{collection} -> {out.name}",
                                     total=max(int(total[0]), 0) if total else None)  # fmt: skip
                 tally = export_sync(
                     conn, who, layer, fmt, out, params, k=settings.suppression_k,
-                    progress=lambda n: bar.advance(task, n),
+                    progress=lambda n: bar.advance(task, n), crs=crs,
                 )  # fmt: skip
     except InvalidParameterError as exc:
         fail(f"--{exc.parameter}: {str(exc).partition(': ')[2]}", code=2)

@@ -8,15 +8,18 @@ back through the event loop. Either way only one chunk of rows is held at a time
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 from psycopg import AsyncConnection
 
 from twin.access import audit
 from twin.access.principal import Principal
+from twin.errors import InvalidParameterError
+from twin.exports import cityjson
 from twin.exports.source import CHUNK_ROWS, arrow_schema, chunks, export_query
 from twin.exports.writers import Tally, write
 from twin.tiles.catalog import TileLayer
@@ -27,6 +30,23 @@ ACTION = "export.download"
 def _detail(layer: TileLayer, fmt: str, params: dict[str, str], tally: Tally) -> dict[str, Any]:
     return {"collection": layer.id, "format": fmt, "rows": tally.rows, "bbox": tally.bbox,
             "filters": {k: v for k, v in params.items() if k != "f"}}  # fmt: skip
+
+
+def _write(
+    fmt: str,
+    layer: TileLayer,
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    path: Path,
+    crs: str | None,
+) -> Tally:
+    if fmt in cityjson.FORMATS:
+        if layer.id != "buildings":
+            raise InvalidParameterError("f", f"{fmt} is for buildings only (LoD1 solids)")
+        if crs is None:
+            raise InvalidParameterError("f", f"{fmt} needs the city's CRS (ingest a city first)")
+        return cityjson.write_cityjson(batches, path, crs=crs, seq=fmt == "cityjsonseq")
+    return write(fmt, batches, schema, path, geometry_type=layer.geometry)
 
 
 def _area(who: Principal) -> int | None:
@@ -43,8 +63,10 @@ def export_sync(
     *,
     k: int,
     progress: Callable[[int], None] | None = None,
+    crs: str | None = None,
 ) -> Tally:
-    """Export on ``conn``, whose transaction already runs as ``who`` (act_as)."""
+    """Export on ``conn``, whose transaction already runs as ``who`` (act_as); ``crs``: the
+    projected CRS of the CityJSON formats (buildings only)."""
     query, values = export_query(layer, params, k=k)
     with conn.cursor(name="twin_export") as cur:
         cur.itersize = CHUNK_ROWS
@@ -60,7 +82,7 @@ def export_sync(
                 progress(len(rows))
             return rows
 
-        tally = write(fmt, chunks(fetch, schema), schema, path, geometry_type=layer.geometry)
+        tally = _write(fmt, layer, chunks(fetch, schema), schema, path, crs)
     audit.record_sync(conn, who, ACTION, f"collection/{layer.id}", area_id=_area(who),
                       detail=_detail(layer, fmt, params, tally))  # fmt: skip
     return tally
@@ -75,6 +97,7 @@ async def export_async(
     params: dict[str, str],
     *,
     k: int,
+    crs: str | None = None,
 ) -> Tally:
     """Export on the request's connection (already the caller's, under row-level security)."""
     query, values = export_query(layer, params, k=k)
@@ -92,7 +115,7 @@ async def export_async(
             return asyncio.run_coroutine_threadsafe(cur.fetchmany(n), loop).result()
 
         tally = await asyncio.to_thread(
-            write, fmt, chunks(fetch, schema), schema, path, geometry_type=layer.geometry
+            _write, fmt, layer, chunks(fetch, schema), schema, path, crs
         )
     await audit.record(conn, who, ACTION, f"collection/{layer.id}", area_id=_area(who),
                        detail=_detail(layer, fmt, params, tally))  # fmt: skip

@@ -16,7 +16,8 @@ from psycopg import AsyncConnection
 from starlette.background import BackgroundTask
 
 from twin.access.principal import Principal
-from twin.exports import FORMATS
+from twin.errors import InvalidParameterError
+from twin.exports import FORMATS, cityjson
 from twin.exports.run import export_async
 from twin.settings import Settings
 from twin.tiles.catalog import TileLayer
@@ -33,14 +34,23 @@ async def download(
     query: dict[str, str],
     settings: Settings,
 ) -> FileResponse:
-    spec = FORMATS[fmt]
+    spec = FORMATS[fmt] if fmt in FORMATS else cityjson.FORMATS[fmt]
+    crs = None
+    if fmt in cityjson.FORMATS:
+        if layer.id != "buildings":
+            raise InvalidParameterError("f", f"{fmt} is for buildings only (LoD1 solids)")
+        cur = await conn.execute("SELECT crs FROM twin.city_meta WHERE id = 1")
+        row = await cur.fetchone()
+        crs = settings.city_crs or (row[0] if row else None)
     params = {k: v for k, v in query.items() if k not in PAGING}
     fd, name = tempfile.mkstemp(prefix=f"twin-{layer.id}-", suffix=spec.suffix)
     os.close(fd)
     path = Path(name)
     path.unlink()  # GDAL creates its own file
     try:
-        tally = await export_async(conn, who, layer, fmt, path, params, k=settings.suppression_k)
+        tally = await export_async(
+            conn, who, layer, fmt, path, params, k=settings.suppression_k, crs=crs
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise

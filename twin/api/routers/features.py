@@ -24,6 +24,7 @@ from twin.api.schemas.features import (
     FeatureCollection,
     LandingPage,
 )
+from twin.exports.cityjson import FORMATS as CITY_FORMATS
 from twin.tiles.catalog import LAYERS, TileLayer
 
 router = APIRouter(tags=["features"])
@@ -73,7 +74,7 @@ Format = Annotated[
 ItemsFormat = Annotated[
     str | None,
     Query(description="output format: GeoJSON pages, or the whole collection as a download",
-          json_schema_extra={"enum": FORMATS + list(exports.FORMATS)}),
+          json_schema_extra={"enum": FORMATS + list(exports.FORMATS) + list(CITY_FORMATS)}),
 ]  # fmt: skip
 
 
@@ -208,7 +209,8 @@ async def get_collection(
     "/collections/{collectionId}/items", summary="Features of a collection",
     response_model=FeatureCollection, response_class=GeoJSONResponse,
     responses={200: {
-        "content": {x.media_type: {"schema": BINARY} for x in exports.FORMATS.values()},
+        "content": {x.media_type: {"schema": BINARY}
+                    for x in (*exports.FORMATS.values(), *CITY_FORMATS.values())},
         "description": "GeoJSON page, or the whole collection as a file (f=...)"}},
 )  # fmt: skip
 async def get_items(
@@ -228,8 +230,9 @@ async def get_items(
 ) -> Response:
     """Paged GeoJSON. ``filter`` takes CQL2 (see ``/queryables``); other query parameters
     filter by equality on a property (``use=office``). ``f=parquet|fgb|gpkg|csv``: the whole
-    matching collection as one file (audited)."""
-    if f in exports.FORMATS:
+    matching collection as one file (audited); ``f=cityjson|cityjsonseq``: the buildings as
+    CityJSON 2.0 / CityJSONSeq LoD1 solids."""
+    if f in exports.FORMATS or f in CITY_FORMATS:
         layer = _collection(collection_id, who)
         return await download(conn, who, layer, f, dict(request.query_params), settings)
     _check_f(f)
