@@ -18,20 +18,17 @@ import aiomqtt
 import psycopg
 import pytest
 
-from tests.services import binary, free_port, serving
 from twin.db.migrate import upgrade
 from twin.sense.bridge import Bridge, running
+from twin.sense.broker import private_broker
 from twin.sense.live import LiveHub
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private Mosquitto: ``listener <port> 127.0.0.1``, anonymous allowed."""
-    port = free_port()
-    conf: Path = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    with serving([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)], port):
-        yield f"mqtt://127.0.0.1:{port}"
+    """A private Mosquitto on a free port, anonymous allowed (the demo's own broker helper)."""
+    with private_broker(tmp_path_factory.mktemp("mosquitto")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

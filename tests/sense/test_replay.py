@@ -13,11 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.services import binary, free_port, serving
 from twin.alerts.rules import load_rules
-from twin.alerts.watch import RuleWatch, watching
+from twin.alerts.watch import RuleWatch
 from twin.errors import InvalidParameterError
 from twin.sense.bridge import Bridge, running
+from twin.sense.broker import private_broker
 from twin.sense.live import LiveHub
 from twin.sense.replay import (
     DEMO_SENSORS_SQL,
@@ -32,11 +32,9 @@ from twin.sim.rain import StormFormula
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    conf: Path = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    with serving([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)], port):
-        yield f"mqtt://127.0.0.1:{port}"
+    """A private Mosquitto on a free port, anonymous allowed (the demo's own broker helper)."""
+    with private_broker(tmp_path_factory.mktemp("mosquitto")) as url:
+        yield url
 
 
 def test_a_replay_file_reads_timestamps_or_seconds_and_sorts(tmp_path: Path) -> None:
@@ -135,7 +133,7 @@ def test_replayed_readings_are_stored_and_raise_alerts_with_tasks(
         hub = LiveHub()
         bridge = Bridge(broker, url, base="http://test/sta/v1.1", hub=hub, publish_back=False)
         watch = RuleWatch(url, rules, hub=hub, settle_s=0.1)
-        async with running(bridge), watching(watch):
+        async with running(bridge), running(watch):
             await asyncio.sleep(1.0)  # subscribed
             sent = await replay(levels_only, broker, speed=600)
             for _ in range(300):

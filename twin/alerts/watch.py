@@ -15,9 +15,7 @@ the alerts and tasks then reach each user through the scoped push channel (``/ap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,15 +132,3 @@ class RuleWatch:
                 await conn.commit()
                 out.append(int(task["id"]))
         return out
-
-
-@contextlib.asynccontextmanager
-async def watching(watch: RuleWatch) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``watch`` in a task for the duration of the block."""
-    task = asyncio.create_task(watch.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

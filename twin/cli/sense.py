@@ -59,7 +59,7 @@ def run(
 ) -> None:
     """Run the bridge until interrupted: store Observations published to
     v1.1/Datastreams(<id>)/Observations and publish the stored ones back."""
-    from twin.sense.bridge import Bridge, parse_mqtt_url
+    from twin.sense.bridge import Bridge, parse_mqtt_url, running
 
     settings = load_settings()
     url = mqtt_url or settings.mqtt_url
@@ -72,7 +72,7 @@ def run(
     base = base_url or f"http://{settings.host}:{settings.port}/sta/v1.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from twin.alerts.rules import load_rules
-    from twin.alerts.watch import RuleWatch, watching
+    from twin.alerts.watch import RuleWatch
     from twin.sense.live import LiveHub
 
     db_url = _db_url()
@@ -87,7 +87,7 @@ def run(
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
             if watch is not None:
-                await stack.enter_async_context(watching(watch))
+                await stack.enter_async_context(running(watch))
             await bridge.run()
 
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")

@@ -26,7 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -283,10 +283,14 @@ class Bridge:
                     self._outbox.put_nowait(item)
 
 
+class Runs(Protocol):
+    async def run(self) -> None: ...
+
+
 @contextlib.asynccontextmanager
-async def running(bridge: Bridge) -> Any:
-    """Run ``bridge`` in a task for the duration of the block."""
-    task = asyncio.create_task(bridge.run())
+async def running(service: Runs) -> Any:
+    """Run ``service.run()`` (the bridge, the rule watch) in a task for the block."""
+    task = asyncio.create_task(service.run())
     try:
         yield task
     finally:

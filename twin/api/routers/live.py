@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 
 from twin.alerts.rules import load_rules
-from twin.alerts.watch import RuleWatch, watching
+from twin.alerts.watch import RuleWatch
 from twin.api.deps import require
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.sense.bridge import ORIGIN, Bridge, running
@@ -57,7 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.live_alerts:
             rules, _ = load_rules(settings.rules_dir)
             watch = app.state.rule_watch = RuleWatch(url, rules, hub=hub)
-            await stack.enter_async_context(watching(watch))
+            await stack.enter_async_context(running(watch))
         if settings.mqtt_url:
             await stack.enter_async_context(_bridge(app, settings, url, hub))
         yield

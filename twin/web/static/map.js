@@ -348,43 +348,62 @@ async function loadSensors() {
 function drawSensors() {
   state.map.getSource("sensors").setData({ type: "FeatureCollection", features: [...state.sensors.values()] });
 }
-async function followLive() {
-  // One stream at a time: a new sign-in or mode replaces the old one (its token may differ).
-  if (state.liveAbort) state.liveAbort.abort();
+// One Server-Sent Events stream, read with fetch (EventSource cannot send the bearer token):
+// `onEvents` gets the parsed events ({event, id, data}) of each chunk. The stream is opened again
+// after it ends (streams last a minute) or breaks; a newer call with the same key replaces it
+// (a new sign-in or mode: its token may differ).
+function parseEvent(text) {
+  const out = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const at = line.indexOf(": ");
+    out[line.slice(0, at)] = line.slice(at + 2);
+  }
+  if (out.data !== undefined) out.data = JSON.parse(out.data);
+  return out;
+}
+async function follow(key, url, onEvents) {
+  const slot = `${key}Abort`;
+  if (state[slot]) state[slot].abort();
   const ctrl = new AbortController();
-  state.liveAbort = ctrl;
+  state[slot] = ctrl;
+  const again = (ms) => { if (state[slot] === ctrl) setTimeout(() => follow(key, url, onEvents), ms); };
   try {
-    const r = await fetch("/api/live", {
+    const r = await fetch(url(), {
       headers: { Accept: "text/event-stream", ...authHeaders() }, signal: ctrl.signal });
-    if (!r.ok || !r.body) throw new Error(`live: ${r.status}`);
+    if (!r.ok || !r.body) throw new Error(`${key}: ${r.status}`);
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       buffer += value;
-      const events = buffer.split("\n\n");
-      buffer = events.pop();
-      let changed = false;
-      for (const ev of events) {
-        const data = ev.split("\n").find((l) => l.startsWith("data: "));
-        if (!data || !ev.includes("event: observation")) continue;
-        const o = JSON.parse(data.slice(6));
-        const f = state.sensors.get(o.Datastream && o.Datastream["@iot.id"]);
-        if (!f) continue;
-        Object.assign(f.properties, { value: o.result, time: o.phenomenonTime, fresh: true });
-        changed = true;
-        state.live = (state.live || 0) + 1;
-      }
-      if (changed) drawSensors();
+      const chunks = buffer.split("\n\n");
+      buffer = chunks.pop();
+      const events = chunks.map(parseEvent).filter((e) => e.event);
+      if (events.length) onEvents(events);
     }
-    if (state.liveAbort === ctrl) setTimeout(followLive, 200); // streams end after a minute
+    again(200);
     return;
   } catch (err) {
     if (ctrl.signal.aborted) return; // replaced by a newer stream
     console.warn(err);
   }
-  if (state.liveAbort === ctrl) setTimeout(followLive, 5000);
+  again(5000);
+}
+function followLive() {
+  follow("live", () => "/api/live", (events) => {
+    let changed = false;
+    for (const { event, data: o } of events) {
+      if (event !== "observation") continue;
+      const f = state.sensors.get(o.Datastream && o.Datastream["@iot.id"]);
+      if (!f) continue;
+      Object.assign(f.properties, { value: o.result, time: o.phenomenonTime, fresh: true });
+      changed = true;
+      state.live = (state.live || 0) + 1;
+    }
+    if (changed) drawSensors();
+  });
 }
 
 // ----------------------------------------------------------------------------- push channel
@@ -406,45 +425,22 @@ const refreshTiles = debounced(() => {
     if (source && source.type === "vector" && source.url) source.setUrl(source.url);
   }
 }, 500);
-async function followStream() {
+function followStream() {
   if (!cleared("important")) return;
-  if (state.streamAbort) state.streamAbort.abort();
-  const ctrl = new AbortController();
-  state.streamAbort = ctrl;
-  let first = true;
-  try {
-    const q = state.streamCursor ? `?since=${encodeURIComponent(state.streamCursor)}` : "";
-    const r = await fetch(`/api/stream${q}`, {
-      headers: { Accept: "text/event-stream", ...authHeaders() }, signal: ctrl.signal });
-    if (!r.ok || !r.body) throw new Error(`stream: ${r.status}`);
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      const events = buffer.split("\n\n");
-      buffer = events.pop();
-      for (const ev of events) {
-        const fields = Object.fromEntries(ev.split("\n").filter((l) => l && !l.startsWith(":"))
-          .map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]));
-        if (fields.id) state.streamCursor = fields.id;
-        if (fields.event === "alert") { state.streamed = (state.streamed || 0) + 1; refreshAlerts(); }
-        else if (fields.event === "task") { state.streamed = (state.streamed || 0) + 1; refreshCard(); }
-        else if (fields.event === "tiles") {
-          // the first tiles event is the current versions: only later ones are bumps
-          if (!first) refreshTiles();
-          first = false;
-        }
+  const url = () => (state.streamCursor ? `/api/stream?since=${encodeURIComponent(state.streamCursor)}` : "/api/stream");
+  follow("stream", url, (events) => {
+    for (const { event, id, data } of events) {
+      if (id) state.streamCursor = id;
+      if (event === "alert") { state.streamed = (state.streamed || 0) + 1; refreshAlerts(); }
+      else if (event === "task") { state.streamed = (state.streamed || 0) + 1; refreshCard(); }
+      else if (event === "tiles") {
+        // the first tiles event of a stream is the current versions: only a change is a bump
+        const known = state.tileVersions;
+        if (known && Object.entries(data).some(([layer, v]) => known[layer] !== v)) refreshTiles();
+        state.tileVersions = { ...(known || {}), ...data };
       }
     }
-    if (state.streamAbort === ctrl) setTimeout(followStream, 200); // streams end after a minute
-    return;
-  } catch (err) {
-    if (ctrl.signal.aborted) return;
-    console.warn(err);
-  }
-  if (state.streamAbort === ctrl) setTimeout(followStream, 5000);
+  });
 }
 
 async function runStorm(event) {
