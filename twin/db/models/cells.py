@@ -65,7 +65,7 @@ class CellStats(Base):
         ARRAY(sa.Text),
         server_default=sa.text("'{}'::text[]"),
         comment="people fields hidden from the public (primary and complementary suppression, "
-        "twin.privacy.cell_hidden_fields)",
+        "twin.access.suppression.cell_hidden_fields)",
     )
     geom: Mapped[Any] = geom("POLYGON")
     geom_3857: Mapped[Any] = geom_3857("POLYGON")
