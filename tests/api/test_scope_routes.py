@@ -352,6 +352,17 @@ def check_alerts(ctx: Ctx, who: Caller) -> None:
     records_in_scope(ctx, who, "alert", {a["id"] for a in got})
 
 
+def check_history(ctx: Ctx, who: Caller) -> None:
+    got = ok(ctx.get(who, "/api/history?limit=5000")).json()
+    records_in_scope(ctx, who, "alert", {a["id"] for a in got["alerts"]})
+    records_in_scope(ctx, who, "task", {t["id"] for t in got["tasks"]})
+    if who is not None:  # another district's area names nothing the caller may see
+        other = ctx.other(who)
+        far = ok(ctx.get(who, f"/api/history?area={other.code}"), 200, 400)
+        if far.status_code == 200:
+            assert not far.json()["alerts"] and not far.json()["tasks"]
+
+
 def check_evaluate(ctx: Ctx, who: Caller) -> None:
     ok(ctx.send("POST", who, "/api/alerts/evaluate"))
 
@@ -509,6 +520,7 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/api/layers"): check_layers,
     ("GET", "/api/risk"): check_risk,
     ("GET", "/api/alerts"): check_alerts,
+    ("GET", "/api/history"): check_history,
     ("GET", "/api/alerts/rules"): check_static("/api/alerts/rules"),
     ("POST", "/api/alerts/evaluate"): check_evaluate,
     ("PATCH", "/api/alerts/{alert_id}"): check_patch_alert,

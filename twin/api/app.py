@@ -27,6 +27,7 @@ from twin.api.routers import alerts as alerts_router
 from twin.api.routers import catalog as catalog_router
 from twin.api.routers import cockpit as cockpit_router
 from twin.api.routers import files as files_router
+from twin.api.routers import history as history_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
 from twin.api.routers import risk as risk_router
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webmap.router)
     app.include_router(sta_router.router)
     app.include_router(live_router.router)
+    app.include_router(history_router.router)
     app.include_router(stream_router.router)
     error_docs.install(app)  # the error answers of every operation, in /openapi.json
     # The last added runs first: security headers on every answer (413 and 400 included),
