@@ -72,7 +72,7 @@ def make_storm(settings: Settings, day: int, a: District, b: District) -> Storm:
     tag = f"RV{day:02d}"
     s = Storm(day, at(day, 9, 0), at(day, 12, 0),
               {"rain": f"{tag}-RAIN", "depth": f"{tag}-DEPTH", "level": f"{tag}-LEVEL",
-               "level_b": f"{tag}-LEVEL-B"})  # fmt: skip
+               "level_b": f"{tag}-LEVEL-B", "datum": f"{tag}-DATUM"})  # fmt: skip
     with psycopg.connect(settings.database_url or "") as c:
         pa, pb = _patch_point(c, a.patch), _patch_point(c, b.patch)
         cell = c.execute(
@@ -83,11 +83,13 @@ def make_storm(settings: Settings, day: int, a: District, b: District) -> Storm:
         for role, kind, unit, point in (
             ("rain", "rain_gauge", "mm/h", pa), ("depth", "rain_gauge", "mm", pa),
             ("level", "water_level", "m", pa), ("level_b", "water_level", "m", pb),
+            ("datum", "water_level", "m", pa),
         ):  # fmt: skip
+            attrs = '{"datum": "elevation"}' if role == "datum" else "{}"
             s.sensors[role] = c.execute(
-                "INSERT INTO twin.sensor (code, kind, unit, cell, geom) VALUES "
-                "(%s, %s, %s, %s, ST_GeomFromText(%s, 4326)) RETURNING id",
-                (s.codes[role], kind, unit, cell, point),
+                "INSERT INTO twin.sensor (code, kind, unit, cell, geom, attrs) VALUES "
+                "(%s, %s, %s, %s, ST_GeomFromText(%s, 4326), %s) RETURNING id",
+                (s.codes[role], kind, unit, cell, point, attrs),
             ).fetchone()[0]  # type: ignore[index]
         for role, rows in (("rain", RAIN_MM_H), ("depth", RAIN_MM), ("level", LEVEL_M),
                            ("level_b", [((10, 0), 0.9)])):  # fmt: skip
@@ -138,6 +140,12 @@ def _nowcast(c: psycopg.Connection, s: Storm, cell: int) -> None:
             " modelled_depth_m, modelled_level_m, difference_m) VALUES (%s,%s,%s,%s,0.3,10.3,%s)",
             (steps[name], s.sensors["level"], at(d, 10, 20), obs, obs - 0.3),
         )
+    # A sensor reading a level (datum elevation): 10.5 m over ground at 10.0 m is 0.5 m deep.
+    c.execute(
+        "INSERT INTO twin.nowcast_skill (step_id, sensor_id, observed_at, observed_m,"
+        " modelled_depth_m, modelled_level_m, difference_m) VALUES (%s,%s,%s,10.5,0.3,10.3,0.2)",
+        (steps["s2"], s.sensors["datum"], at(d, 10, 55)),
+    )
     s.steps = steps
 
 

@@ -79,15 +79,21 @@ def test_sensors(storm: tuple[Storm, Any], tiny_settings: Settings) -> None:
 def test_nowcast_against_the_sensors(storm: tuple[Storm, Any], tiny_settings: Settings) -> None:
     s, world = storm
     n = review(tiny_settings, start=s.start, end=s.end, area=world["A"].code)["nowcast"]
-    assert (n["steps"], n["skill_rows"], n["paired"]) == (4, 2, 2)
-    first, second = n["pairs"]
+    assert (n["steps"], n["skill_rows"], n["paired"]) == (4, 3, 3)
+    by_sensor = {(x["sensor"], x["t"]): x for x in n["pairs"]}
+    first = by_sensor[s.codes["level"], at(DAY, 11, 0).isoformat()]
+    second = by_sensor[s.codes["level"], at(DAY, 11, 5).isoformat()]
+    datum = by_sensor[s.codes["datum"], at(DAY, 11, 0).isoformat()]
+    # A level of 10.5 m where the ground is 10.3 - 0.3 = 10.0 m: 0.5 m deep, 0.35 predicted.
+    assert datum["observed_depth_m"] == pytest.approx(0.5)
+    assert datum["error_m"] == pytest.approx(0.35 - 0.5)
     # 11:00 pairs with 10:00 (0.35 m in the cell); 11:05 with 10:04 (no row there: dry).
     assert first["predicted_at"] == at(DAY, 10, 0).isoformat()
     assert first["error_m"] == pytest.approx(0.35 - 0.40)
     assert second["predicted_at"] == at(DAY, 10, 4).isoformat()
     assert (second["predicted_depth_m"], second["error_m"]) == (0.0, pytest.approx(-0.42))
-    assert n["bias_m"] == pytest.approx((-0.05 - 0.42) / 2)
-    assert n["rmse_m"] == pytest.approx(math.sqrt((0.05**2 + 0.42**2) / 2))
+    assert n["bias_m"] == pytest.approx((-0.05 - 0.42 - 0.15) / 3)
+    assert n["rmse_m"] == pytest.approx(math.sqrt((0.05**2 + 0.42**2 + 0.15**2) / 3))
     empty = review(tiny_settings, start=at(DAY, 13, 0), end=at(DAY, 14, 0))["nowcast"]
     assert (empty["steps"], empty["pairs"], empty["bias_m"]) == (0, [], None)
 
@@ -190,7 +196,7 @@ def test_cli_writes_markdown_html_and_json(
     md = (out / "review.md").read_text()
     assert "| " + s.codes["rain"] + " | mm/h | 4 | 60.0 |" in md
     assert "2 of 5 tasks overdue." in md
-    assert "Bias (predicted - observed depth): -0.235 m" in md
+    assert "Bias (predicted - observed depth): -0.207 m" in md
     assert "![Rain, largest reading per 5 minutes](rain.svg)" in md
     html = (out / "review.html").read_text()
     assert html.count("<svg") >= 3 and "<script" not in html

@@ -41,6 +41,8 @@ MAX_SPAN = timedelta(days=31)
 HOLD_S = 900.0
 #: How far a prediction's step may be from ``t - 60 min`` to pair with a skill row at ``t`` (s).
 PAIR_TOLERANCE_S = 150.0
+#: How far back from an alert's first_seen its threshold crossing is looked for (s).
+CROSSING_LOOKBACK_S = 86400.0
 #: Sensor indicators: their alerts' subject is a sensor code.
 SENSOR_INDICATORS = ("rain_mm_h", "water_level_m")
 
@@ -191,7 +193,7 @@ async def alerts_section(
     """Every alert raised in the period: time to raised (first_seen minus the first reading
     over the threshold, for sensor rules; else 0), to acknowledged and to resolved (s)."""
     alerts = []
-    for r in await _rows(conn, "alerts", {**p, **rules}):
+    for r in await _rows(conn, "alerts", {**p, **rules, "lookback_s": CROSSING_LOOKBACK_S}):
         derived = r["crossed_at"] is not None
         alerts.append(
             {

@@ -88,7 +88,8 @@ ORDER BY st.as_of, s.code;
 -- name: alerts
 -- Alerts raised in the period in the area, with, for a sensor rule (%(ge)s: rule ids whose
 -- op is >=, %(gt)s: >), the first reading over the threshold of the run of such readings that
--- ends at first_seen (no reading under it between them). Times after %(to)s have not happened.
+-- ends at first_seen (no reading under it between them), looking back at most %(lookback_s)s
+-- seconds. Times after %(to)s have not happened.
 SELECT a.id, a.rule_id, a.subject, a.level, a.status, ar.code AS area_code,
        a.value, a.threshold, a.first_seen,
        CASE WHEN a.acknowledged_at < %(to)s THEN a.acknowledged_at END AS acknowledged_at,
@@ -107,6 +108,7 @@ LEFT JOIN LATERAL (
                     ELSE o.value >= a.threshold END AS is_over
         FROM twin.observation o
         WHERE o.sensor_id = s.id AND o.observed_at <= a.first_seen
+          AND o.observed_at > a.first_seen - make_interval(secs => %(lookback_s)s)
     )
     SELECT min(observed_at) AS crossed_at FROM over
     WHERE is_over AND observed_at > coalesce(
