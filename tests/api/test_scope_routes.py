@@ -414,6 +414,18 @@ def check_cockpit(ctx: Ctx, who: Caller) -> None:
     ok(ctx.get(who, "/api/cockpit?level=city"), 200 if who is None else 403)
 
 
+def check_review(ctx: Ctx, who: Caller) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC) + timedelta(hours=1)
+    span = {"from": (end - timedelta(days=30)).isoformat(), "to": end.isoformat()}
+    got = ok(ctx.get(who, "/api/review", params=span)).json()
+    records_in_scope(ctx, who, "alert", {a["id"] for a in got["alerts"]["alerts"]})
+    records_in_scope(ctx, who, "task", {t["id"] for t in got["tasks"]["tasks"]})
+    if who is not None:
+        ok(ctx.get(who, "/api/review", params={**span, "area": ctx.other(who).code}), 403)
+
+
 def check_me(ctx: Ctx, who: Caller) -> None:
     assert ok(ctx.get(who, "/api/me")).json()["name"] == (who.user if who else "anonymous")
 
@@ -529,6 +541,7 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/api/tasks/{task_id}"): check_task,
     ("PATCH", "/api/tasks/{task_id}"): check_patch_task,
     ("GET", "/api/cockpit"): check_cockpit,
+    ("GET", "/api/review"): check_review,
     ("GET", "/api/me"): check_me,
     ("GET", "/map"): check_static("/map", 200, 503),  # 503: web/node_modules not installed
     # SensorThings carries no people count and no scoped record (see check_sta_write)

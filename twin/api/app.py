@@ -30,6 +30,7 @@ from twin.api.routers import files as files_router
 from twin.api.routers import history as history_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
+from twin.api.routers import review as review_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
 from twin.api.routers import stream as stream_router
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router.router)
     app.include_router(tasks_router.router)
     app.include_router(cockpit_router.router)
+    app.include_router(review_router.router)
     app.include_router(me_router.router)
     app.include_router(webmap.router)
     app.include_router(sta_router.router)

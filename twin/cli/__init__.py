@@ -16,6 +16,7 @@ from twin.cli.grid import grid_app
 from twin.cli.ingest import ingest_app
 from twin.cli.nowcast import nowcast_app
 from twin.cli.report import report as report_command
+from twin.cli.review import review as review_command
 from twin.cli.risk import risk_app
 from twin.cli.sense import sense_app
 from twin.cli.serve import serve as serve_command
@@ -46,6 +47,7 @@ app.add_typer(sense_app, name="sense")
 app.add_typer(nowcast_app, name="nowcast")
 app.command("audit")(audit_command)
 app.command("report")(report_command)
+app.command("review")(review_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo)

@@ -194,3 +194,80 @@ def daily_chart(
             f"<polyline points='{pts}' fill='none' stroke='{COLOURS[1]}' stroke-width='2'/>"
         )
     return _svg(width, height, title, body)
+
+
+def line_chart(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 640,
+    height: int = 240,
+) -> str:
+    """Lines over a common time axis, one per series (a gap where a value is None).
+
+    Parameters
+    ----------
+    labels
+        Label of each step (e.g. ``08:05``); a few are shown on the axis.
+    series
+        Series name -> one value (or None) per label.
+    title
+        Chart title (also the accessible name).
+    unit
+        Unit of the values, shown above the axis.
+    width, height
+        Size of the chart (px).
+    """
+    left, right, top, bottom = 48, 12, 46, 34
+    n = max(len(labels), 1)
+    span, tall = width - left - right, height - top - bottom
+    vals = [float(v) for vs in series.values() for v in vs if v is not None]
+    vmax = max([*vals, 0.0])
+    step = nice_step(vmax, 4)
+    axis_max = step * max(1, math.ceil(vmax / step)) if vmax > 0 else 1.0
+    body = _legend(list(series), left, 36)
+    base = top + tall
+    for i in range(round(axis_max / step) + 1):
+        y = base - tall * (step * i) / axis_max
+        body.append(
+            f"<line x1='{left}' y1='{y:.1f}' x2='{width - right}' y2='{y:.1f}' stroke='#e5e7eb'/>"
+        )
+        body.append(
+            f"<text x='{left - 4}' y='{y + 4:.1f}' {FONT} text-anchor='end'>{_fmt(step * i)}</text>"
+        )
+    if unit:
+        body.append(
+            f"<text x='{left - 4}' y='{top - 10}' {FONT} text-anchor='end'>{escape(unit)}</text>"
+        )
+    slot = span / n
+    every = max(1, math.ceil(n / 6))
+    for i in range(0, len(labels), every):
+        x = left + (i + 0.5) * slot
+        body.append(
+            f"<text x='{x:.1f}' y='{height - 14}' {FONT} "
+            f"text-anchor='middle'>{escape(labels[i])}</text>"
+        )
+    for s, (name, values) in enumerate(series.items()):
+        colour = COLOURS[s % len(COLOURS)]
+        run: list[str] = []
+        runs: list[list[str]] = [run]
+        for i, v in enumerate(values):
+            if v is None:
+                run = []
+                runs.append(run)
+                continue
+            x, y = left + (i + 0.5) * slot, base - tall * float(v) / axis_max
+            run.append(f"{x:.1f},{y:.1f}")
+            body.append(
+                f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2' fill='{colour}'>"
+                f"<title>{escape(name)} {escape(labels[i])}: {_fmt(float(v))}</title></circle>"
+            )
+        for pts in runs:
+            if len(pts) > 1:
+                body.append(
+                    f"<polyline points='{' '.join(pts)}' fill='none' stroke='{colour}' "
+                    "stroke-width='2'/>"
+                )
+    return _svg(width, height, title, body)
