@@ -27,6 +27,7 @@ from twin.api.routers import alerts as alerts_router
 from twin.api.routers import cockpit as cockpit_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
+from twin.api.routers import nowcast as nowcast_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
 from twin.api.routers import stream as stream_router
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sta_router.router)
     app.include_router(live_router.router)
     app.include_router(stream_router.router)
+    app.include_router(nowcast_router.router)
     error_docs.install(app)  # the error answers of every operation, in /openapi.json
     # The last added runs first: security headers on every answer (413 and 400 included),
     # then the Host check, then body limits before anything reads the body, then CORS.
