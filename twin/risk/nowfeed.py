@@ -8,7 +8,7 @@ stored scores: only the cells whose row changed (score, level, components or the
 flag; new cells; cells gone dry) are rewritten, then the one map at those cells (from the stored
 scores of the other combined layers), then, at every coarser resolution, the parents of those
 cells. The rows written are those a full ``twin risk compute`` over the same inputs writes
-(tests/risk/test_nowfeed.py checks it row by row); ``computed_at`` tells which rows changed.
+(tests/runs/test_nowloop.py checks it row by row); ``computed_at`` tells which rows changed.
 
 Not written here: the ``risk_snapshot`` trend rows (a full compute writes them; a step every
 five minutes would bury the cockpit's "against the previous compute" under near-copies), and the
