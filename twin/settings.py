@@ -236,6 +236,15 @@ class Settings(BaseSettings):
             'rules with dispatch = "auto".'
         ),
     )
+    nowcast_every_s: float = Field(
+        default=300,
+        ge=0,
+        description=(
+            "How often (seconds) the process that runs the rule watch (API or `twin sense run`) "
+            "runs a nowcast step, when a rain gauge has a fresh reading, then updates the "
+            "nowcast-fed risk layers and evaluates the nowcast alert rules; 0: off."
+        ),
+    )
     stream_poll_s: float = Field(
         default=0.5,
         gt=0,

@@ -317,6 +317,17 @@ def check_run_roads(ctx: Ctx, who: Caller) -> None:
         assert ok(ctx.get(who, q)).json() == ok(ctx.get(None, q)).json()
 
 
+def check_nowcast(path: str) -> Callable[[Ctx, Caller], None]:
+    """The nowcast: depths of water per cell, no people and no scoped record: every caller
+    gets what the public gets (404 before the first step)."""
+
+    def check(ctx: Ctx, who: Caller) -> None:
+        got = ok(ctx.get(who, path), 200, 404)
+        assert got.json() == ok(ctx.get(None, path), 200, 404).json()
+
+    return check
+
+
 def check_layers(ctx: Ctx, who: Caller) -> None:
     got = {lyr["id"]: lyr for lyr in ok(ctx.get(who, "/api/layers")).json()["layers"]}
     public = {lyr["id"]: lyr for lyr in ok(ctx.get(None, "/api/layers")).json()["layers"]}
@@ -529,6 +540,8 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/api/simulations/{run_id}/cells"): check_run_cells,
     ("GET", "/api/simulations/{run_id}/links"): check_run_links,
     ("GET", "/api/simulations/{run_id}/roads"): check_run_roads,
+    ("GET", "/api/nowcast"): check_nowcast("/api/nowcast"),
+    ("GET", "/api/nowcast/cells"): check_nowcast("/api/nowcast/cells?horizon=60"),
     ("GET", "/api/layers"): check_layers,
     ("GET", "/api/risk"): check_risk,
     ("GET", "/api/alerts"): check_alerts,

@@ -39,6 +39,16 @@ def _check_layer(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+HORIZONS = ("now", "+60")
+
+
+def _check_nowcast(params: dict[str, Any]) -> dict[str, Any]:
+    _check_res(params)
+    if params.get("horizon") not in HORIZONS:
+        raise ValueError(f"horizon must be one of {HORIZONS}, got {params.get('horizon')!r}")
+    return _check_age(params)
+
+
 @dataclass(frozen=True)
 class Indicator:
     id: str
@@ -77,6 +87,27 @@ INDICATORS: dict[str, Indicator] = {
             WHERE f.run_id = %(flood_run)s AND f.res = %(res)s
             """,
             params={"res": 9}, check_params=_check_res,
+        ),
+        Indicator(
+            "nowcast_depth_m",
+            "Water depth in a cell, latest nowcast step: now, or at its horizon (+60 min)", "m",
+            # The latest step at or before the evaluation, if no older than max_age (a nowcast
+            # that stopped stepping raises nothing; its alerts resolve). Dry cells: no row.
+            """
+            WITH s AS (
+                SELECT id FROM twin.nowcast_step
+                WHERE as_of <= %(as_of)s AND as_of > %(as_of)s - %(max_age)s::interval
+                ORDER BY as_of DESC, id DESC LIMIT 1
+            )
+            SELECT twin.h3_to_hex(n.cell) AS subject, n.cell, c.area_id AS patch,
+                   CASE WHEN %(horizon)s = 'now' THEN n.depth_now_m ELSE n.depth_horizon_m END
+                     AS value, NULL::bigint AS run_id
+            FROM twin.nowcast_cell n JOIN s ON n.step_id = s.id
+            LEFT JOIN twin.cell_stats c ON c.res = n.res AND c.cell = n.cell
+            WHERE n.res = %(res)s
+            """,
+            params={"res": 9, "horizon": "now", "max_age": "30min"},
+            check_params=_check_nowcast,
         ),
         Indicator(
             "rain_mm_h", "Latest rain-gauge intensity", "mm/h", _SENSOR_SQL,

@@ -110,25 +110,36 @@ class RuleWatch:
             return evaluate_on(conn, self.rules, at=at, raised=raised)
 
     async def _dispatch(self, raised: dict[str, list[int]]) -> list[int]:
-        todo = [(self.by_id[rule_id], alert_id) for rule_id, ids in raised.items()
-                for alert_id in ids if self.by_id[rule_id].dispatch == "auto"]  # fmt: skip
-        if not todo:
-            return []
-        out = []
-        async with await psycopg.AsyncConnection.connect(self.db_url) as conn:
-            for rule, alert_id in todo:
-                # The task goes to the alert's own area (the rule's area_level around the sensor)
-                # and acknowledges the alert, in one transaction (twin.tasks.service.dispatch).
-                try:
-                    task = await tasks.dispatch(
-                        conn, title=rule.title, actor=ACTOR, alert_id=alert_id,
-                        priority=1 if rule.level == "red" else 2,
-                        note=f"dispatched automatically by rule {rule.id}",
-                    )  # fmt: skip
-                except TwinError as exc:  # e.g. the alert was resolved meanwhile
-                    await conn.rollback()
-                    log.warning("no task for alert %s: %s", alert_id, exc)
-                    continue
-                await conn.commit()
-                out.append(int(task["id"]))
-        return out
+        return await dispatch_raised(self.db_url, self.by_id, raised)
+
+
+async def dispatch_raised(
+    db_url: str, rules: dict[str, Rule], raised: dict[str, list[int]]
+) -> list[int]:
+    """A task for each alert in ``raised`` (rule id -> alert ids that became active) whose
+    rule (in ``rules``, by id) says ``dispatch = "auto"``; returns the task ids.
+
+    Shared by the rule watch (sensor readings) and the nowcast loop (twin.runs.nowloop). Each
+    task goes to the alert's own area and acknowledges the alert, in its own transaction
+    (twin.tasks.service.dispatch); an alert resolved meanwhile gets none (logged)."""
+    auto = {rule_id for rule_id, rule in rules.items() if rule.dispatch == "auto"}
+    todo = [(rules[rule_id], alert_id) for rule_id, ids in raised.items() if rule_id in auto
+            for alert_id in ids]  # fmt: skip
+    if not todo:
+        return []
+    out = []
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        for rule, alert_id in todo:
+            try:
+                task = await tasks.dispatch(
+                    conn, title=rule.title, actor=ACTOR, alert_id=alert_id,
+                    priority=1 if rule.level == "red" else 2,
+                    note=f"dispatched automatically by rule {rule.id}",
+                )  # fmt: skip
+            except TwinError as exc:  # e.g. the alert was resolved meanwhile
+                await conn.rollback()
+                log.warning("no task for alert %s: %s", alert_id, exc)
+                continue
+            await conn.commit()
+            out.append(int(task["id"]))
+    return out

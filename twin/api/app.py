@@ -30,6 +30,7 @@ from twin.api.routers import files as files_router
 from twin.api.routers import history as history_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
+from twin.api.routers import nowcast as nowcast_router
 from twin.api.routers import review as review_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_router.router)
     app.include_router(history_router.router)
     app.include_router(stream_router.router)
+    app.include_router(nowcast_router.router)
     error_docs.install(app)  # the error answers of every operation, in /openapi.json
     # The last added runs first: security headers on every answer (413 and 400 included),
     # then the Host check, then body limits before anything reads the body, then CORS.

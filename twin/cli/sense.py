@@ -58,7 +58,9 @@ def run(
     ] = True,
 ) -> None:
     """Run the bridge until interrupted: store Observations published to
-    v1.1/Datastreams(<id>)/Observations and publish the stored ones back."""
+    v1.1/Datastreams(<id>)/Observations and publish the stored ones back; with
+    TWIN_LIVE_ALERTS, evaluate the sensor rules as readings arrive and, every
+    TWIN_NOWCAST_EVERY_S seconds while rain gauges read, run a nowcast step."""
     from twin.sense.bridge import Bridge, parse_mqtt_url, running
 
     settings = load_settings()
@@ -73,6 +75,7 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from twin.alerts.rules import load_rules
     from twin.alerts.watch import RuleWatch
+    from twin.runs.nowloop import NowcastLoop
     from twin.sense.live import LiveHub
 
     db_url = _db_url()
@@ -80,14 +83,19 @@ def run(
     bridge = Bridge(url, db_url, base=base, selects=settings.mqtt_selects, hub=hub,
                     batch_size=batch_size, publish_back=publish,
                     future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
-    watch = None
+    watch = loop = None
     if settings.live_alerts:
-        watch = RuleWatch(db_url, load_rules(settings.rules_dir)[0], hub=hub)
+        rules = load_rules(settings.rules_dir)[0]
+        watch = RuleWatch(db_url, rules, hub=hub)
+        if settings.nowcast_every_s > 0:
+            loop = NowcastLoop(settings, rules, every_s=settings.nowcast_every_s)
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
             if watch is not None:
                 await stack.enter_async_context(running(watch))
+            if loop is not None:
+                await stack.enter_async_context(running(loop))
             await bridge.run()
 
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
@@ -97,6 +105,10 @@ def run(
     if watch is not None:
         out["alerts"] = {"evaluations": watch.stats.evaluations, "raised": watch.stats.raised,
                          "dispatched": watch.stats.dispatched}  # fmt: skip
+    if loop is not None:
+        out["nowcast"] = {"steps": loop.stats.steps, "skipped": loop.stats.skipped,
+                          "failures": loop.stats.failures,
+                          "dispatched": loop.stats.dispatched}  # fmt: skip
     typer.echo(json.dumps(out))
 
 

@@ -23,3 +23,22 @@ def latest_run_id(conn: psycopg.Connection, kind: str) -> int | None:
     """The id of the newest succeeded run of ``kind`` that is no other run's baseline."""
     row = conn.execute(LATEST_RUN_SQL, {"kind": kind}).fetchone()
     return int(row[0]) if row else None
+
+
+# The nowcast step that feeds the flood-depth inputs of the risk layers: the latest step, when
+# it was stored after the latest flood run finished (the newest picture of the water wins; a
+# storm run started later, a what-if, takes over until the next step).
+NOWCAST_STEP_SQL = """
+SELECT s.id FROM (
+    SELECT id, created_at FROM twin.nowcast_step ORDER BY as_of DESC, id DESC LIMIT 1
+) s
+WHERE %(flood_run)s::bigint IS NULL
+   OR s.created_at > (SELECT coalesce(finished_at, created_at) FROM twin.sim_run
+                      WHERE id = %(flood_run)s)
+"""
+
+
+def nowcast_step_id(conn: psycopg.Connection, flood_run: int | None) -> int | None:
+    """The nowcast step newer than ``flood_run`` (the latest flood run), or None."""
+    row = conn.execute(NOWCAST_STEP_SQL, {"flood_run": flood_run}).fetchone()
+    return int(row[0]) if row else None

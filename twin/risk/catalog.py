@@ -31,7 +31,9 @@ LEVELS = ("blue", "yellow", "orange", "red")
 DEFAULT_COLORS = {"blue": "#3b82f6", "yellow": "#facc15", "orange": "#f97316", "red": "#dc2626"}
 ONEMAP = "onemap"  # the combined index; reserved as a layer id
 # Parameters a source query may use (bound by the compute step, never interpolated).
-SOURCE_PARAMS = ("res", "as_of", "flood_run", "traffic_run")
+# nowcast_step: the latest nowcast step when it is newer than the latest flood run, else NULL
+# (twin.db.runs.nowcast_step_id); a layer reading it is fed by the nowcast (twin.risk.nowfeed).
+SOURCE_PARAMS = ("res", "as_of", "flood_run", "traffic_run", "nowcast_step")
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")

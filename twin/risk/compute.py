@@ -22,7 +22,7 @@ import psycopg
 from twin import grid
 from twin.city.load import bump_layer_versions, ewkb
 from twin.db.copy import copy_rows
-from twin.db.runs import latest_run_id
+from twin.db.runs import latest_run_id, nowcast_step_id
 from twin.risk.catalog import LEVELS, ONEMAP, Catalog, CatalogError, Layer
 from twin.risk.scoring import combine, roll_up, score_layer
 
@@ -164,6 +164,14 @@ def mark_hidden_people(
         )
 
 
+def source_params(
+    conn: psycopg.Connection, at: datetime, flood_run: int | None, traffic_run: int | None
+) -> dict[str, Any]:
+    """The bound parameters of every layer's source query (``res`` aside)."""
+    return {"as_of": at, "flood_run": flood_run, "traffic_run": traffic_run,
+            "nowcast_step": nowcast_step_id(conn, flood_run)}  # fmt: skip
+
+
 def compute_risk(
     url: str,
     catalog: Catalog,
@@ -214,7 +222,7 @@ def compute_risk(
         conn.read_only = True
         flood_run = latest_run_id(conn, "flood")
         traffic_run = latest_run_id(conn, "traffic")
-        params = {"as_of": at, "flood_run": flood_run, "traffic_run": traffic_run}
+        params = source_params(conn, at, flood_run, traffic_run)
         for lyr in need.values():
             scored[lyr.id] = score_layer(read_inputs(conn, lyr, params), lyr, k=k)
             mark_hidden_people(conn, lyr, scored[lyr.id], flood_run)

@@ -1,5 +1,6 @@
 """``/api/live``: Server-Sent Events of new observations, for the map to follow readings
-without a reload; the router's lifespan also runs the MQTT bridge when ``TWIN_MQTT_URL`` is set.
+without a reload; the router's lifespan also runs the MQTT bridge when ``TWIN_MQTT_URL`` is set,
+the rule watch (``TWIN_LIVE_ALERTS``) and, with it, the nowcast loop (``TWIN_NOWCAST_EVERY_S``).
 
 Each event is ``event: observation`` with the SensorThings Observation JSON (``@iot.id``,
 ``phenomenonTime``, ``result``, ``Datastream``) as data; a comment line every 15 s keeps
@@ -24,6 +25,7 @@ from twin.alerts.rules import load_rules
 from twin.alerts.watch import RuleWatch
 from twin.api.deps import require
 from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.runs.nowloop import NowcastLoop
 from twin.sense.bridge import ORIGIN, Bridge, running
 from twin.sense.live import LiveHub
 
@@ -58,6 +60,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             rules, _ = load_rules(settings.rules_dir)
             watch = app.state.rule_watch = RuleWatch(url, rules, hub=hub)
             await stack.enter_async_context(running(watch))
+            if settings.nowcast_every_s > 0:
+                loop = app.state.nowcast_loop = NowcastLoop(
+                    settings, rules, every_s=settings.nowcast_every_s
+                )
+                await stack.enter_async_context(running(loop))
         if settings.mqtt_url:
             await stack.enter_async_context(_bridge(app, settings, url, hub))
         yield

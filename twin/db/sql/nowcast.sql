@@ -67,3 +67,45 @@ FROM (SELECT * FROM twin.nowcast ORDER BY id DESC LIMIT 1) n
 LEFT JOIN twin.nowcast_step s ON s.nowcast_id = n.id
 ORDER BY s.as_of DESC NULLS LAST
 LIMIT %(limit)s;
+
+-- name: loop_due
+-- Whether a timed step has rain to go on (a rain gauge, as in rain_gauges, read in
+-- (start, end]) and when the latest step was.
+SELECT EXISTS (
+    SELECT 1 FROM twin.sensor s JOIN twin.observation o ON o.sensor_id = s.id
+    WHERE s.geom IS NOT NULL
+      AND (s.kind = 'rain_gauge' OR lower(coalesce(s.quantity, '')) ~ '(rain|precipitation)')
+      AND o.observed_at > %(start)s AND o.observed_at <= %(end)s
+) AS fresh, (SELECT max(as_of) FROM twin.nowcast_step) AS last_step;
+
+-- name: api_latest_step
+-- The latest step (GET /api/nowcast).
+SELECT s.id AS step_id, s.nowcast_id, s.as_of, s.window_s, s.horizon_s, s.gauges,
+       s.rain_mean_mm_h, s.rain_max_mm_h, s.forecast_rain_mean_mm_h, s.max_depth_now_m,
+       s.max_depth_horizon_m, s.summary -> 'restarted' AS restarted, s.created_at
+FROM twin.nowcast_step s ORDER BY s.as_of DESC, s.id DESC LIMIT 1;
+
+-- name: api_cell_counts
+-- Cells of a step at a resolution holding at least each depth, now and at the horizon.
+SELECT d.depth_m,
+       count(*) FILTER (WHERE c.depth_now_m >= d.depth_m) AS now,
+       count(*) FILTER (WHERE c.depth_horizon_m >= d.depth_m) AS horizon
+FROM unnest(%(depths)s::float8[]) AS d(depth_m)
+LEFT JOIN twin.nowcast_cell c ON c.step_id = %(step)s AND c.res = %(res)s
+GROUP BY d.depth_m ORDER BY d.depth_m;
+
+-- name: api_skill
+-- Water-level sensors of a step against the model: how many, mean and largest |difference|.
+SELECT count(*) AS sensors, avg(abs(difference_m)) AS mean_abs_difference_m,
+       max(abs(difference_m)) AS max_abs_difference_m, avg(difference_m) AS mean_difference_m
+FROM twin.nowcast_skill WHERE step_id = %(step)s;
+
+-- name: api_cells
+-- A step's cells at a resolution with their depth now or at the horizon (GET /api/nowcast/cells).
+SELECT twin.h3_to_hex(cell) AS h3,
+       CASE WHEN %(horizon)s = 'now' THEN depth_now_m ELSE depth_horizon_m END AS depth_m,
+       depth_now_m, depth_horizon_m, max_depth_horizon_m
+FROM twin.nowcast_cell
+WHERE step_id = %(step)s AND res = %(res)s
+  AND CASE WHEN %(horizon)s = 'now' THEN depth_now_m ELSE depth_horizon_m END >= %(min)s
+ORDER BY cell;

@@ -1,0 +1,161 @@
+"""The nowcast in the live loop: a step every ``TWIN_NOWCAST_EVERY_S`` seconds, then the risk
+layers it feeds and the alert rules on it, with tasks for the rules that dispatch by themselves.
+
+:class:`NowcastLoop` runs in the process that runs the rule watch (the API's lifespan,
+``twin sense run``). Every ``every_s`` seconds, when a rain gauge has read in the last
+``max_age_s`` (the readings a step may use; with none fresh there is no rain to go on), it:
+
+1. runs one nowcast step (:func:`twin.runs.nowcast.step`, in a thread);
+2. updates the nowcast-fed risk layers and the one map at the cells that changed
+   (:func:`twin.risk.nowfeed.update_nowcast_layers`; the risk tiles' version is bumped, so
+   ``/api/stream`` sends a ``tiles`` event);
+3. evaluates the rules on the nowcast (indicator ``nowcast_depth_m``) and on the risk map
+   (``risk_level``) at the step's time, and dispatches a task for each alert raised by a rule
+   with ``dispatch = "auto"`` (:func:`twin.alerts.watch.dispatch_raised`, as the rule watch).
+
+A failure is logged and counted; the next tick tries again, and nothing here stops the bridge
+or the rule watch. A tick is skipped while the latest step is younger than half a period (an
+API with several workers runs a loop in each: the first one steps, the others see it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from twin.alerts.evaluate import evaluate_on
+from twin.alerts.rules import Rule, RuleError
+from twin.alerts.watch import dispatch_raised
+from twin.db.engine import database_url
+from twin.db.queries import query
+from twin.risk.catalog import CatalogError, load_catalog
+from twin.risk.compute import ComputeError
+from twin.risk.nowfeed import update_nowcast_layers
+from twin.runs.nowcast import SQL, NowcastError, NowcastParams, step
+from twin.settings import Settings
+
+log = logging.getLogger(__name__)
+#: The indicators a step changes: rules on them are evaluated after each step.
+INDICATORS = ("nowcast_depth_m", "risk_level")
+FAILURES = (NowcastError, CatalogError, ComputeError, RuleError, psycopg.Error, OSError)
+
+
+def nowcast_rules(rules: list[Rule]) -> list[Rule]:
+    """The rules evaluated after a step: on the nowcast and on the risk map."""
+    return [r for r in rules if r.indicator in INDICATORS]
+
+
+@dataclass
+class LoopStats:
+    steps: int = 0
+    skipped: int = 0
+    failures: int = 0
+    dispatched: int = 0
+    last_error: str | None = None
+    last_as_of: datetime | None = None
+
+
+class NowcastLoop:
+    """A nowcast step every ``every_s`` seconds, with the risk update and the nowcast rules.
+
+    Parameters
+    ----------
+    settings
+        The twin's settings (database, layers, H3 resolutions, suppression k).
+    rules
+        All alert rules; :func:`nowcast_rules` of them are evaluated after each step.
+    every_s
+        Period (s); 0 or less: :meth:`run` returns at once.
+    params
+        The steps' parameters (default :class:`NowcastParams`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: list[Rule],
+        *,
+        every_s: float,
+        params: NowcastParams | None = None,
+    ) -> None:
+        self.settings = settings
+        self.url = database_url(settings)
+        self.rules = nowcast_rules(rules)
+        self.by_id = {r.id: r for r in self.rules}
+        self.every_s = every_s
+        self.params = params or NowcastParams()
+        self.stats = LoopStats()
+
+    async def run(self) -> None:
+        """Until cancelled: every ``every_s`` seconds, :meth:`step_once`."""
+        if self.every_s <= 0:
+            log.info("nowcast loop off (TWIN_NOWCAST_EVERY_S = 0)")
+            return
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.step_once(timed=True)
+            except Exception:  # never let a surprise end the loop (or the process's others)
+                self.stats.failures += 1
+                log.exception("nowcast loop: unexpected failure (retried next time)")
+
+    def _due(self, at: datetime, timed: bool) -> str | None:
+        """Why not to step at ``at`` (None: step)."""
+        start = at - timedelta(seconds=self.params.max_age_s)
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(query(SQL, "loop_due"), {"start": start, "end": at}).fetchone()
+        assert row is not None
+        fresh, last = row
+        if timed and last is not None and at - last < timedelta(seconds=self.every_s / 2):
+            return f"the latest step ({last.isoformat()}) is younger than half a period"
+        if not fresh:
+            return "no rain-gauge reading in the last max_age_s"
+        return None
+
+    async def step_once(
+        self, *, as_of: datetime | None = None, timed: bool = False
+    ) -> dict[str, Any]:
+        """One step at ``as_of`` (default now), the risk update, the rules and the tasks.
+
+        Never raises for a failure of the step, the database or a layer or rule file: the
+        answer then has ``error`` (and what was done before it). ``skipped`` says why no step
+        ran (no fresh gauge reading; for the timer, a step younger than half a period)."""
+        at = as_of or datetime.now(UTC)
+        out: dict[str, Any] = {"as_of": at.isoformat()}
+        try:
+            why = await asyncio.to_thread(self._due, at, timed)
+            if why is not None:
+                self.stats.skipped += 1
+                return {**out, "skipped": why}
+            out["step"] = await asyncio.to_thread(step, self.settings, self.params, as_of=at)
+            self.stats.steps += 1
+            self.stats.last_as_of = at
+            out["risk"] = await asyncio.to_thread(self._risk, at)
+            raised: dict[str, list[int]] = {}
+            out["alerts"] = await asyncio.to_thread(self._evaluate, at, raised)
+            out["raised"] = raised
+            out["tasks"] = await dispatch_raised(self.url, self.by_id, raised)
+            self.stats.dispatched += len(out["tasks"])
+            self.stats.last_error = None
+        except FAILURES as exc:
+            self.stats.failures += 1
+            self.stats.last_error = str(exc)
+            log.warning("nowcast loop at %s failed (retried next time): %s", at.isoformat(), exc)
+            out["error"] = str(exc)
+        return out
+
+    def _risk(self, at: datetime) -> dict[str, Any]:
+        s = self.settings
+        catalog = load_catalog(s.layers_dir, resolutions=s.h3_resolutions)
+        return update_nowcast_layers(
+            self.url, catalog, resolutions=s.h3_resolutions, k=s.suppression_k, as_of=at
+        )
+
+    def _evaluate(self, at: datetime, raised: dict[str, list[int]]) -> dict[str, Any]:
+        with psycopg.connect(self.url) as conn:
+            return evaluate_on(conn, self.rules, at=at, raised=raised)
