@@ -122,10 +122,15 @@ def points(df: pd.DataFrame) -> np.ndarray:
     return ewkb(shapely.points(df.lon.to_numpy(), df.lat.to_numpy()))
 
 
+# Derived from the readings without a foreign key to a city table (the per-datastream
+# roll-ups go with their sensors by CASCADE).
+READING_ROLLUPS = ("observation_rollup_queue", "observation_cell_5min", "observation_cell_1h")
+
+
 def truncate_city(conn: psycopg.Connection) -> None:
     conn.execute(
         sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier("twin", t) for t in CITY_TABLES)
+            sql.SQL(", ").join(sql.Identifier("twin", t) for t in CITY_TABLES + READING_ROLLUPS)
         )
     )
 

@@ -27,6 +27,14 @@ from twin.db.models.ops import (
     Task,
     TaskTransition,
 )
+from twin.db.models.rollups import (
+    ObservationCellRollup1h,
+    ObservationCellRollup5min,
+    ObservationDetached,
+    ObservationRollup1h,
+    ObservationRollup5min,
+    ObservationRollupQueue,
+)
 from twin.db.models.sim import (
     FloodBuildingResult,
     FloodCellResult,
@@ -68,6 +76,12 @@ __all__ = [
     "HazardSite",
     "LayerVersion",
     "Observation",
+    "ObservationCellRollup1h",
+    "ObservationCellRollup5min",
+    "ObservationDetached",
+    "ObservationRollup1h",
+    "ObservationRollup5min",
+    "ObservationRollupQueue",
     "Parcel",
     "ParcelCell",
     "Person",
