@@ -41,6 +41,9 @@ class Maintainer:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(self.db_url, autocommit=True,
                                         application_name="twin-sense-maintenance")  # fmt: skip
+        row = self.conn.execute("SELECT to_regclass('twin_part.observation_default')").fetchone()
+        if row is None or row[0] is None:  # a schema from before 0017: nothing to keep up
+            return
         s = self.settings
         if time.monotonic() - self.last_ensure >= ENSURE_EVERY_S:
             made = partitions.ensure(self.conn, today=now.astimezone(UTC).date(),
