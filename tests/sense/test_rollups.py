@@ -254,3 +254,38 @@ def test_sense_rollups_cli(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     r = CliRunner().invoke(app, ["sense", "rollups", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["hours"] == 2
+
+
+def test_the_api_process_keeps_the_rollups(db: str, tmp_path: Any, cells: dict[str, int]) -> None:
+    """An Observation POSTed over SensorThings reaches the roll-ups by the API's own upkeep."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from twin.api.app import create_app
+    from twin.settings import Settings
+
+    settings = Settings(
+        _env_file=None, database_url=db, data_dir=tmp_path, open_operations=True,
+        public_clearance="important", sense_maintenance_interval_s=0.2,
+    )  # fmt: skip
+    with connect(db) as conn:
+        s = sensor(conn, "roll-api", cells["b"])
+    with TestClient(create_app(settings)) as client:
+        r = client.post(f"/sta/v1.1/Datastreams({s})/Observations",
+                        json={"phenomenonTime": "2026-07-05T06:07:08Z", "result": 4.5})  # fmt: skip
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 20
+        with connect(db) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT bucket, n, sum FROM twin.observation_5min WHERE sensor_id = %s", (s,)
+                ).fetchone()
+                if row is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert row is not None, "the API process did not refresh the roll-ups"
+            assert (row[1], row[2]) == (1, 4.5)
+            check(conn, cells)
+        stats = client.app.state.sense_maintainer.stats  # type: ignore[attr-defined]
+        assert stats["refreshes"] >= 1 and stats["errors"] == 0
