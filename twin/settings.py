@@ -254,6 +254,41 @@ class Settings(BaseSettings):
             "task transitions, tile versions) as its caller."
         ),
     )
+    sense_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description=(
+            "Days of raw readings kept attached in twin.observation; older daily partitions are "
+            "detached by `twin sense partitions --detach` (the roll-ups keep their aggregates)."
+        ),
+    )
+    sense_partitions_ahead_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="Daily partitions of twin.observation created ahead of today.",
+    )
+    sense_drop_detached: bool = Field(
+        default=False,
+        description="Drop the partitions detached past the retention instead of keeping them.",
+    )
+    sense_rollup_resolution: int = Field(
+        default=9,
+        ge=0,
+        le=15,
+        description=(
+            "H3 resolution of the per-cell roll-ups of readings (the parent of each sensor's "
+            "cell; at most the finest of TWIN_H3_RESOLUTIONS)."
+        ),
+    )
+    sense_maintenance_interval_s: float = Field(
+        default=10,
+        ge=0,
+        description=(
+            "How often (seconds) the API process and `twin sense run` refresh the roll-ups of "
+            "readings (and, hourly, create the partitions ahead); 0 turns it off."
+        ),
+    )
     sta_page_size: int = Field(
         default=100, ge=1, le=10_000, description="SensorThings page size without $top."
     )
@@ -318,6 +353,15 @@ class Settings(BaseSettings):
     def _check_pool(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        return self
+
+    @model_validator(mode="after")
+    def _check_rollup_resolution(self) -> Settings:
+        if self.sense_rollup_resolution > self.finest_resolution:
+            raise ValueError(
+                f"sense_rollup_resolution ({self.sense_rollup_resolution}) must not be finer "
+                f"than the finest of h3_resolutions ({self.finest_resolution})"
+            )
         return self
 
     @property

@@ -14,6 +14,7 @@ KEPT = {
     "city_meta": "the city's name, centre and CRS, recorded at its first ingest",
     "layer_version": "tile cache versions: bumped by the load, never reset",
     "risk_snapshot": "emptied all the same: it references admin_area (TRUNCATE ... CASCADE)",
+    "observation_detached": "the record of daily partitions detached past the retention",
     "sense_dead_letter": "SensorThings messages that failed, kept for review",
     "sense_device": "devices and gateways outlive the city (their tokens and passwords)",
     "sense_device_datastream": "emptied all the same: it references sensor (TRUNCATE ... CASCADE)",

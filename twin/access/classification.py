@@ -50,7 +50,13 @@ TABLES: dict[str, str] = {
     "flood_building_result": "important",
     "hazard_site": "important",
     "nowcast_skill": "important",  # water-level readings against the model
-    "observation": "important",
+    "observation": "important",  # partitions in schema twin_part, reached only through it
+    "observation_1h": "important",  # roll-ups of readings: as the readings are
+    "observation_5min": "important",
+    "observation_cell_1h": "important",
+    "observation_cell_5min": "important",
+    "observation_detached": "important",
+    "observation_rollup_queue": "important",
     "sense_dead_letter": "important",
     "sensor": "important",
     "sta_feature": "important",

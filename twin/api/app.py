@@ -39,6 +39,7 @@ from twin.api.routers import tasks as tasks_router
 from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs import jobs
+from twin.sense.maintain import Maintainer
 from twin.settings import Settings
 from twin.tiles.cache import TileCache
 from twin.tiles.versions import VersionReader
@@ -118,12 +119,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     audit_writer = asyncio.create_task(
         app.state.audit.run(pool, settings.api_db_role, settings.audit_flush_seconds)
     )
+    # Roll-ups of readings and the partitions ahead (twin.sense.maintain).
+    maintainer = None
+    if settings.sense_maintenance_interval_s > 0:
+        app.state.sense_maintainer = Maintainer(url, settings)
+        maintainer = asyncio.create_task(app.state.sense_maintainer.run())
     try:
         yield
     finally:
-        audit_writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await audit_writer
+        for task in (audit_writer, maintainer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await app.state.audit.flush(pool, settings.api_db_role)
         app.state.jobs.shutdown(wait=False, cancel_futures=True)
         await app.state.versions.close()

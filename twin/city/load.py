@@ -44,6 +44,12 @@ CITY_TABLES = (
     "road_link",
     "sensor",
     "observation",
+    # roll-ups of this city's readings (the per-cell ones have no foreign key to a city table)
+    "observation_5min",
+    "observation_1h",
+    "observation_cell_5min",
+    "observation_cell_1h",
+    "observation_rollup_queue",
     "raster_asset",
     "cell_stats",
     "sim_run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -14,6 +15,7 @@ from twin.cli.support import fail as _fail
 from twin.cli.support import load_settings as _settings
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
+from twin.settings import Settings
 
 db_app = typer.Typer(
     help="The database: a private PostGIS cluster or TWIN_DATABASE_URL.", no_args_is_help=True
@@ -124,15 +126,32 @@ def db_migrate(
     from twin.db.migrate import upgrade
 
     try:
-        url = database_url(_settings())
+        settings = _settings()
+        url = database_url(settings)
         at = upgrade(url, revision)
+        made = _ensure_partitions(url, settings)
     except DatabaseNotConfiguredError as exc:
         _fail(str(exc))
     except psycopg.OperationalError as exc:
         _fail(f"cannot reach the database: {exc}")
     except Exception as exc:  # alembic and SQLAlchemy errors: say which and stop
         _fail(f"migration failed: {type(exc).__name__}: {exc}")
-    _emit({"revision": at}, as_json, f"schema at revision {at}")
+    _emit({"revision": at, "partitions_made": made}, as_json, f"schema at revision {at}")
+
+
+def _ensure_partitions(url: str, settings: Settings) -> list[str]:
+    """The daily partitions ahead of twin.observation, once the schema has them (cheap: a
+    catalog read when they exist)."""
+    from twin.sense import partitions
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass('twin_part.observation_default')").fetchone()
+        if row is None or row[0] is None:
+            return []
+        return list(partitions.ensure(
+            conn, today=datetime.now(UTC).date(), ahead_days=settings.sense_partitions_ahead_days,
+            retention_days=settings.sense_retention_days,
+        ))  # fmt: skip
 
 
 db_app.command("dump")(db_dump)

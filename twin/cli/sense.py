@@ -3,6 +3,9 @@ stands (``status``: datastreams, readings, the latest one, whether the broker an
 devices that may write (``device add | list | grant | password``) and the broker's password
 and ACL files that hold them to their own datastreams (``acl``).
 
+``partitions`` shows (and with ``--ensure`` / ``--detach`` maintains) the daily partitions of
+``twin.observation``; ``rollups`` brings the roll-ups of readings up to date.
+
 ``twin serve`` also runs the bridge, in the API process, when ``TWIN_MQTT_URL`` is set; run
 ``twin sense run`` instead when the API runs with several workers or elsewhere.
 """
@@ -14,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -62,6 +66,7 @@ def run(
     TWIN_LIVE_ALERTS, evaluate the sensor rules as readings arrive and, every
     TWIN_NOWCAST_EVERY_S seconds while rain gauges read, run a nowcast step."""
     from twin.sense.bridge import Bridge, parse_mqtt_url, running
+    from twin.sense.maintain import Maintainer
 
     settings = load_settings()
     url = mqtt_url or settings.mqtt_url
@@ -96,9 +101,13 @@ def run(
                 await stack.enter_async_context(running(watch))
             if loop is not None:
                 await stack.enter_async_context(running(loop))
+            if settings.sense_maintenance_interval_s > 0:
+                await stack.enter_async_context(running(maintainer))
             await bridge.run()
 
+    maintainer = Maintainer(db_url, settings)
     typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
+
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     out = bridge.stats.as_dict()
@@ -109,6 +118,7 @@ def run(
         out["nowcast"] = {"steps": loop.stats.steps, "skipped": loop.stats.skipped,
                           "failures": loop.stats.failures,
                           "dispatched": loop.stats.dispatched}  # fmt: skip
+    out["maintenance"] = maintainer.stats
     typer.echo(json.dumps(out))
 
 
@@ -124,12 +134,17 @@ async def _broker_answers(url: str) -> str:
 
 @sense_app.command("status")
 def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
-    """Datastreams, readings (all and in the last hour), the latest reading, the broker."""
+    """Datastreams, readings (all, from the roll-ups, and in the last hour), the latest
+    reading, the broker."""
+    from twin.sense.rollups import refresh_all
+
     settings = load_settings()
-    with psycopg.connect(_db_url()) as conn:
+    with psycopg.connect(_db_url(), autocommit=True) as conn:
+        # Counted from the hourly roll-ups (brought up to date first), not the raw readings.
+        refresh_all(conn, res=settings.sense_rollup_resolution)
         row = conn.execute(
             "SELECT (SELECT count(*) FROM twin.sensor), (SELECT count(*) FROM twin.sta_thing),"
-            " (SELECT count(*) FROM twin.observation),"
+            " (SELECT coalesce(sum(n), 0) FROM twin.observation_1h),"
             " (SELECT count(*) FROM twin.observation"
             "  WHERE observed_at > now() - interval '1 hour'),"
             " (SELECT max(observed_at) FROM twin.observation)"
@@ -321,3 +336,76 @@ def replay_cmd(
     with contextlib.suppress(KeyboardInterrupt):
         sent = asyncio.run(replay(readings, url, speed=speed, loop=loop))
         typer.echo(f"sent {sent} readings")
+
+
+TodayOpt = Annotated[
+    str | None,
+    typer.Option("--today", help="The day to act as of (YYYY-MM-DD, UTC); default: today."),
+]
+
+
+def _today(value: str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--today: expected YYYY-MM-DD, got {value!r}", 2)
+
+
+@sense_app.command("partitions")
+def partitions_cmd(
+    ensure: Annotated[
+        bool, typer.Option("--ensure", help="Make the partitions of [today - 1, today + ahead].")
+    ] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Detach the partitions older than the retention.")
+    ] = False,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="With --detach: drop them (TWIN_SENSE_DROP_DETACHED).")
+    ] = False,
+    ahead: Annotated[
+        int | None,
+        typer.Option(min=0, max=366, help="Days ahead (TWIN_SENSE_PARTITIONS_AHEAD_DAYS)."),
+    ] = None,
+    retention: Annotated[
+        int | None, typer.Option(min=1, help="Days kept (TWIN_SENSE_RETENTION_DAYS).")
+    ] = None,
+    today: TodayOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The daily partitions of twin.observation (rows are the planner's estimates), after
+    making those ahead (--ensure) and detaching those past the retention (--detach)."""
+    from twin.sense import partitions
+
+    settings = load_settings()
+    day = _today(today)
+    keep = retention or settings.sense_retention_days
+    result: dict[str, Any] = {"today": day.isoformat()}
+    with psycopg.connect(_db_url(), autocommit=True) as conn:
+        if ensure:
+            result["made"] = partitions.ensure(
+                conn, today=day, ahead_days=settings.sense_partitions_ahead_days
+                if ahead is None else ahead, retention_days=keep,
+            )  # fmt: skip
+        if detach:
+            result["detached"] = partitions.detach(
+                conn, today=day, retention_days=keep, drop=drop or settings.sense_drop_detached
+            )
+        result["partitions"] = [p.as_dict() for p in partitions.partitions(conn)]
+    lines = [f"{k}: {v}" for k, v in result.items() if k != "partitions"]
+    lines += [f"{p['name']:<28} {p['state']:<9} rows~{p['rows_estimate']} bytes={p['bytes']}"
+              for p in result["partitions"]]  # fmt: skip
+    emit(result, as_json, "\n".join(lines))
+
+
+@sense_app.command("rollups")
+def rollups_cmd(as_json: JsonOpt = False) -> None:
+    """Bring the 5-minute and hourly roll-ups of readings up to date (the queued hours)."""
+    from twin.sense.rollups import refresh_all
+
+    settings = load_settings()
+    with psycopg.connect(_db_url(), autocommit=True) as conn:
+        got = refresh_all(conn, res=settings.sense_rollup_resolution)
+    result = got.as_dict()
+    emit(result, as_json, "\n".join(f"{k:>14}: {v}" for k, v in result.items()))

@@ -28,6 +28,14 @@ from twin.db.models.ops import (
     Task,
     TaskTransition,
 )
+from twin.db.models.rollups import (
+    ObservationCellRollup1h,
+    ObservationCellRollup5min,
+    ObservationDetached,
+    ObservationRollup1h,
+    ObservationRollup5min,
+    ObservationRollupQueue,
+)
 from twin.db.models.sim import (
     FloodBuildingResult,
     FloodCellResult,
@@ -83,6 +91,12 @@ __all__ = [
     "NowcastSkill",
     "NowcastStep",
     "Observation",
+    "ObservationCellRollup1h",
+    "ObservationCellRollup5min",
+    "ObservationDetached",
+    "ObservationRollup1h",
+    "ObservationRollup5min",
+    "ObservationRollupQueue",
     "Parcel",
     "ParcelCell",
     "Person",

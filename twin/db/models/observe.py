@@ -106,10 +106,17 @@ class Sensor(Base):
 class Observation(Base):
     """One reading of a sensor (value in the sensor's unit): a SensorThings Observation.
 
-    The key (sensor, observed_at) makes a replayed reading a no-op; ``id`` is its @iot.id."""
+    The key (sensor, observed_at) makes a replayed reading a no-op; ``id`` is its @iot.id.
+    Partitioned by day of ``observed_at`` (partitions live in schema ``twin_part``, made by
+    :mod:`twin.sense.partitions`); a unique key must hold the partition key, hence
+    ``(id, observed_at)``."""
 
     __tablename__ = "observation"
-    __table_args__ = (sa.Index("ix_observation_observed_at", "observed_at"),)
+    __table_args__ = (
+        sa.Index("ix_observation_observed_at", "observed_at"),
+        sa.UniqueConstraint("id", "observed_at"),
+        {"postgresql_partition_by": "RANGE (observed_at)"},
+    )
 
     sensor_id: Mapped[int] = mapped_column(
         sa.ForeignKey("sensor.id", ondelete="CASCADE"), primary_key=True
@@ -117,7 +124,7 @@ class Observation(Base):
     observed_at: Mapped[datetime] = mapped_column(primary_key=True)
     value: Mapped[float] = mapped_column(sa.Float)
     quality: Mapped[int | None] = mapped_column(sa.SmallInteger)
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity())
     observed_until: Mapped[datetime | None] = mapped_column(
         comment="end of an interval phenomenonTime"
     )

@@ -1,7 +1,7 @@
 """nowcast: the rolling flood nowcast's carried state, steps, cells, roads and sensor skill
 
 Revision ID: 0018_nowcast
-Revises: 0016_sense_devices
+Revises: 0017_observation_partitions
 Create Date: 2026-12-04
 
 ``twin nowcast step`` advances a flood state every few minutes with the rain the gauges saw
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0018_nowcast"
-down_revision: str | None = "0016_sense_devices"
+down_revision: str | None = "0017_observation_partitions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
