@@ -262,7 +262,8 @@ def simulate(
         neighbouring faces of the other direction (previous step), so that the friction does
         not depend on the flow's direction to the grid; ``"face"`` the face's own ``|q|``
         (Bates et al. 2010, landlab), under which a flow along a grid diagonal feels 1/sqrt(2)
-        of its friction and runs ahead of one along an axis.
+        of its friction and runs ahead of one along an axis (the "friction decoupling" of
+        Cozzolino et al. 2019: the scheme loses its rotational invariance).
     """
     if dtype not in (np.float64, np.float32):
         raise ValueError("dtype must be numpy.float64 or numpy.float32")
