@@ -247,3 +247,17 @@ def test_manning_polygons_by_area_share_do_not_depend_on_where_they_fall(
             burned = int((row > 0.05).sum())
             assert burned in (1, 2)
             assert abs(total - exact) / exact > 0.25  # 5 or 10 m where the strip is 7 m
+
+
+def test_the_solver_friction_option_reaches_the_run_and_a_bad_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A symmetric basin under uniform rain: both rules keep the water (mass to round-off); the
+    # option must change the run (the flow into the basin crosses the grid's diagonals).
+    runs = {}
+    for rule in ("vector", "face"):
+        path = scenario(tmp_path, solver={"friction": rule})
+        runs[rule] = run_json(path, tmp_path / rule)
+        assert abs(runs[rule]["mass_error_rel"]) < 1e-10
+    assert runs["vector"]["probes"][0] != runs["face"]["probes"][0]
+    fails(scenario(tmp_path, solver={"friction": "diagonal"}), tmp_path, "solver.friction")

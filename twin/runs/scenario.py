@@ -139,6 +139,9 @@ class SolverSpec(_Model):
     froude_limit: float | None = Field(None, gt=0)
     drop_weir: bool = False  # weir discharge over free overfalls (walls, kerbs, steps)
     alpha_cap: bool = True  # keep alpha at the 2D stability bound 0.98 sqrt(theta / 2)
+    # Manning's term from the discharge vector's magnitude, or each face's own discharge only
+    # (the older rule: a diagonal flow feels 1/sqrt(2) of its friction; twin.sim.flood).
+    friction: Literal["vector", "face"] = "vector"
     dtype: Literal["float64", "float32"] = "float64"
 
 
@@ -451,6 +454,7 @@ def run(scenario: Scenario, progress: Callable[[float, float], None] | None = No
         froude_limit=s.solver.froude_limit,
         drop_weir=s.solver.drop_weir,
         alpha_cap=s.solver.alpha_cap,
+        friction=s.solver.friction,
         dtype=np.float32 if s.solver.dtype == "float32" else np.float64,
         progress=progress,
     )

@@ -108,17 +108,19 @@ def _friction_factor(h, third, four_thirds):
 
 
 @_inline
-def _face(e0, e1, z0, z1, q_old, qa, nf, c):
+def _face(e0, e1, z0, z1, q_fric, qa, nf, c):
     """New unit discharge (m²/s) through a face from cell 0 to cell 1 (positive 0 -> 1): the
-    theta-averaged ``qa`` pushed by the surface slope, over semi-implicit friction; 0 where the
-    flow depth is at or below ``min_flow_depth_m`` (computed anyway, then dropped: no branch).
+    theta-averaged ``qa`` pushed by the surface slope, over semi-implicit friction with the
+    discharge magnitude ``q_fric`` (m²/s, >= 0: the face's own ``|q|``, or that of the whole
+    vector, see :func:`_faces_row`); 0 where the flow depth is at or below
+    ``min_flow_depth_m`` (computed anyway, then dropped: no branch).
 
     ``c`` is :func:`_consts`' tuple: scalars in registers, not loads from ``p`` that LLVM would
     have to repeat after every store for want of knowing that they do not alias.
     """
     gdt, gdx, hmin, zero, one, third, four_thirds = c
     hf = max(e0, e1) - max(z0, z1)
-    den = one + gdt * nf * abs(q_old) * _friction_factor(max(hf, hmin), third, four_thirds)
+    den = one + gdt * nf * q_fric * _friction_factor(max(hf, hmin), third, four_thirds)
     new = (qa - gdx * hf * (e1 - e0)) / den
     return new if hf > hmin else zero
 
@@ -166,16 +168,22 @@ def _edge(hb, zb, z_in, inner_ok, out_old, q_old, n2b, p):
 
 
 @_jit
-def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides):
+def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector):
     """New (unlimited) discharges of row ``r``: its west faces ``qx[r]`` and north faces
     ``qy[r]`` (and the south edge ``qy[ny]`` on the last row), over columns ``c0:c1`` of the
     active region whose first row is ``r0``. Faces on the region's border (not the grid's edge)
     are left as they are: both their cells are dry and they hold 0 (see :func:`step`).
 
     The theta form averages a face's old discharge with its two neighbours' old ones along the
-    flow, so the old values are copied aside first: ``xb`` the old ``qx[r]``, ``yb[r % 2]`` the
-    old ``qy[r]`` (``yb[(r - 1) % 2]`` still holds the old ``qy[r - 1]``); ``qy[r + 1]`` is not
-    yet overwritten.
+    flow, so the old values are copied aside first: ``xb[r % 2]`` the old ``qx[r]``
+    (``xb[(r - 1) % 2]`` still holds the old ``qx[r - 1]``), ``yb[r % 2]`` the old ``qy[r]``
+    (``yb[(r - 1) % 2]`` the old ``qy[r - 1]``); ``qy[r + 1]`` is not yet overwritten.
+
+    ``vector``: the friction of an inner face takes the magnitude of the old discharge vector,
+    ``sqrt(q² + q_t²)``, ``q_t`` the mean of the old discharges of the four faces of the other
+    direction around it (those of its two cells); else the face's own ``|q|`` (Bates et al.
+    2010), which gives a flow along a grid diagonal 1/sqrt(2) of its friction. Edge faces
+    keep their own ``|q|`` (their flow is normal to the edge).
     """
     ny, nx = h.shape
     theta, half, pt5, act = p[P_THETA], p[P_HALF], p[P_PT5], p[P_ACTIVE]
@@ -183,26 +191,39 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides):
     hr, zr = h[r], z[r]
     n2r = n2[r if n2.shape[0] > 1 else 0]
     qxr = qx[r]
-    xb[c0 : c1 + 1] = qxr[c0 : c1 + 1]
-    for c in range(c0 + 1, c1):
-        z0, z1 = zr[c - 1], zr[c]
-        qo = xb[c]
-        qxr[c] = _face(
-            hr[c - 1] + z0, hr[c] + z1, z0, z1, qo, theta * qo + half * (xb[c - 1] + xb[c + 1]),
-            pt5 * (n2r[c - 1] + n2r[c]), fc,
-        )  # fmt: skip
+    xo = xb[r % 2]
+    xo[c0 : c1 + 1] = qxr[c0 : c1 + 1]
+    if vector:
+        # qy[r] and qy[r + 1] still hold the old discharges (qy[r] is updated below).
+        qn, qs, quarter = qy[r], qy[r + 1], pt5 * pt5
+        for c in range(c0 + 1, c1):
+            z0, z1 = zr[c - 1], zr[c]
+            qo = xo[c]
+            qt = quarter * ((qn[c - 1] + qn[c]) + (qs[c - 1] + qs[c]))
+            qxr[c] = _face(
+                hr[c - 1] + z0, hr[c] + z1, z0, z1, math.sqrt(qo * qo + qt * qt),
+                theta * qo + half * (xo[c - 1] + xo[c + 1]), pt5 * (n2r[c - 1] + n2r[c]), fc,
+            )  # fmt: skip
+    else:
+        for c in range(c0 + 1, c1):
+            z0, z1 = zr[c - 1], zr[c]
+            qo = xo[c]
+            qxr[c] = _face(
+                hr[c - 1] + z0, hr[c] + z1, z0, z1, abs(qo),
+                theta * qo + half * (xo[c - 1] + xo[c + 1]), pt5 * (n2r[c - 1] + n2r[c]), fc,
+            )  # fmt: skip
     if c0 == 0:
         qxr[0] = p[P_ZERO]
         if sides[0] and zr[0] < act:
             k = min(1, nx - 1)
-            qxr[0] = -_edge(hr[0], zr[0], zr[k], nx > 1 and zr[k] < act, -xb[0], xb[0], n2r[0], p)
+            qxr[0] = -_edge(hr[0], zr[0], zr[k], nx > 1 and zr[k] < act, -xo[0], xo[0], n2r[0], p)
     if c1 == nx:
         qxr[nx] = p[P_ZERO]
         k = nx - 1
         if sides[1] and zr[k] < act:
             j = max(k - 1, 0)
             qxr[nx] = _edge(
-                hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xb[nx], xb[nx], n2r[k], p
+                hr[k], zr[k], zr[j], nx > 1 and zr[j] < act, xo[nx], xo[nx], n2r[k], p
             )  # fmt: skip
     zero, froude, g, weir, big = p[P_ZERO], p[P_FROUDE], p[P_G], p[P_WEIR], p[P_ACTIVE]
     capped = (froude > 0) or (weir > 0)
@@ -229,12 +250,23 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides):
         prev, hu, zu = yb[(r - 1) % 2], h[r - 1], z[r - 1]
         n2u = n2[r - 1 if n2.shape[0] > 1 else 0]
         nxt = qy[r + 1]
-        for c in range(c0, c1):
-            qo = old[c]
-            qyr[c] = _face(
-                hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], qo,
-                theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
-            )  # fmt: skip
+        if vector:
+            # The old qx of rows r - 1 and r (r > r0: both copied aside this step).
+            xu, quarter = xb[(r - 1) % 2], pt5 * pt5
+            for c in range(c0, c1):
+                qo = old[c]
+                qt = quarter * ((xu[c] + xu[c + 1]) + (xo[c] + xo[c + 1]))
+                qyr[c] = _face(
+                    hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], math.sqrt(qo * qo + qt * qt),
+                    theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
+                )  # fmt: skip
+        else:
+            for c in range(c0, c1):
+                qo = old[c]
+                qyr[c] = _face(
+                    hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], abs(qo),
+                    theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
+                )  # fmt: skip
         if capped:
             for c in range(c0, c1):
                 qyr[c] = _cap(
@@ -372,7 +404,7 @@ def _update_row(
 @_jit
 def step(
     h, z, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
-    t_new, thr, thr32, sinks, sides, track, r0, r1, c0, c1,
+    t_new, thr, thr32, sinks, sides, track, r0, r1, c0, c1, vector,
 ):  # fmt: skip
     """One time step in place: faces, limits and continuity in one sweep (see the module), over
     the active region ``[r0:r1, c0:c1]`` (the whole grid: ``0, ny, 0, nx``).
@@ -384,7 +416,9 @@ def step(
 
     ``fb`` (4, nx + 2) holds the limits of three rows in flight (row ``r`` in ``fb[r % 3]``) and
     a row of ones (``fb[3]``, for beyond the region's first and last rows); columns 0 and nx + 1
-    are ones too. ``rainw``: the rain factor per cell (float64; one row when uniform). ``acc``
+    are ones too. ``xb`` (2, nx + 1) and ``yb`` (2, nx) hold the old discharges of two rows
+    (see :func:`_faces_row`). ``vector``: the friction takes the discharge vector's magnitude.
+    ``rainw``: the rain factor per cell (float64; one row when uniform). ``acc``
     (3, nx), float64: per-column maxima of depth, drained and infiltrated depths, reduced at
     the end so that the row loops carry no reduction. ``track``: update the maxima this step.
 
@@ -394,7 +428,7 @@ def step(
     outflow = 0.0
     for s in range(r0, r1 + 2):
         if s < r1:
-            _faces_row(s, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides)
+            _faces_row(s, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector)
         r = s - 1
         if r0 <= r < r1:
             _limits_row(r, c0, c1, h, qx, qy, fb[r % 3], p)
