@@ -47,13 +47,21 @@ def urban_dem(rows: int, cols: int, dx: float, seed: int = 7) -> np.ndarray:
     return z
 
 
-def throughput(n: int, seconds: float) -> list[dict]:
+def throughput(n: int, seconds: float, friction: str = "vector") -> list[dict]:
     out = []
     bed = urban_dem(n, n, 5.0)
     rain = Series.constant(80 / 3.6e6)
     for dtype in (np.float64, np.float32):
-        simulate(bed[:8, :8], dx=5.0, duration_s=5, dtype=dtype)  # compile outside the clock
-        r = simulate(bed, dx=5.0, duration_s=seconds, rain=rain, initial_depth=0.05, dtype=dtype)
+        simulate(bed[:8, :8], dx=5.0, duration_s=5, dtype=dtype, friction=friction)  # compile
+        r = simulate(
+            bed,
+            dx=5.0,
+            duration_s=seconds,
+            rain=rain,
+            initial_depth=0.05,
+            dtype=dtype,
+            friction=friction,
+        )
         out.append({
             "grid": f"{n}x{n}", "dtype": np.dtype(dtype).name, "steps": r.steps,
             "wall_s": round(r.wall_s, 2), "cell_steps_per_s": round(r.cell_steps_per_s),
@@ -116,6 +124,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--landlab-python", default=None, help="python of a landlab virtualenv")
     ap.add_argument("--size", type=int, default=1000, help="throughput grid side (cells)")
+    ap.add_argument(
+        "--friction",
+        choices=("vector", "face"),
+        default="vector",
+        help="friction rule of the throughput runs (face: per-face, as landlab)",
+    )
     ap.add_argument("--seconds", type=float, default=300.0, help="simulated time for throughput")
     ap.add_argument("--compare-size", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=20.0)
@@ -127,7 +141,7 @@ def main() -> None:
     result: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")},
-        "throughput": throughput(args.size, args.seconds),
+        "throughput": throughput(args.size, args.seconds, args.friction),
     }  # fmt: skip
     if args.landlab_python:
         result["versus_landlab"] = versus_landlab(
