@@ -12,6 +12,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -401,4 +402,43 @@ def test_a_new_alert_and_a_dispatched_task_appear_without_a_reload(
     page.wait_for_selector(f"#card .task[data-task='{task[0]}']", timeout=10_000)
     assert page.evaluate("() => window.sameDocument === true")  # no reload happened
     _shot(page, "pushed-alert-and-task")
+    watched.assert_clean()
+
+
+def test_the_time_slider_shows_an_alert_of_the_past_and_returns_to_live(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """An alert raised two hours ago and resolved an hour ago is not in the live list; moved
+    to 90 minutes ago, the slider shows it (as /api/history has it); back to live, it goes."""
+    now = datetime.now(UTC)
+    message = f"past alert {time.monotonic_ns()}"
+    with psycopg.connect(tiny_demo["url"]) as c:
+        c.execute(
+            "INSERT INTO twin.alert (rule_id, dedup_key, level, status, area_id, message,"
+            " first_seen, last_seen, resolved_at) SELECT 'web-past', %s, 'red', 'resolved',"
+            " min(id), %s, %s, %s, %s FROM twin.admin_area WHERE level = 'grid'",
+            (message, message, now - timedelta(hours=2), now - timedelta(hours=2),
+             now - timedelta(hours=1)),
+        )  # fmt: skip
+        c.commit()
+    page = watched.open(f"{server}/map?mode=emergency")
+    listed = "(m) => [...document.querySelectorAll('#alerts li')].some((li) => li.textContent.includes(m))"
+    assert not page.evaluate(listed, message)
+    target = int((now - timedelta(minutes=90)).timestamp() * 1000)
+    page.evaluate(
+        "(v) => { const s = document.querySelector('#time-slider'); s.value = String(v);"
+        " s.dispatchEvent(new Event('input')); }",
+        target,
+    )
+    page.wait_for_function(listed, arg=message, timeout=10_000)
+    shown = page.get_attribute("#time-label", "data-at")
+    assert (
+        shown
+        and abs(datetime.fromisoformat(shown.replace("Z", "+00:00")).timestamp() * 1000 - target)
+        < 60_000
+    )  # the slider steps by the minute
+    _shot(page, "time-slider")
+    page.click("#time-live")
+    page.wait_for_function(f"() => !({listed})({message!r})", timeout=10_000)
+    assert page.get_attribute("#time-label", "data-at") == ""
     watched.assert_clean()
