@@ -442,3 +442,67 @@ def test_the_time_slider_shows_an_alert_of_the_past_and_returns_to_live(
     page.wait_for_function(f"() => !({listed})({message!r})", timeout=10_000)
     assert page.get_attribute("#time-label", "data-at") == ""
     watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tiny_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """The app with the live loop, as `make demo` serves it: a private Mosquitto, the bridge
+    and the rule watch in the API process."""
+    from twin.sense.broker import private_broker
+
+    with private_broker(tmp_path_factory.mktemp("broker")) as broker:
+        for base in _serve(tiny_settings.model_copy(update={"mqtt_url": broker})):
+            yield base, broker
+
+
+def test_a_reading_over_mqtt_raises_an_alert_and_a_task_on_the_page(
+    live_server: tuple[str, str], watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """The whole loop: a water level published over MQTT crosses water_level_high (rules/),
+    the bridge stores it, the rule watch raises the alert and dispatches its task, and the
+    open page shows the alert without a reload."""
+    import asyncio
+    import json
+
+    import aiomqtt
+
+    base, broker = live_server
+    with psycopg.connect(tiny_demo["url"]) as c:
+        row = c.execute(
+            "SELECT s.id, s.code FROM twin.sensor s WHERE s.kind = 'water_level' AND NOT EXISTS"
+            " (SELECT 1 FROM twin.alert a WHERE a.rule_id = 'water_level_high'"
+            " AND a.subject = s.code) ORDER BY s.id LIMIT 1"
+        ).fetchone()
+    assert row, "a water-level sensor without an alert of the rule"
+    sensor, code = int(row[0]), str(row[1])
+    page = watched.open(f"{base}/map?mode=emergency")
+    page.evaluate("() => { window.sameDocument = true; }")
+    page.wait_for_timeout(1500)  # the stream is open
+    port = int(broker.rsplit(":", 1)[1])
+
+    async def publish() -> None:
+        async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as m:
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            await m.publish(f"v1.1/Datastreams({sensor})/Observations",
+                            json.dumps({"phenomenonTime": stamp, "result": 0.8}), qos=1)  # fmt: skip
+
+    # Playwright's sync API holds this thread's event loop: publish from another thread.
+    sender = threading.Thread(target=lambda: asyncio.run(publish()))
+    sender.start()
+    sender.join(15)
+    page.wait_for_function(
+        "(m) => [...document.querySelectorAll('#alerts li')].some((li) => li.textContent.includes(m))",
+        arg=f"{code} at 0.8",
+        timeout=15_000,
+    )
+    assert page.evaluate("() => window.sameDocument === true")
+    with psycopg.connect(tiny_demo["url"]) as c:
+        task = c.execute(
+            "SELECT t.state FROM twin.task t JOIN twin.alert a ON a.id = t.alert_id"
+            " WHERE a.rule_id = 'water_level_high' AND a.subject = %s", (code,),
+        ).fetchall()  # fmt: skip
+    assert task == [("open",)]
+    _shot(page, "mqtt-alert")
+    watched.assert_clean()
