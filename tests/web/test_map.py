@@ -12,6 +12,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -401,4 +402,107 @@ def test_a_new_alert_and_a_dispatched_task_appear_without_a_reload(
     page.wait_for_selector(f"#card .task[data-task='{task[0]}']", timeout=10_000)
     assert page.evaluate("() => window.sameDocument === true")  # no reload happened
     _shot(page, "pushed-alert-and-task")
+    watched.assert_clean()
+
+
+def test_the_time_slider_shows_an_alert_of_the_past_and_returns_to_live(
+    server: str, watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """An alert raised two hours ago and resolved an hour ago is not in the live list; moved
+    to 90 minutes ago, the slider shows it (as /api/history has it); back to live, it goes."""
+    now = datetime.now(UTC)
+    message = f"past alert {time.monotonic_ns()}"
+    with psycopg.connect(tiny_demo["url"]) as c:
+        c.execute(
+            "INSERT INTO twin.alert (rule_id, dedup_key, level, status, area_id, message,"
+            " first_seen, last_seen, resolved_at) SELECT 'web-past', %s, 'red', 'resolved',"
+            " min(id), %s, %s, %s, %s FROM twin.admin_area WHERE level = 'grid'",
+            (message, message, now - timedelta(hours=2), now - timedelta(hours=2),
+             now - timedelta(hours=1)),
+        )  # fmt: skip
+        c.commit()
+    page = watched.open(f"{server}/map?mode=emergency")
+    listed = "(m) => [...document.querySelectorAll('#alerts li')].some((li) => li.textContent.includes(m))"
+    assert not page.evaluate(listed, message)
+    target = int((now - timedelta(minutes=90)).timestamp() * 1000)
+    page.evaluate(
+        "(v) => { const s = document.querySelector('#time-slider'); s.value = String(v);"
+        " s.dispatchEvent(new Event('input')); }",
+        target,
+    )
+    page.wait_for_function(listed, arg=message, timeout=10_000)
+    shown = page.get_attribute("#time-label", "data-at")
+    assert (
+        shown
+        and abs(datetime.fromisoformat(shown.replace("Z", "+00:00")).timestamp() * 1000 - target)
+        < 60_000
+    )  # the slider steps by the minute
+    _shot(page, "time-slider")
+    page.click("#time-live")
+    page.wait_for_function(f"() => !({listed})({message!r})", timeout=10_000)
+    assert page.get_attribute("#time-label", "data-at") == ""
+    watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tiny_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """The app with the live loop, as `make demo` serves it: a private Mosquitto, the bridge
+    and the rule watch in the API process."""
+    from twin.sense.broker import private_broker
+
+    with private_broker(tmp_path_factory.mktemp("broker")) as broker:
+        for base in _serve(tiny_settings.model_copy(update={"mqtt_url": broker})):
+            yield base, broker
+
+
+def test_a_reading_over_mqtt_raises_an_alert_and_a_task_on_the_page(
+    live_server: tuple[str, str], watched: Watched, tiny_demo: dict[str, str]
+) -> None:
+    """The whole loop: a water level published over MQTT crosses water_level_high (rules/),
+    the bridge stores it, the rule watch raises the alert and dispatches its task, and the
+    open page shows the alert without a reload."""
+    import asyncio
+    import json
+
+    import aiomqtt
+
+    base, broker = live_server
+    with psycopg.connect(tiny_demo["url"]) as c:
+        row = c.execute(
+            "SELECT s.id, s.code FROM twin.sensor s WHERE s.kind = 'water_level' AND NOT EXISTS"
+            " (SELECT 1 FROM twin.alert a WHERE a.rule_id = 'water_level_high'"
+            " AND a.subject = s.code) ORDER BY s.id LIMIT 1"
+        ).fetchone()
+    assert row, "a water-level sensor without an alert of the rule"
+    sensor, code = int(row[0]), str(row[1])
+    page = watched.open(f"{base}/map?mode=emergency")
+    page.evaluate("() => { window.sameDocument = true; }")
+    page.wait_for_timeout(1500)  # the stream is open
+    port = int(broker.rsplit(":", 1)[1])
+
+    async def publish() -> None:
+        async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as m:
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            await m.publish(f"v1.1/Datastreams({sensor})/Observations",
+                            json.dumps({"phenomenonTime": stamp, "result": 0.8}), qos=1)  # fmt: skip
+
+    # Playwright's sync API holds this thread's event loop: publish from another thread.
+    sender = threading.Thread(target=lambda: asyncio.run(publish()))
+    sender.start()
+    sender.join(15)
+    page.wait_for_function(
+        "(m) => [...document.querySelectorAll('#alerts li')].some((li) => li.textContent.includes(m))",
+        arg=f"{code} at 0.8",
+        timeout=15_000,
+    )
+    assert page.evaluate("() => window.sameDocument === true")
+    with psycopg.connect(tiny_demo["url"]) as c:
+        task = c.execute(
+            "SELECT t.state FROM twin.task t JOIN twin.alert a ON a.id = t.alert_id"
+            " WHERE a.rule_id = 'water_level_high' AND a.subject = %s", (code,),
+        ).fetchall()  # fmt: skip
+    assert task == [("open",)]
+    _shot(page, "mqtt-alert")
     watched.assert_clean()

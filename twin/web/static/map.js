@@ -314,7 +314,11 @@ async function loadAlerts() {
     $("#alerts").replaceChildren(el("li", { class: "hint" }, "Sign in (viewer or above) to see alerts."));
     return;
   }
+  if (state.historyAt) return; // the time slider shows the past: the stream resumes on "live"
   const { alerts } = await api("/api/alerts?status=active&limit=200");
+  drawAlerts(alerts);
+}
+function drawAlerts(alerts) {
   $("#alert-count").textContent = `(${alerts.length})`;
   const features = alerts.filter((a) => a.lon !== null && a.lon !== undefined).map((a) => ({
     type: "Feature", geometry: { type: "Point", coordinates: [a.lon, a.lat] },
@@ -393,6 +397,7 @@ async function follow(key, url, onEvents) {
 }
 function followLive() {
   follow("live", () => "/api/live", (events) => {
+    if (state.historyAt) return; // the time slider shows the past
     let changed = false;
     for (const { event, data: o } of events) {
       if (event !== "observation") continue;
@@ -441,6 +446,52 @@ function followStream() {
       }
     }
   });
+}
+
+// ----------------------------------------------------------------------------- time slider
+// The slider's values are instants (ms since 1970): from the first recorded change to now. Off
+// its right end the map shows the twin as it stood then (/api/history: alerts open then with
+// their status then, sensors' readings then); at the right end it is live again.
+async function setupTimeSlider() {
+  const slider = $("#time-slider");
+  if (!cleared("important")) { slider.disabled = true; return; }
+  const { span } = await api("/api/history?limit=1");
+  const now = Date.now();
+  const first = span.first ? Date.parse(span.first) : now - 6 * 3600e3;
+  slider.min = String(Math.min(first, now - 3600e3));
+  slider.max = String(now);
+  slider.value = String(now);
+  const show = debounced(() => showTime(Number(slider.value)).catch(console.warn), 200);
+  slider.addEventListener("input", show);
+  $("#time-live").addEventListener("click", () => { slider.value = slider.max; showTime(Number(slider.max)); });
+}
+async function showTime(ms) {
+  const slider = $("#time-slider");
+  const label = $("#time-label");
+  if (ms >= Number(slider.max)) {
+    state.historyAt = null;
+    label.textContent = "live";
+    label.dataset.at = "";
+    $("#time-live").hidden = true;
+    await Promise.all([loadAlerts(), loadSensors().catch(console.warn)]);
+    return;
+  }
+  const at = new Date(ms).toISOString();
+  state.historyAt = at;
+  const past = await api(`/api/history?at=${encodeURIComponent(at)}`);
+  if (state.historyAt !== at) return; // the slider moved on meanwhile
+  label.textContent = new Date(ms).toLocaleString();
+  label.dataset.at = at;
+  $("#time-live").hidden = false;
+  drawAlerts(past.alerts);
+  if (state.sensors) {
+    const seen = new Map(past.readings.map((r) => [r.datastream, r]));
+    for (const [id, f] of state.sensors) {
+      const r = seen.get(id);
+      Object.assign(f.properties, { value: r ? r.value : null, time: r ? r.observed_at : null, fresh: false });
+    }
+    drawSensors();
+  }
 }
 
 async function runStorm(event) {
@@ -649,6 +700,7 @@ async function start() {
   setMode(params.get("mode"));
   await Promise.all([loadRuns(), loadRiskLayers(), loadAlerts(), loadSensors().catch(console.warn)]);
   followStream();
+  setupTimeSlider().catch(console.warn);
   pickLatest("#flood-run");
   pickLatest("#traffic-run");
   pickLatest("#run-a");
