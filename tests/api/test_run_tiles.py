@@ -15,8 +15,11 @@ from .test_tiles import tile_of
 
 def _runs(tiny_settings: Settings) -> dict[str, int]:
     with psycopg.connect(tiny_settings.database_url) as c:
+        # The demo's own runs (with results: other tests add runs of their own, some empty).
         rows = c.execute(
-            "SELECT kind, max(id) FROM twin.sim_run WHERE status = 'succeeded'"
+            "SELECT kind, max(id) FROM twin.sim_run r WHERE status = 'succeeded'"
+            " AND (EXISTS (SELECT 1 FROM twin.flood_cell_result f WHERE f.run_id = r.id)"
+            "      OR EXISTS (SELECT 1 FROM twin.traffic_link_result t WHERE t.run_id = r.id))"
             " AND id NOT IN (SELECT baseline_run_id FROM twin.sim_run WHERE baseline_run_id IS NOT NULL)"
             " GROUP BY kind"
         ).fetchall()
