@@ -8,18 +8,23 @@ without a token in a demo).
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from twin.access import audit
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, require
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, open_session, require
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.live import hub_of
 from twin.sense import query, write
 from twin.sense.bridge import observation_json
 from twin.sense.entities import SETS
 from twin.sense.odata import ODataError, parse_options
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/sta/v1.1"
 router = APIRouter(
@@ -75,6 +80,23 @@ async def read(path: str, request: Request, conn: Conn, settings: SettingsDep) -
         raise _bad(exc) from None
 
 
+async def _keep_refused(request: Request, rows: list[write.DeadLetter]) -> None:
+    """Dead letters of a refused request, in their own transaction (the request's is rolled
+    back), as the caller. Best effort: the caller gets its 400 either way."""
+    try:
+        async with open_session(request, request.app.state.pool) as session:
+            await write.store_dead_letters(session.conn, rows, "http", session.principal.name)
+    except (psycopg.Error, OSError) as exc:
+        log.warning("could not keep %d refused observation(s): %s", len(rows), exc)
+
+
+async def _raw(request: Request, body: Any) -> bytes:
+    try:
+        return await request.body()
+    except RuntimeError:  # the stream was read some other way
+        return json.dumps(body).encode()
+
+
 def _may_write(who: Any, settings: Any) -> None:
     if not who.may_operate(settings.open_operations):
         raise ForbiddenError("creating SensorThings entities needs the operator role")
@@ -89,10 +111,20 @@ async def create_observations(
     (or ``error: ...``) per row, in order."""
     _may_write(who, settings)
     base = base_url(request)
+    dead: list[write.DeadLetter] = []
     try:
-        answers, ids = await write.create_observations(conn, body, base)
+        answers, ids = await write.create_observations(
+            conn, body, base, future_tolerance_s=settings.sense_future_tolerance_s, dead=dead,
+            path=request.url.path,
+        )  # fmt: skip
+    except write.Rejected as exc:
+        await _keep_refused(request, [(request.url.path, exc.reason, await _raw(request, body),
+                                       exc.datastream)])  # fmt: skip
+        raise _bad(exc) from None
     except write.BadEntity as exc:
         raise _bad(exc) from None
+    if dead:  # committed with the rows that were stored
+        await write.store_dead_letters(conn, dead, "http", who.name)
     if ids:
         tasks.add_task(_publish_ids, request, ids)
     return answers
@@ -114,7 +146,13 @@ async def create(
         parent = None
         if target.parent_set is not None and target.nav is not None:
             parent = (target.parent_set.name, target.nav.name, target.parent_id or 0)
-        ident = await write.create(conn, target.entity_set.name, body, parent=parent)
+        ident = await write.create(
+            conn,
+            target.entity_set.name,
+            body,
+            parent=parent,
+            future_tolerance_s=settings.sense_future_tolerance_s,
+        )
         es = target.entity_set
         created = await query.read(
             conn, query.Path(es, ident), parse_options({}), base=base,
@@ -122,6 +160,10 @@ async def create(
         )  # fmt: skip
     except query.NotFound as exc:
         raise NotFoundError(str(exc)) from None
+    except write.Rejected as exc:
+        await _keep_refused(request, [(request.url.path, exc.reason, await _raw(request, body),
+                                       exc.datastream)])  # fmt: skip
+        raise _bad(exc) from None
     except (ODataError, write.BadEntity) as exc:
         raise _bad(exc) from None
     response.headers["Location"] = f"{base}/{es.name}({ident})"
