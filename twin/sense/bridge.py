@@ -243,21 +243,30 @@ class Bridge:
             await queue.put(message)
 
     async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        """Batches of at most ``batch_size`` readings (a message may hold a list of them), or
+        what arrived within ``batch_wait_s`` of the first message."""
         while True:
-            batch = [await queue.get()]
+            first = await queue.get()
+            horizon = datetime.now(UTC) + self.future_tolerance
+            batch = [first]
+            parsed = [self._parse(first, horizon)]
+            size = len(parsed[0].readings)
             deadline = time.monotonic() + self.batch_wait_s
-            while len(batch) < self.batch_size:
+            while size < self.batch_size and len(batch) < self.batch_size:
                 try:
-                    batch.append(queue.get_nowait())
+                    message = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     try:
-                        batch.append(await asyncio.wait_for(queue.get(), left))
+                        message = await asyncio.wait_for(queue.get(), left)
                     except TimeoutError:
                         break
-            await self._settle(client, batch)
+                batch.append(message)
+                parsed.append(self._parse(message, horizon))
+                size += len(parsed[-1].readings)
+            await self._settle(client, batch, parsed)
 
     def parse(self, topic: str, payload: bytes) -> list[Reading]:
         m = TOPIC.fullmatch(topic)
@@ -283,10 +292,10 @@ class Bridge:
             return _Parsed(topic, payload, [], TOO_FAR_AHEAD, ds)
         return _Parsed(topic, payload, got, None, ds)
 
-    async def _settle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+    async def _settle(
+        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], parsed: list[_Parsed]
+    ) -> None:
         """Commit the batch (retrying while the database is away), then acknowledge it."""
-        horizon = datetime.now(UTC) + self.future_tolerance
-        parsed = [self._parse(m, horizon) for m in batch]
         delay = self.retry_min_s
         while True:
             try:
@@ -405,6 +414,9 @@ class Bridge:
         """Publish stored Observations back, off the storing path."""
         while True:
             await self.publish(client, [await self._outbox.get()])
+            # Neither a full queue's get() nor a publish paho sends at once yields to the loop:
+            # without this, a long outbox starves the storing (and the acknowledgements).
+            await asyncio.sleep(0)
 
     async def publish(self, client: aiomqtt.Client, items: list[dict[str, Any]]) -> None:
         for item in items:

@@ -34,6 +34,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_sensor_range", "sensor", schema="twin", type_="check")
+    op.drop_constraint("range", "sensor", schema="twin", type_="check")
     op.drop_column("sensor", "value_max", schema="twin")
     op.drop_column("sensor", "value_min", schema="twin")
