@@ -220,12 +220,31 @@ class Settings(BaseSettings):
             "subscribed to what)."
         ),
     )
+    mqtt_client_id: str = Field(
+        default="twin-sense-bridge",
+        min_length=1,
+        max_length=256,
+        description=(
+            "MQTT client id of the bridge: its persistent session on the broker, which keeps "
+            "the messages not yet acknowledged (stored) across a reconnect. One id per bridge: "
+            "two bridges with one id take the session from each other."
+        ),
+    )
+    mqtt_session_expiry_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=2**32 - 1,
+        description=(
+            "How long (seconds) the broker keeps the bridge's session, and the QoS 1 messages "
+            "queued for it, while the bridge is away (MQTT 5 session expiry interval)."
+        ),
+    )
     sense_future_tolerance_s: float = Field(
         default=600,
         ge=0,
         description=(
-            "How far in the future (seconds) an MQTT Observation's phenomenonTime may lie; "
-            "a later one goes to the dead letters (twin.sense_dead_letter)."
+            "How far in the future (seconds) an Observation's phenomenonTime may lie (MQTT or "
+            "HTTP); a later one is refused and kept in the dead letters (twin.sense_dead_letter)."
         ),
     )
     live_alerts: bool = Field(

@@ -77,3 +77,49 @@ def test_status_counts_rejects(db: str, monkeypatch: pytest.MonkeyPatch) -> None
     body = json.loads(out.output)
     assert body["rejects"] == want
     assert len(body["latest_rejects"]) == min(5, sum(want.values()))
+
+
+def test_readings_outside_the_physical_range_are_dead_letters(broker: str, db: str) -> None:  # noqa: F811
+    sensor = make_sensor(db, "dead-range")
+    with psycopg.connect(db) as c:
+        c.execute("UPDATE twin.sensor SET value_min = 0, value_max = 10 WHERE id = %s", (sensor,))
+    topic = f"v1.1/Datastreams({sensor})/Observations"
+    port = int(broker.rsplit(":", 1)[1])
+
+    def obs(minute: int, value: float) -> dict[str, Any]:
+        return {"phenomenonTime": f"2026-07-01T00:{minute:02d}:00Z", "result": value}
+
+    payloads = [
+        json.dumps(obs(1, 5)).encode(), json.dumps(obs(2, -1)).encode(),
+        json.dumps(obs(3, 11)).encode(), json.dumps(obs(4, 10)).encode(),
+        json.dumps(obs(5, 0)).encode(),
+        json.dumps([obs(6, 3), obs(7, 12)]).encode(),  # one bad item refuses the message
+        # jsonb cannot hold \u0000: the database refuses this one alone, the batch goes on
+        json.dumps({**obs(8, 4), "parameters": {"note": "\u0000"}}).encode(),
+    ]  # fmt: skip
+    want_rows = [("00:01", 5.0), ("00:04", 10.0), ("00:05", 0.0)]
+    want_dead = [payloads[1], payloads[2], payloads[5], payloads[6]]
+
+    async def scenario() -> Bridge:
+        bridge = Bridge(broker, db, base="http://t/sta/v1.1", publish_back=False,
+                        client_id="dead-range", limits_ttl_s=0.0)  # fmt: skip
+        async with running(bridge), aiomqtt.Client("127.0.0.1", port) as device:
+            await asyncio.wait_for(bridge.ready.wait(), 10)
+            for p in payloads:
+                await device.publish(topic, p, qos=1)
+            await wait_for(lambda: bridge.stats.acked >= len(payloads))
+            # A wider range is seen at once (limits_ttl_s=0): 12 is fine now.
+            with psycopg.connect(db) as c:
+                c.execute("UPDATE twin.sensor SET value_max = 20 WHERE id = %s", (sensor,))
+            await device.publish(topic, json.dumps(obs(9, 12)), qos=1)
+            await wait_for(lambda: bridge.stats.acked >= len(payloads) + 1)
+        return bridge
+
+    bridge = asyncio.run(scenario())
+    assert rows(db, sensor) == [*want_rows, ("00:09", 12.0)]
+    got = [(bytes(raw), reason, ds) for _, reason, raw, ds, _ in dead(db, sensor) if ds == sensor]
+    assert [raw for raw, _, _ in got] == want_dead
+    assert [reason for _, reason, _ in got][:3] == ["out of range"] * 3
+    assert got[3][1].startswith("database refused it")
+    assert {ds for _, _, ds in got} == {sensor}
+    assert bridge.stats.rejected == len(want_dead) and bridge.stats.stored == len(want_rows) + 1

@@ -87,7 +87,9 @@ def run(
     hub = LiveHub()
     bridge = Bridge(url, db_url, base=base, selects=settings.mqtt_selects, hub=hub,
                     batch_size=batch_size, publish_back=publish,
-                    future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
+                    future_tolerance_s=settings.sense_future_tolerance_s,
+                    client_id=settings.mqtt_client_id,
+                    session_expiry_s=settings.mqtt_session_expiry_s)  # fmt: skip
     watch = loop = None
     if settings.live_alerts:
         rules = load_rules(settings.rules_dir)[0]
@@ -132,10 +134,17 @@ async def _broker_answers(url: str) -> str:
         return f"unreachable: {exc}"
 
 
+def _by_reason(rows: list[tuple[str, str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _, reason, n in rows:
+        out[reason] = out.get(reason, 0) + n
+    return out
+
+
 @sense_app.command("status")
 def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
     """Datastreams, readings (all, from the roll-ups, and in the last hour), the latest
-    reading, the broker."""
+    reading, refused readings (dead letters) by reason and by source (mqtt, http), the broker."""
     from twin.sense.rollups import refresh_all
 
     settings = load_settings()
@@ -149,8 +158,9 @@ def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
             "  WHERE observed_at > now() - interval '1 hour'),"
             " (SELECT max(observed_at) FROM twin.observation)"
         ).fetchone()
-        by_reason = conn.execute(
-            "SELECT reason, count(*) FROM twin.sense_dead_letter GROUP BY reason ORDER BY 2 DESC"
+        by_source = conn.execute(
+            "SELECT source, reason, count(*) FROM twin.sense_dead_letter GROUP BY source, reason"
+            " ORDER BY 3 DESC, 1, 2"
         ).fetchall()
         latest = conn.execute(
             "SELECT received_at, topic, reason FROM twin.sense_dead_letter ORDER BY id DESC LIMIT 5"
@@ -160,7 +170,9 @@ def status(mqtt_url: MqttOpt = None, as_json: JsonOpt = False) -> None:
     result: dict[str, Any] = {
         "datastreams": row[0], "things": row[1], "observations": row[2],
         "observations_last_hour": row[3], "latest": row[4].isoformat() if row[4] else None,
-        "rejects": {r: n for r, n in by_reason},
+        "rejects": _by_reason(by_source),
+        "rejects_by_source": {src: {r: n for s, r, n in by_source if s == src}
+                              for src in sorted({s for s, _, _ in by_source})},
         "latest_rejects": [f"{t.isoformat()} {topic}: {r}" for t, topic, r in latest],
         "mqtt_url": url, "broker": asyncio.run(_broker_answers(url)) if url else "not configured",
     }  # fmt: skip

@@ -4,16 +4,24 @@
   ``v1.1/Datastreams(<id>)/Observations``; the bridge subscribes (QoS 1, MQTT 5), stores the
   readings in batches (one multi-row insert with ``ON CONFLICT DO NOTHING``: replays are
   harmless) and hands them to the in-process live feed.
+- Nothing acknowledged is lost: the bridge acknowledges (PUBACK) a message only after the batch
+  holding it is committed, its readings stored or the message kept as a dead letter. It keeps a
+  persistent MQTT 5 session (a stable client id, clean start off, a session expiry interval),
+  so the broker keeps what was not acknowledged and delivers it again after a reconnect or a
+  restart of the bridge; a message delivered twice is stored once (the key of
+  ``twin.observation``). When the database goes away, the bridge keeps its broker session,
+  acknowledges nothing, retries the batch with backoff on a new connection and goes on.
 - Every stored Observation (from MQTT, or from the HTTP API when the bridge runs in the API
   process) is published back, as the entity with its ``@iot.id``, to
   ``v1.1/Datastreams(<id>)/Observations``, and to ``...Observations?$select=<s>`` for each
   ``$select`` of ``TWIN_MQTT_SELECTS``. The bridge subscribes with MQTT 5 "no local", so it
   does not read back what it publishes. An external broker, not the twin, knows who subscribed
   to what, hence the configured list of ``$select`` topics.
-- A bad payload (not JSON, not an Observation, unknown datastream, phenomenonTime more than
-  ``future_tolerance_s`` ahead, a topic that is not a Datastream's Observations) is counted,
-  logged and kept, raw and with the reason, in ``twin.sense_dead_letter`` (committed with the
-  batch); it never stops the bridge.
+- A bad payload (not JSON, not an Observation, unknown datastream, a result outside the
+  datastream's physical range, phenomenonTime more than ``future_tolerance_s`` ahead, a topic
+  that is not a Datastream's Observations, a reading the database refuses) is counted, logged
+  and kept, raw and with the reason, in ``twin.sense_dead_letter`` (committed with the batch);
+  it never stops the bridge.
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from twin.sense.live import LiveHub
+from twin.sense.ranges import OUT_OF_RANGE, TOO_FAR_AHEAD, UNKNOWN_DATASTREAM, Limits, limits_of
 from twin.sense.write import (
     BadEntity,
+    DeadLetter,
     Reading,
-    known_datastreams,
     reading_from,
     store_counted,
     store_dead_letters,
@@ -48,6 +59,9 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION = "v1.1/+/Observations"
 TOPIC = re.compile(r"v1\.1/Datastreams\((\d{1,18})\)/Observations")
 ORIGIN = "_origin"  # key marking hub items the bridge itself stored
+CLIENT_ID = "twin-sense-bridge"
+# Errors that mean "the database is not there now" (server gone, restarting, pool empty): retry.
+DB_DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -70,12 +84,37 @@ def parse_mqtt_url(url: str) -> Broker:
                   unquote(parts.password) if parts.password else None, tls)  # fmt: skip
 
 
-def client_for(broker: Broker, identifier: str | None = None) -> aiomqtt.Client:
-    return aiomqtt.Client(
+def client_for(
+    broker: Broker, identifier: str | None = None, *, session_expiry_s: int | None = None,
+    receive_maximum: int = 0,
+) -> aiomqtt.Client:  # fmt: skip
+    """An MQTT 5 client; with ``session_expiry_s``, a persistent session with manual
+    acknowledgement (:func:`ack`) that the broker keeps that long after a disconnect."""
+    if session_expiry_s is None:
+        return aiomqtt.Client(
+            broker.hostname, broker.port, username=broker.username, password=broker.password,
+            identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5,
+            tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+        )  # fmt: skip
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum:  # how many unacknowledged QoS 1 messages the broker may send ahead
+        props.ReceiveMaximum = min(65535, receive_maximum)
+    client = aiomqtt.Client(
         broker.hostname, broker.port, username=broker.username, password=broker.password,
-        identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5,
-        tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+        identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
+        properties=props, tls_params=aiomqtt.TLSParameters() if broker.tls else None,
     )  # fmt: skip
+    # aiomqtt 2.5 has no manual-acknowledgement API; the paho client it wraps has.
+    client._client.manual_ack_set(True)
+    return client
+
+
+def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """PUBACK ``message`` on the connection that delivered it (a client of :func:`client_for`
+    with a session). Packet ids belong to one connection: never ack on another one."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)
 
 
 def observation_json(reading: Reading, ident: int, base: str) -> dict[str, Any]:
@@ -108,14 +147,29 @@ class Stats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    acked: int = 0  # messages acknowledged to the broker (after their batch was committed)
     published: int = 0
     unpublished: int = 0  # stored but not published back (the outbox was full)
     batches: int = 0
+    db_errors: int = 0  # failed attempts at a batch while the database was away (retried)
+    sessions: int = 0  # broker connections made
     last_reject: str | None = None
+    last_error: str | None = None
     started: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class _Parsed:
+    """One received message: its readings, or why it is refused."""
+
+    topic: str
+    payload: bytes
+    readings: list[Reading]
+    reason: str | None = None
+    datastream: int | None = None
 
 
 class Bridge:
@@ -125,6 +179,8 @@ class Bridge:
         self, mqtt_url: str, db_url: str, *, base: str, hub: LiveHub | None = None,
         selects: list[str] | None = None, batch_size: int = 2000, batch_wait_s: float = 0.05,
         publish_back: bool = True, future_tolerance_s: float = 600.0,
+        client_id: str = CLIENT_ID, session_expiry_s: int = 86_400,
+        retry_min_s: float = 0.1, retry_max_s: float = 5.0, limits_ttl_s: float = 30.0,
     ) -> None:  # fmt: skip
         self.future_tolerance = timedelta(seconds=future_tolerance_s)
         self.broker = parse_mqtt_url(mqtt_url)
@@ -135,63 +191,82 @@ class Bridge:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self.publish_back = publish_back
+        self.client_id = client_id
+        self.session_expiry_s = session_expiry_s
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.limits_ttl_s = limits_ttl_s
         self.stats = Stats()
         self.ready = asyncio.Event()
-        self._known: set[int] = set()
-        self._dead: list[tuple[str, str, bytes, int | None]] = []
-        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(100_000)
+        self._limits: dict[int, Limits] = {}
+        self._limits_at = time.monotonic()
+        self._conn: psycopg.AsyncConnection | None = None
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(100_000)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except (aiomqtt.MqttError, psycopg.OperationalError, OSError) as exc:
+        delay = self.retry_min_s
+        try:
+            while True:
+                try:
+                    await self._session()
+                except Exception as exc:  # the broker went away (an ExceptionGroup of the tasks)
+                    why = _first(exc)
+                    self.stats.last_error = f"broker: {why}"[:300]
+                    if self.ready.is_set():  # it was up: start again quickly
+                        delay = self.retry_min_s
+                        log.warning("sense bridge: broker session ended (%s); reconnecting", why)
                 self.ready.clear()
-                log.warning("sense bridge: %s; reconnecting in 1 s", exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.retry_max_s)
+        finally:
+            self.ready.clear()
+            await self._drop_connection()
 
     async def _session(self) -> None:
-        async with (
-            client_for(self.broker) as client,
-            await psycopg.AsyncConnection.connect(self.db_url, autocommit=False) as conn,
-        ):
+        client = client_for(self.broker, self.client_id, session_expiry_s=self.session_expiry_s,
+                            receive_maximum=2 * self.batch_size)  # fmt: skip
+        async with client:
+            self.stats.sessions += 1
+            # Messages of this connection only: the packet ids of another one mean nothing here.
+            queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
             await client.subscribe(SUBSCRIPTION, options=SubscribeOptions(qos=1, noLocal=True))
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._read(client))
-                tg.create_task(self._write(client, conn))
+                tg.create_task(self._read(client, queue))
+                tg.create_task(self._write(client, queue))
                 tg.create_task(self._send(client))
                 if self.hub is not None:
                     tg.create_task(self._fan_out(client))
                 self.ready.set()
 
-    async def _read(self, client: aiomqtt.Client) -> None:
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         async for message in client.messages:
-            await self._queue.put(message)
+            await queue.put(message)
 
-    async def _write(self, client: aiomqtt.Client, conn: psycopg.AsyncConnection) -> None:
+    async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        """Batches of at most ``batch_size`` readings (a message may hold a list of them), or
+        what arrived within ``batch_wait_s`` of the first message."""
         while True:
-            batch = [await self._queue.get()]
+            first = await queue.get()
+            horizon = datetime.now(UTC) + self.future_tolerance
+            batch = [first]
+            parsed = [self._parse(first, horizon)]
+            size = len(parsed[0].readings)
             deadline = time.monotonic() + self.batch_wait_s
-            while len(batch) < self.batch_size:
+            while size < self.batch_size and len(batch) < self.batch_size:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    message = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), left))
+                        message = await asyncio.wait_for(queue.get(), left)
                     except TimeoutError:
                         break
-            await self._store(client, conn, batch)
-
-    def _reject(self, topic: str, reason: str, raw: bytes = b"",
-                ds: int | None = None) -> None:  # fmt: skip
-        self._dead.append((topic, reason, raw, ds))
-        self.stats.rejected += 1
-        self.stats.last_reject = f"{topic}: {reason}"[:300]
-        log.warning("sense bridge: rejected %s: %s", topic, reason)
+                batch.append(message)
+                parsed.append(self._parse(message, horizon))
+                size += len(parsed[-1].readings)
+            await self._settle(client, batch, parsed)
 
     def parse(self, topic: str, payload: bytes) -> list[Reading]:
         m = TOPIC.fullmatch(topic)
@@ -204,49 +279,53 @@ class Bridge:
         items = body if isinstance(body, list) else [body]
         return [reading_from(item, datastream=int(m.group(1)))[0] for item in items]
 
-    async def _store(
-        self, client: aiomqtt.Client, conn: psycopg.AsyncConnection,
-        batch: list[aiomqtt.Message],
-    ) -> None:  # fmt: skip
-        self._dead = []
-        per_message: list[tuple[str, bytes, list[Reading]]] = []
-        horizon = datetime.now(UTC) + self.future_tolerance
-        for message in batch:
-            self.stats.received += 1
-            topic = str(message.topic)
-            payload = message.payload if isinstance(message.payload, bytes) else \
-                str(message.payload).encode()  # fmt: skip
+    def _parse(self, message: aiomqtt.Message, horizon: datetime) -> _Parsed:
+        topic = str(message.topic)
+        payload = message.payload if isinstance(message.payload, bytes) else \
+            str(message.payload).encode()  # fmt: skip
+        try:
+            got = self.parse(topic, payload)
+        except BadEntity as exc:
+            return _Parsed(topic, payload, [], str(exc))
+        ds = got[0].datastream if got else None
+        if any(r.time > horizon for r in got):
+            return _Parsed(topic, payload, [], TOO_FAR_AHEAD, ds)
+        return _Parsed(topic, payload, got, None, ds)
+
+    async def _settle(
+        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], parsed: list[_Parsed]
+    ) -> None:
+        """Commit the batch (retrying while the database is away), then acknowledge it."""
+        delay = self.retry_min_s
+        while True:
             try:
-                got = self.parse(topic, payload)
-            except BadEntity as exc:
-                self._reject(topic, str(exc), payload)
-                continue
-            late = [r for r in got if r.time > horizon]
-            if late:
-                self._reject(topic, f"phenomenonTime more than {self.future_tolerance} in the "
-                             "future", payload, got[0].datastream)  # fmt: skip
-                continue
-            per_message.append((topic, payload, got))
-        unknown = {r.datastream for _, _, rs in per_message for r in rs} - self._known
-        if unknown:
-            self._known |= await known_datastreams(conn, unknown)
-            await conn.commit()
-        good: list[Reading] = []
-        for topic, payload, rs in per_message:
-            if all(r.datastream in self._known for r in rs):
-                good.extend(rs)
-            else:
-                self._reject(topic, "unknown datastream", payload, rs[0].datastream)
-        if self._dead:
-            await store_dead_letters(conn, self._dead)
+                good, ids, new, dead = await self._commit(parsed)
+                break
+            except DB_DOWN as exc:
+                self.stats.db_errors += 1
+                self.stats.last_error = f"database: {exc}"[:300]
+                if self.stats.db_errors == 1 or delay >= self.retry_max_s:
+                    log.warning("sense bridge: database unavailable (%s); %d message(s) wait,"
+                                " retrying in %.1f s", exc, len(batch), delay)  # fmt: skip
+                await self._drop_connection()
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.retry_max_s)
+            except BaseException:  # cancelled mid-statement: the connection's state is unknown
+                await self._drop_connection()
+                raise
+        for message in batch:  # committed: now the broker may forget them
+            ack(client, message)
+        self.stats.received += len(batch)
+        self.stats.acked += len(batch)
+        for topic, reason, _, _ in dead:
+            self.stats.rejected += 1
+            self.stats.last_reject = f"{topic}: {reason}"[:300]
+            log.warning("sense bridge: rejected %s: %s", topic, reason)
         if not good:
-            await conn.commit()
             return
-        ids, before = await store_counted(conn, good)
-        await conn.commit()
         self.stats.batches += 1
-        self.stats.stored += before
-        self.stats.duplicates += len(good) - before
+        self.stats.stored += new
+        self.stats.duplicates += len(good) - new
         items = [observation_json(r, i, self.base) for r, i in zip(good, ids, strict=True)]
         if self.hub is not None:
             self.hub.publish([{**item, ORIGIN: "mqtt"} for item in items])
@@ -256,10 +335,88 @@ class Bridge:
             else:
                 self._outbox.put_nowait(item)
 
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.db_url, autocommit=True, connect_timeout=10
+            )
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _known(self, conn: psycopg.AsyncConnection, ids: set[int]) -> dict[int, Limits]:
+        """Limits of the datastreams among ``ids`` (cached; a changed range is seen within
+        ``limits_ttl_s``)."""
+        if time.monotonic() - self._limits_at > self.limits_ttl_s:
+            self._limits, self._limits_at = {}, time.monotonic()
+        missing = ids - self._limits.keys()
+        if missing:
+            self._limits.update(await limits_of(conn, missing))
+        return self._limits
+
+    async def _commit(
+        self, parsed: list[_Parsed]
+    ) -> tuple[list[Reading], list[int], int, list[DeadLetter]]:
+        """One transaction: the good readings and the dead letters. Returns the stored readings,
+        their ids, how many were new and the dead letters."""
+        conn = await self._connection()
+        async with conn.transaction():
+            return await self._commit_in(conn, parsed)
+
+    async def _commit_in(
+        self, conn: psycopg.AsyncConnection, parsed: list[_Parsed]
+    ) -> tuple[list[Reading], list[int], int, list[DeadLetter]]:
+        known = await self._known(conn, {p.datastream for p in parsed if p.datastream is not None})
+        dead: list[DeadLetter] = []
+        accepted: list[_Parsed] = []
+        for p in parsed:
+            reason = p.reason
+            if reason is None:
+                limits = known.get(p.datastream) if p.datastream is not None else None
+                if limits is None:
+                    reason = UNKNOWN_DATASTREAM
+                elif not all(limits.admits(r.value) for r in p.readings):
+                    reason = OUT_OF_RANGE
+            if reason is None:
+                accepted.append(p)
+            else:
+                dead.append((p.topic, reason, p.payload, p.datastream))
+        good = [r for p in accepted for r in p.readings]
+        try:
+            async with conn.transaction():
+                ids, new = await store_counted(conn, good)
+        except DB_DOWN:
+            raise
+        except psycopg.Error:  # a reading the database refuses: find it, keep the others
+            good, ids, new = [], [], 0
+            for p in accepted:
+                try:
+                    async with conn.transaction():
+                        got, n = await store_counted(conn, p.readings)
+                except DB_DOWN:
+                    raise
+                except psycopg.Error as exc:
+                    dead.append((p.topic, f"database refused it ({exc.sqlstate})", p.payload,
+                                 p.datastream))  # fmt: skip
+                    continue
+                good += p.readings
+                ids += got
+                new += n
+        if dead:
+            await store_dead_letters(conn, dead)
+        return good, ids, new, dead
+
     async def _send(self, client: aiomqtt.Client) -> None:
         """Publish stored Observations back, off the storing path."""
         while True:
             await self.publish(client, [await self._outbox.get()])
+            # Neither a full queue's get() nor a publish paho sends at once yields to the loop:
+            # without this, a long outbox starves the storing (and the acknowledgements).
+            await asyncio.sleep(0)
 
     async def publish(self, client: aiomqtt.Client, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -297,3 +454,10 @@ async def running(service: Runs) -> Any:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _first(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (the task error that ended a session)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

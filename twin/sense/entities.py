@@ -69,6 +69,13 @@ def _geojson(col: str) -> str:
     return f"ST_AsGeoJSON({col})::json"
 
 
+# The twin's own columns as Datastream properties: code, kind and the physical range.
+_DS_PROPERTIES = (
+    "t.attrs || jsonb_build_object('code', t.code, 'kind', t.kind)"
+    " || CASE WHEN t.value_min IS NULL AND t.value_max IS NULL THEN '{}'::jsonb"
+    " ELSE jsonb_build_object('physicalRange', jsonb_strip_nulls("
+    "jsonb_build_object('min', t.value_min, 'max', t.value_max))) END"
+)
 _DS_PHENOMENON = (
     "(SELECT CASE WHEN min(o.observed_at) IS NULL THEN NULL ELSE "
     "to_char(min(o.observed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '/' || "
@@ -130,8 +137,7 @@ SETS: dict[str, EntitySet] = {
                   f"'definition', coalesce(t.unit_definition, '{UCUM}' || t.unit))", "json"),
              Prop("phenomenonTime", _DS_PHENOMENON, "text", filterable=False),
              Prop("observedArea", "t.geom", "geom"),
-             Prop("properties",
-                  "t.attrs || jsonb_build_object('code', t.code, 'kind', t.kind)", "json")),
+             Prop("properties", _DS_PROPERTIES, "json")),
             (Nav("Thing", "Things", False, "p.id", "JOIN twin.sensor p ON p.thing_id = t.id"),
              Nav("Sensor", "Sensors", False, "p.id", "JOIN twin.sensor p ON p.procedure_id = t.id"),
              Nav("ObservedProperty", "ObservedProperties", False, "p.id",

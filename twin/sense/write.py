@@ -3,7 +3,10 @@ entities and ``{"@iot.id": n}`` references), and Observations one by one or in t
 batch form (``POST CreateObservations``).
 
 Observations are stored with ``ON CONFLICT DO NOTHING`` on (datastream, phenomenon time), so a
-replayed reading is harmless: its answer is the row already there.
+replayed reading is harmless: its answer is the row already there. An Observation of an unknown
+Datastream, outside its Datastream's physical range (``properties.physicalRange``) or too far in
+the future is :class:`Rejected`: a 400 for one, an error item in the dataArray form, and a dead
+letter (``twin.sense_dead_letter``, source ``http``) either way.
 
 A device or gateway (``twin.sense.devices``) writes only its own datastreams: given the caller
 (``who``), an Observation of another datastream raises
@@ -13,9 +16,10 @@ A device or gateway (``twin.sense.devices``) writes only its own datastreams: gi
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import shapely.geometry
@@ -25,6 +29,14 @@ from twin.access.principal import Principal
 from twin.db.models.observe import SENSOR_KINDS
 from twin.errors import DatastreamNotOwnedError
 from twin.sense.odata import ODataError, parse_time
+from twin.sense.ranges import (
+    OUT_OF_RANGE,
+    PROPERTY,
+    TOO_FAR_AHEAD,
+    UNKNOWN_DATASTREAM,
+    Limits,
+    limits_of,
+)
 
 MAX_TEXT = 10_000
 MAX_BATCH = 100_000
@@ -32,6 +44,20 @@ MAX_BATCH = 100_000
 
 class BadEntity(ValueError):
     """The posted JSON is not a valid entity; the message names the field."""
+
+
+class Rejected(BadEntity):
+    """A well-formed Observation refused on its content; ``reason`` is the dead-letter reason
+    (:data:`~twin.sense.ranges.OUT_OF_RANGE`, ...), the message names the field."""
+
+    def __init__(self, message: str, reason: str, datastream: int | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.datastream = datastream
+
+
+#: A dead letter: (topic or request path, reason, raw bytes, datastream id or None).
+DeadLetter = tuple[str, str, bytes, int | None]
 
 
 @dataclass(frozen=True)
@@ -248,6 +274,7 @@ async def create_datastream(
     if kind not in SENSOR_KINDS:
         raise BadEntity(f"{where}.properties.kind: one of {', '.join(SENSOR_KINDS)}")
     code = props.pop("code", None) or f"sta-{uuid.uuid4().hex[:12]}"
+    limits = limits_from(props, where)
     if not isinstance(code, str) or len(code) > 200:
         raise BadEntity(f"{where}.properties.code: a string of at most 200 characters")
     if thing is None and body.get("Thing") is not None:
@@ -265,8 +292,9 @@ async def create_datastream(
     return int(await _one(
         conn, "INSERT INTO twin.sensor (code, kind, unit, unit_name, unit_definition, name,"
         " description, observation_type, quantity, thing_id, procedure_id, observed_property_id,"
-        " attrs, geom) VALUES (%(code)s, %(kind)s, %(unit)s, %(uname)s, %(udef)s, %(name)s,"
-        " %(desc)s, %(otype)s, %(q)s, %(thing)s, %(proc)s, %(prop)s, %(attrs)s::jsonb,"
+        " attrs, value_min, value_max, geom) VALUES (%(code)s, %(kind)s, %(unit)s, %(uname)s,"
+        " %(udef)s, %(name)s, %(desc)s, %(otype)s, %(q)s, %(thing)s, %(proc)s, %(prop)s,"
+        " %(attrs)s::jsonb, %(low)s, %(high)s,"
         " (SELECT ST_PointOnSurface(l.geom) FROM twin.sta_thing_location tl"
         "  JOIN twin.sta_location l ON l.id = tl.location_id WHERE tl.thing_id = %(thing)s"
         "  ORDER BY l.id DESC LIMIT 1)) RETURNING id",
@@ -276,8 +304,32 @@ async def create_datastream(
          "name": _text(body, "name", where, required=True),
          "desc": _text(body, "description", where),
          "otype": _text(body, "observationType", where) or None, "q": quantity,
-         "thing": thing, "proc": procedure, "prop": prop_id, "attrs": json.dumps(props)},
+         "thing": thing, "proc": procedure, "prop": prop_id, "attrs": json.dumps(props),
+         "low": limits.low, "high": limits.high},
     ))  # fmt: skip
+
+
+def _bound(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadEntity(f"{where}: expected a finite number or null")
+    return float(value)
+
+
+def limits_from(props: dict[str, Any], where: str) -> Limits:
+    """Take ``physicalRange`` out of a Datastream's ``properties`` (it is kept in columns)."""
+    value = props.pop(PROPERTY, None)
+    if value is None:
+        return Limits()
+    where = f"{where}.properties.{PROPERTY}"
+    if not isinstance(value, dict) or set(value) - {"min", "max"}:
+        raise BadEntity(f'{where}: expected {{"min": number, "max": number}} (either may be'
+                        " left out)")  # fmt: skip
+    low, high = _bound(value.get("min"), f"{where}.min"), _bound(value.get("max"), f"{where}.max")
+    if low is not None and high is not None and low > high:
+        raise BadEntity(f"{where}: min {low:g} is above max {high:g}")
+    return Limits(low, high)
 
 
 def reading_from(body: Any, where: str = "Observation", *, datastream: int | None = None,
@@ -314,20 +366,39 @@ def reading_from(body: Any, where: str = "Observation", *, datastream: int | Non
 
 
 async def store_dead_letters(
-    conn: AsyncConnection, rows: list[tuple[str, str, bytes, int | None]], source: str = "mqtt"
-) -> None:
+    conn: AsyncConnection, rows: list[DeadLetter], source: str = "mqtt",
+    username: str | None = None,
+) -> None:  # fmt: skip
     """Keep refused payloads (topic, reason, raw bytes, datastream) in twin.sense_dead_letter."""
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO twin.sense_dead_letter (source, topic, reason, raw, datastream_id)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            [(source, t, r, raw, ds) for t, r, raw, ds in rows],
+            "INSERT INTO twin.sense_dead_letter (source, topic, reason, raw, datastream_id,"
+            " username) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(source, t, r, raw, ds, username) for t, r, raw, ds in rows],
         )
 
 
-async def known_datastreams(conn: AsyncConnection, ids: set[int]) -> set[int]:
-    cur = await conn.execute("SELECT id FROM twin.sensor WHERE id = ANY(%(i)s)", {"i": list(ids)})
-    return {r[0] for r in await cur.fetchall()}
+def refusal(reading: Reading, limits: Limits, horizon: datetime | None,
+            where: str) -> Rejected | None:  # fmt: skip
+    """Why a well-formed reading of a known datastream is refused, or None."""
+    if horizon is not None and reading.time > horizon:
+        return Rejected(f"{where}.phenomenonTime: {reading.time.isoformat()} is too far in the"
+                        " future", TOO_FAR_AHEAD, reading.datastream)  # fmt: skip
+    why = limits.refusal(reading.value, f"{where}.result", reading.datastream)
+    return None if why is None else Rejected(why, OUT_OF_RANGE, reading.datastream)
+
+
+def _horizon(future_tolerance_s: float | None) -> datetime | None:
+    if future_tolerance_s is None:
+        return None
+    return datetime.now(UTC) + timedelta(seconds=future_tolerance_s)
+
+
+async def _limits(conn: AsyncConnection, ds: int, where: str) -> Limits:
+    found = (await limits_of(conn, [ds])).get(ds)
+    if found is None:
+        raise Rejected(f"{where}: no Datastream with @iot.id {ds}", UNKNOWN_DATASTREAM, ds)
+    return found
 
 
 async def store(conn: AsyncConnection, readings: list[Reading], *, want_ids: bool = True
@@ -377,11 +448,14 @@ def check_owner(who: Principal | None, datastream: int) -> None:
 
 async def create_observation(
     conn: AsyncConnection, body: Any, *, datastream: int | None = None,
-    who: Principal | None = None,
+    who: Principal | None = None, future_tolerance_s: float | None = None,
 ) -> int:  # fmt: skip
+    """Store one Observation; :class:`Rejected` when its content is refused."""
     reading, foi = reading_from(body, datastream=datastream)
     check_owner(who, reading.datastream)
-    await _exists(conn, "twin.sensor", reading.datastream, "Observation.Datastream")
+    limits = await _limits(conn, reading.datastream, "Observation.Datastream")
+    if (why := refusal(reading, limits, _horizon(future_tolerance_s), "Observation")) is not None:
+        raise why
     if foi is not None:
         feature = await create_feature(conn, foi, "Observation.FeatureOfInterest")
         reading = Reading(**{**reading.__dict__, "feature": feature})
@@ -389,10 +463,15 @@ async def create_observation(
 
 
 async def create_observations(
-    conn: AsyncConnection, body: Any, base: str, *, who: Principal | None = None
-) -> tuple[list[str], list[int]]:
-    """The dataArray form: a selfLink (or "error: ...") per row, and the stored ids. A device
-    naming a datastream not its own refuses the whole request."""
+    conn: AsyncConnection, body: Any, base: str, *, who: Principal | None = None,
+    future_tolerance_s: float | None = None, dead: list[DeadLetter] | None = None,
+    path: str = "CreateObservations",
+) -> tuple[list[str], list[int]]:  # fmt: skip
+    """The dataArray form: a selfLink (or "error: ...") per row, and the stored ids.
+
+    Rows refused on their content (:func:`refusal`) are appended to ``dead`` (topic ``path``,
+    raw: the row as a JSON Observation); an unknown Datastream refuses the whole request, and so
+    does a device naming a datastream not its own."""
     if not isinstance(body, list):
         raise BadEntity("CreateObservations: expected a JSON list of dataArray objects")
     answers: list[str] = []
@@ -405,7 +484,8 @@ async def create_observations(
         if ds is None:
             raise BadEntity(f'{where}.Datastream: required, as {{"@iot.id": n}}')
         check_owner(who, ds)
-        await _exists(conn, "twin.sensor", ds, f"{where}.Datastream")
+        limits = await _limits(conn, ds, f"{where}.Datastream")
+        horizon = _horizon(future_tolerance_s)
         components = item.get("components")
         if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
             raise BadEntity(f"{where}.components: expected a list of names")
@@ -432,10 +512,16 @@ async def create_observations(
             obj.pop("id", None)
             try:
                 reading, _ = reading_from(obj, f"{where}.dataArray[{j}]", datastream=ds)
+                why = refusal(reading, limits, horizon, f"{where}.dataArray[{j}]")
+                if why is not None:
+                    if dead is not None:
+                        raw = json.dumps({**obj, "Datastream": {"@iot.id": ds}}).encode()
+                        dead.append((path, why.reason, raw, ds))
+                    raise why
                 if feature is not None:
                     fid = _ref({"@iot.id": feature})
                     await _exists(conn, "twin.sta_feature", fid or 0, "FeatureOfInterest/id")
-                    reading = Reading(**{**reading.__dict__, "feature": fid})
+                    reading = replace(reading, feature=fid)
             except BadEntity as exc:
                 answers.append(f"error: {exc}")
                 continue
@@ -471,14 +557,16 @@ PARENT_REF = {
 
 async def create(conn: AsyncConnection, entity_set: str, body: Any, *,
                  parent: tuple[str, str, int] | None = None,
-                 who: Principal | None = None) -> int:  # fmt: skip
+                 who: Principal | None = None,
+                 future_tolerance_s: float | None = None) -> int:  # fmt: skip
     """POST ``body`` to ``entity_set`` (or to ``Parent(id)/Nav``): the new entity's id
     (``who``: the caller, held to its own datastreams if it is a device)."""
     body = _obj(body, entity_set)
     if parent is not None:
         parent_set, nav, parent_id = parent
         if (parent_set, nav) == ("Datastreams", "Observations"):
-            return await create_observation(conn, body, datastream=parent_id, who=who)
+            return await create_observation(conn, body, datastream=parent_id, who=who,
+                                            future_tolerance_s=future_tolerance_s)  # fmt: skip
         key_many = PARENT_REF.get((parent_set, nav))
         if key_many is None:
             raise BadEntity(f"cannot create through {parent_set}(id)/{nav}")
@@ -486,7 +574,8 @@ async def create(conn: AsyncConnection, entity_set: str, body: Any, *,
         ref = {"@iot.id": parent_id}
         body = {**body, key: [ref] if many else ref}
     if entity_set == "Observations":
-        return await create_observation(conn, body, who=who)
+        return await create_observation(conn, body, who=who,
+                                        future_tolerance_s=future_tolerance_s)  # fmt: skip
     creator = CREATORS.get(entity_set)
     if creator is None:
         raise BadEntity(f"{entity_set} cannot be created directly")

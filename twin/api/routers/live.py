@@ -74,7 +74,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _bridge(app: FastAPI, settings: Any, url: str, hub: LiveHub) -> AsyncIterator[None]:
     base = f"http://{settings.host}:{settings.port}/sta/v1.1"
     bridge = Bridge(settings.mqtt_url, url, base=base, hub=hub, selects=settings.mqtt_selects,
-                    future_tolerance_s=settings.sense_future_tolerance_s)  # fmt: skip
+                    future_tolerance_s=settings.sense_future_tolerance_s,
+                    client_id=settings.mqtt_client_id,
+                    session_expiry_s=settings.mqtt_session_expiry_s)  # fmt: skip
     app.state.sense_bridge = bridge
     log.info("MQTT bridge on %s", settings.mqtt_url)
     async with running(bridge):

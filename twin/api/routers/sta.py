@@ -10,13 +10,16 @@ recorded in the audit log (``sta.refused``) in a transaction of its own.
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from twin.access import audit
 from twin.access.principal import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, require
+from twin.api.deps import Conn, PrincipalDep, SettingsDep, client_address, open_session, require
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
 from twin.api.routers.live import hub_of
 from twin.api.schemas.sta import CreatedLinks, Entity, ReadAnswer, ServiceRoot
@@ -26,6 +29,8 @@ from twin.sense.bridge import observation_json
 from twin.sense.entities import SETS
 from twin.sense.odata import ODataError, parse_options
 from twin.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/sta/v1.1"
 router = APIRouter(
@@ -85,6 +90,23 @@ async def read(path: str, request: Request, conn: Conn, settings: SettingsDep) -
         raise _bad(exc) from None
 
 
+async def _keep_refused(request: Request, rows: list[write.DeadLetter]) -> None:
+    """Dead letters of a refused request, in their own transaction (the request's is rolled
+    back), as the caller. Best effort: the caller gets its 400 either way."""
+    try:
+        async with open_session(request, request.app.state.pool) as session:
+            await write.store_dead_letters(session.conn, rows, "http", session.principal.name)
+    except (psycopg.Error, OSError) as exc:
+        log.warning("could not keep %d refused observation(s): %s", len(rows), exc)
+
+
+async def _raw(request: Request, body: Any) -> bytes:
+    try:
+        return await request.body()
+    except RuntimeError:  # the stream was read some other way
+        return json.dumps(body).encode()
+
+
 def _may_write(who: Principal, settings: Settings) -> None:
     """Operators (and callers without a token where TWIN_OPEN_OPERATIONS says so); a device
     writes its own datastreams' Observations whatever its role (checked per datastream)."""
@@ -126,13 +148,23 @@ async def create_observations(
     (or ``error: ...``) per row, in order."""
     _may_write(who, settings)
     base = base_url(request)
+    dead: list[write.DeadLetter] = []
     try:
-        answers, ids = await write.create_observations(conn, body, base, who=who)
+        answers, ids = await write.create_observations(
+            conn, body, base, who=who, future_tolerance_s=settings.sense_future_tolerance_s,
+            dead=dead, path=request.url.path,
+        )  # fmt: skip
+    except write.Rejected as exc:
+        await _keep_refused(request, [(request.url.path, exc.reason, await _raw(request, body),
+                                       exc.datastream)])  # fmt: skip
+        raise _bad(exc) from None
     except write.BadEntity as exc:
         raise _bad(exc) from None
     except DatastreamNotOwnedError as exc:
         await _refused(request, who, settings, exc, "sta/CreateObservations")
         raise
+    if dead:  # committed with the rows that were stored
+        await write.store_dead_letters(conn, dead, "http", who.name)
     if ids:
         tasks.add_task(_publish_ids, request, ids)
     return answers
@@ -159,7 +191,10 @@ async def create(
         parent = None
         if target.parent_set is not None and target.nav is not None:
             parent = (target.parent_set.name, target.nav.name, target.parent_id or 0)
-        ident = await write.create(conn, target.entity_set.name, body, parent=parent, who=who)
+        ident = await write.create(
+            conn, target.entity_set.name, body, parent=parent, who=who,
+            future_tolerance_s=settings.sense_future_tolerance_s,
+        )  # fmt: skip
         es = target.entity_set
         created = await query.read(
             conn, query.Path(es, ident), parse_options({}), base=base,
@@ -167,6 +202,10 @@ async def create(
         )  # fmt: skip
     except query.NotFound as exc:
         raise NotFoundError(str(exc)) from None
+    except write.Rejected as exc:
+        await _keep_refused(request, [(request.url.path, exc.reason, await _raw(request, body),
+                                       exc.datastream)])  # fmt: skip
+        raise _bad(exc) from None
     except (ODataError, write.BadEntity) as exc:
         raise _bad(exc) from None
     except DatastreamNotOwnedError as exc:

@@ -69,6 +69,9 @@ class Sensor(Base):
     __tablename__ = "sensor"
     __table_args__ = (
         check_in("kind", SENSOR_KINDS, "kind"),
+        sa.CheckConstraint(
+            "value_min IS NULL OR value_max IS NULL OR value_min <= value_max", name="range"
+        ),
         *gist("sensor", "geom", "geom_3857"),
     )
 
@@ -100,6 +103,13 @@ class Sensor(Base):
     )  # fmt: skip
     observed_property_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("sta_observed_property.id", ondelete="SET NULL"), index=True
+    )
+    # The physical range (STA properties.physicalRange); readings outside it are dead letters.
+    value_min: Mapped[float | None] = mapped_column(
+        sa.Float, comment="lowest value the sensor can physically measure, in its unit"
+    )
+    value_max: Mapped[float | None] = mapped_column(
+        sa.Float, comment="highest value the sensor can physically measure, in its unit"
     )
 
 

@@ -1,7 +1,7 @@
 """sense_device, sense_device_datastream: devices and gateways, and the datastreams they own
 
 Revision ID: 0016_sense_devices
-Revises: 0014_sense_dead_letter
+Revises: 0015_sense_range
 Create Date: 2026-12-04
 
 A device (or gateway) is a user (``app_user``: its bearer token for HTTP) with an MQTT password
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_sense_devices"
-down_revision: str | None = "0014_sense_dead_letter"
+down_revision: str | None = "0015_sense_range"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
