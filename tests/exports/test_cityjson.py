@@ -9,6 +9,7 @@ export (which triangulates every surface) and the closed-shell and volume checks
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
 import subprocess
 import sys
@@ -19,10 +20,19 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from cjio import cityjson
 from fastapi.testclient import TestClient
 
 from twin.settings import Settings
+
+# cjio patches the json module on import (its own float encoder, rounding every float to a few
+# decimals, for all json.dumps in the process): undo it at once, or every later test that
+# writes JSON in this session would see rounded numbers.
+_JSON_ENCODER = dict(vars(json.encoder))
+from cjio import cityjson  # noqa: E402
+
+json.encoder.c_make_encoder = _JSON_ENCODER["c_make_encoder"]
+if "float" not in _JSON_ENCODER:
+    del json.encoder.float  # type: ignore[attr-defined]
 
 
 def _twin(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -97,7 +97,12 @@ class Watched:
         # The live feed is an endless stream: leaving or reloading the page, or a new sign-in
         # replacing it, aborts it by design.
         path = r.url.split("?")[0]
-        if path.endswith(("/api/live", "/api/stream")) and "ERR_ABORTED" in (r.failure or ""):
+        aborted = "ERR_ABORTED" in (r.failure or "")
+        if aborted and path.endswith(("/api/live", "/api/stream")):
+            return
+        # A tile-data bump on the push channel reloads the vector sources: MapLibre aborts
+        # the TileJSON and tile requests still in flight for them, by design.
+        if aborted and "/tiles/" in path:
             return
         self.failed.append(f"{r.url} {r.failure}")
 

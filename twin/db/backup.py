@@ -27,10 +27,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from twin.db.engine import libpq_url
 from twin.db.migrate import alembic_config, upgrade
-from twin.db.models import SCHEMA
+from twin.db.models import PART_SCHEMA, SCHEMA
 
 _EXTENSION = re.compile(r"^\d+; \d+ \d+ EXTENSION - (\S+)", re.M)
-_SCHEMA_ENTRY = re.compile(rf"^\d+; \d+ \d+ (?:SCHEMA|ACL|COMMENT) - (?:SCHEMA )?{SCHEMA} ")
+# The twin's schemas: its tables, and the daily partitions of twin.observation.
+SCHEMAS = (SCHEMA, PART_SCHEMA)
+_SCHEMA_ENTRY = re.compile(
+    rf"^\d+; \d+ \d+ (?:SCHEMA|ACL|COMMENT) - (?:SCHEMA )?(?:{SCHEMA}|{PART_SCHEMA}) "
+)
 _ROLE = re.compile(r'(?: TO | FROM |FOR ROLE )("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)')
 
 
@@ -201,7 +205,8 @@ def restore(
               for e in extensions),
             *(_script(sql.SQL("CREATE ROLE {} NOLOGIN;").format(sql.Identifier(r)))
               for r in missing),
-            _script(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE;").format(sql.Identifier(SCHEMA))),
+            *(_script(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE;").format(sql.Identifier(name)))
+              for name in SCHEMAS),
         ]  # fmt: skip
         psql = [pg_tool("psql", major), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-d", conninfo]
         script = [pg_restore, "--no-owner", "-L", str(listing), "-f", "-", str(file)]
@@ -271,7 +276,8 @@ def _select_twin(
 ) -> tuple[Path, list[str]]:
     """A pg_restore -L listing of schema twin's entries, and the roles its privileges name that
     the server lacks."""
-    own = _run([pg_restore, "-l", "-n", SCHEMA, str(file)], env).stdout
+    own = _run([pg_restore, "-l", *(a for n in SCHEMAS for a in ("-n", n)), str(file)],
+               env).stdout  # fmt: skip
     keep = {line.split(";")[0] for line in own.splitlines() if re.match(r"\d+;", line)}
     keep |= {line.split(";")[0] for line in toc.splitlines() if _SCHEMA_ENTRY.match(line)}
     listing, acls = tmp / "restore.list", tmp / "acl.list"

@@ -29,7 +29,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-SCHEMA = "twin_part"
+from twin.db.models import PART_SCHEMA
+
+SCHEMA = PART_SCHEMA
 DEFAULT = "observation_default"
 PARENT = sql.Identifier("twin", "observation")
 _DAILY = re.compile(r"observation_p(\d{8})")

@@ -1,7 +1,7 @@
 """The twin's schema as GeoAlchemy2 models (schema ``twin``). Migrations follow these models;
 ``tests/db/test_migrations.py`` proves the migrated schema and this metadata do not drift."""
 
-from twin.db.models.base import SCHEMA, Base
+from twin.db.models.base import PART_SCHEMA, SCHEMA, Base
 from twin.db.models.cells import CellStats, LayerVersion
 from twin.db.models.city import (
     Address,
@@ -66,6 +66,7 @@ ROW_SECURED: frozenset[str] = frozenset(
 )
 
 __all__ = [
+    "PART_SCHEMA",
     "ROW_SECURED",
     "SCHEMA",
     "Address",

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "twin"
+#: The daily partitions of twin.observation (reached only through their parent).
+PART_SCHEMA = "twin_part"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
