@@ -234,3 +234,33 @@ def test_secure_defaults_refuse_the_public(secure_server: str) -> None:
     with pytest.raises(RuntimeError):
         p.execute("flood", SHORT, async_=True)
     p.headers.pop("Prefer", None)
+
+
+def test_sync_beyond_the_wait_answers_the_job(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synchronous execution that outlasts the wait is answered as an asynchronous one."""
+    from twin.api.routers import processes
+
+    monkeypatch.setattr(processes, "SYNC_WAIT_S", 0.0)
+    r = httpx.post(f"{server}/processes/flood/execution", json={"inputs": SHORT})
+    assert r.status_code == 201, r.text
+    job = r.json()["jobID"]
+    assert r.headers["Location"] == f"{server}/jobs/{job}"
+    assert "Preference-Applied" not in r.headers
+    assert _poll(server, job)["status"] == "successful"
+
+
+def test_traffic_through_owslib(server: str) -> None:
+    p = _client(server)
+    started = p.execute("traffic", {"events": False, "max_iter": 3}, async_=True)
+    p.headers.pop("Prefer", None)
+    info = _poll(server, started["jobID"])
+    assert info["status"] == "successful" and info["processID"] == "traffic"
+    results = p._request(path=f"jobs/{started['jobID']}/results")
+    run = httpx.get(f"{server}/api/simulations/{started['jobID']}").json()
+    assert run["kind"] == "traffic" and results["summary"] == run["summary"]
+    assert run["params"]["max_iter"] == 3
+    only = httpx.get(f"{server}/jobs", params={"processID": "traffic"}).json()["jobs"]
+    assert only and {j["processID"] for j in only} == {"traffic"}
+    ok = httpx.get(f"{server}/jobs", params={"status": "successful", "limit": 500}).json()
+    assert {j["status"] for j in ok["jobs"]} == {"successful"}
+    assert httpx.get(f"{server}/jobs", params={"status": "done"}).status_code == 400
