@@ -51,7 +51,7 @@ CONFIG = SchemathesisConfig.from_dict(
         "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]}}}
 )  # fmt: skip
 #: Routes that queue background runs: left out of the generated calls.
-STARTS_RUNS = r"^/api/simulations/(flood|traffic)$"
+STARTS_RUNS = r"^(/api/simulations/(flood|traffic)|/processes/\{processId\}/execution)$"
 
 # The schema depends on neither settings nor data: read it from an app that never starts.
 OPENAPI = create_app(Settings(_env_file=None)).openapi()
@@ -120,7 +120,8 @@ def test_no_server_error(case: schemathesis.Case, session: asgi.ASGIClient, budg
 def test_every_operation_is_fuzzed() -> None:
     labels = {op.ok().label for op in schema.get_all_operations()}
     assert "GET /api/cells/{h3}" in labels and "PATCH /api/tasks/{task_id}" in labels
-    assert not {"POST /api/simulations/flood", "POST /api/simulations/traffic"} & labels
+    assert not {"POST /api/simulations/flood", "POST /api/simulations/traffic",
+                "POST /processes/{processId}/execution"} & labels  # fmt: skip
 
 
 # ------------------------------------------------- hostile values, every parameter
@@ -137,7 +138,10 @@ OPERATIONS = [
     (method.upper(), path, op)
     for path, ops in OPENAPI["paths"].items()
     for method, op in ops.items()
-    if not (method == "post" and path.startswith("/api/simulations/"))
+    if not (
+        method == "post"
+        and (path.startswith("/api/simulations/") or path.startswith("/processes/"))
+    )
 ]
 #: A body each write accepts, so that one hostile field is what the request gets wrong.
 BASE_BODIES = {
@@ -166,7 +170,8 @@ def _defaults(path: str, known: dict[str, str]) -> dict[str, str]:
     return {"h3": known["h3"], "run_id": run, "layer": layer, "z": "14", "x": "13000",
             "y": "6000", "collection_id": collection, "collectionId": "buildings", "feature_id": "1", "alert_id": "1",
             "task_id": "1", "bbox": "-180,-90,180,90", "q": "1", "level": "city",
-            "path": "Things", "item_id": "buildings", "name": name, "raster_id": "1"}  # fmt: skip
+            "path": "Things", "item_id": "buildings", "name": name, "raster_id": "1",
+            "processId": "flood", "jobId": run}  # fmt: skip
 
 
 def _url(path: str, values: dict[str, str]) -> str:
@@ -218,38 +223,38 @@ def _runs(settings: Settings) -> int:
     return int(n)
 
 
-@pytest.mark.parametrize(
-    ("kind", "body", "field"),
-    [
-        ("flood", {"return_period_years": "fifty"}, "return_period_years"),
-        ("flood", {"return_period_years": 0}, "return_period_years"),
-        ("flood", {"return_period_years": 1e9}, "return_period_years"),
-        ("flood", {"duration_min": -5}, "duration_min"),
-        ("flood", {"duration_min": 10**30}, "duration_min"),
-        ("flood", {"peak_ratio": 1}, "peak_ratio"),
-        ("flood", {"after_min": [1]}, "after_min"),
-        ("flood", {"storm": "hurricane"}, "storm"),
-        ("flood", {"dtype": "int8"}, "dtype"),
-        ("flood", {"surprise": 1}, "surprise"),
-        ("flood", {"rain_series": []}, "rain_series"),
-        ("flood", {"rain_series": [[0, 1, 2]]}, "rain_series"),
-        ("flood", {"rain_series": [["0", "x"]]}, "rain_series"),
-        ("flood", {"rain_series": [[0, 5], [4 * 86400, 0]]}, "rain_series"),  # > 3 days
-        ("flood", {"rain_series": [[-1e9, 1]], "after_min": 0}, "rain_series"),  # ends < 0
-        ("flood", [1, 2], "body"),
-        ("traffic", {"period": "noon"}, "period"),
-        ("traffic", {"closures": ["flood:²"]}, "closures"),
-        ("traffic", {"closures": ["flood:" + "9" * 5000]}, "closures"),
-        ("traffic", {"closures": ["storm:1"]}, "closures"),
-        ("traffic", {"closures": "flood:1"}, "closures"),
-        ("traffic", {"close_links": ["a"]}, "close_links"),
-        ("traffic", {"close_links": [2**70]}, "close_links"),
-        ("traffic", {"zone_res": 15}, "zone_res"),
-        ("traffic", {"gap": 0}, "gap"),
-        ("traffic", {"max_iter": 10**9}, "max_iter"),
-        ("traffic", {"peak_share": True, "extra": 1}, "extra"),
-    ],
-)
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("flood", {"return_period_years": "fifty"}, "return_period_years"),
+    ("flood", {"return_period_years": 0}, "return_period_years"),
+    ("flood", {"return_period_years": 1e9}, "return_period_years"),
+    ("flood", {"duration_min": -5}, "duration_min"),
+    ("flood", {"duration_min": 10**30}, "duration_min"),
+    ("flood", {"peak_ratio": 1}, "peak_ratio"),
+    ("flood", {"after_min": [1]}, "after_min"),
+    ("flood", {"storm": "hurricane"}, "storm"),
+    ("flood", {"dtype": "int8"}, "dtype"),
+    ("flood", {"surprise": 1}, "surprise"),
+    ("flood", {"rain_series": []}, "rain_series"),
+    ("flood", {"rain_series": [[0, 1, 2]]}, "rain_series"),
+    ("flood", {"rain_series": [["0", "x"]]}, "rain_series"),
+    ("flood", {"rain_series": [[0, 5], [4 * 86400, 0]]}, "rain_series"),  # > 3 days
+    ("flood", {"rain_series": [[-1e9, 1]], "after_min": 0}, "rain_series"),  # ends < 0
+    ("flood", [1, 2], "body"),
+    ("traffic", {"period": "noon"}, "period"),
+    ("traffic", {"closures": ["flood:²"]}, "closures"),
+    ("traffic", {"closures": ["flood:" + "9" * 5000]}, "closures"),
+    ("traffic", {"closures": ["storm:1"]}, "closures"),
+    ("traffic", {"closures": "flood:1"}, "closures"),
+    ("traffic", {"close_links": ["a"]}, "close_links"),
+    ("traffic", {"close_links": [2**70]}, "close_links"),
+    ("traffic", {"zone_res": 15}, "zone_res"),
+    ("traffic", {"gap": 0}, "gap"),
+    ("traffic", {"max_iter": 10**9}, "max_iter"),
+    ("traffic", {"peak_share": True, "extra": 1}, "extra"),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "field"), MALFORMED)
 def test_malformed_simulation_requests_are_4xx_and_start_nothing(
     client: TestClient, twin_settings: Settings, kind: str, body: Any, field: str
 ) -> None:
@@ -257,6 +262,20 @@ def test_malformed_simulation_requests_are_4xx_and_start_nothing(
     r = client.post(f"/api/simulations/{kind}", json=body)
     assert 400 <= r.status_code < 500, r.text
     assert field in r.text
+    assert _runs(twin_settings) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "field"), [m for m in MALFORMED if isinstance(m[1], dict)]
+)
+def test_malformed_process_inputs_are_400_and_start_nothing(
+    client: TestClient, twin_settings: Settings, kind: str, body: Any, field: str
+) -> None:
+    """The same bodies as OGC API Processes inputs: a 400 naming the input, no run."""
+    before = _runs(twin_settings)
+    r = client.post(f"/processes/{kind}/execution", json={"inputs": body})
+    assert r.status_code == 400, r.text
+    assert field in r.json()["detail"] and r.json()["status"] == 400
     assert _runs(twin_settings) == before
 
 
@@ -283,6 +302,17 @@ def test_422_renders_nan_infinity_and_lone_surrogates(
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert detail and all({"loc", "msg", "type"} <= set(d) for d in detail)
+
+
+@pytest.mark.parametrize(
+    "body", ['{"inputs": {"duration_min": NaN}}', '{"inputs": {"\\ud800": 1}}',
+             '{"inputs": {"rain_series": [[0, Infinity]]}}'],
+)  # fmt: skip
+def test_process_inputs_with_nan_and_lone_surrogates_are_400(client: TestClient, body: str) -> None:
+    r = client.post("/processes/flood/execution", content=body,
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == 400
 
 
 def test_422_renders_a_body_of_another_media_type_that_is_not_utf8(client: TestClient) -> None:

@@ -284,6 +284,26 @@ def check_start_traffic(ctx: Ctx, who: Caller) -> None:
     ctx.wait_for_jobs()
 
 
+def check_execute(ctx: Ctx, who: Caller) -> None:
+    """OGC API Processes: the same start as /api/simulations/flood (runs are the city's)."""
+    body = {"inputs": {"duration_min": 5, "after_min": 0, "return_period_years": 50}}
+    headers = {**(who.headers if who else {}), "Prefer": "respond-async"}
+    r = ok(ctx.client.post("/processes/flood/execution", json=body, headers=headers), 201)
+    assert r.json()["processID"] == "flood"
+    ctx.wait_for_jobs()
+
+
+def check_jobs(ctx: Ctx, who: Caller) -> None:
+    got = ok(ctx.get(who, "/jobs?limit=500")).json()
+    assert got == ok(ctx.get(None, "/jobs?limit=500")).json()
+
+
+def check_job(ctx: Ctx, who: Caller) -> None:
+    for run in ctx.runs("flood") + ctx.runs("traffic"):
+        for path in (f"/jobs/{run}", f"/jobs/{run}/results"):
+            assert ok(ctx.get(who, path)).json() == ok(ctx.get(None, path)).json()
+
+
 def check_runs(ctx: Ctx, who: Caller) -> None:
     got = ok(ctx.get(who, "/api/simulations?limit=500")).json()["runs"]
     assert got == ok(ctx.get(None, "/api/simulations?limit=500")).json()["runs"]
@@ -540,6 +560,13 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/api/simulations/{run_id}/cells"): check_run_cells,
     ("GET", "/api/simulations/{run_id}/links"): check_run_links,
     ("GET", "/api/simulations/{run_id}/roads"): check_run_roads,
+    # OGC API Processes over the same runs
+    ("GET", "/processes"): check_static("/processes"),
+    ("GET", "/processes/{processId}"): check_static("/processes/flood"),
+    ("POST", "/processes/{processId}/execution"): check_execute,
+    ("GET", "/jobs"): check_jobs,
+    ("GET", "/jobs/{jobId}"): check_job,
+    ("GET", "/jobs/{jobId}/results"): check_job,
     ("GET", "/api/nowcast"): check_nowcast("/api/nowcast"),
     ("GET", "/api/nowcast/cells"): check_nowcast("/api/nowcast/cells?horizon=60"),
     ("GET", "/api/layers"): check_layers,

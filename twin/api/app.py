@@ -31,6 +31,7 @@ from twin.api.routers import history as history_router
 from twin.api.routers import live as live_router
 from twin.api.routers import me as me_router
 from twin.api.routers import nowcast as nowcast_router
+from twin.api.routers import processes as processes_router
 from twin.api.routers import review as review_router
 from twin.api.routers import risk as risk_router
 from twin.api.routers import sta as sta_router
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router.router)
     app.include_router(files_router.router)
     app.include_router(simulations.router)
+    app.include_router(processes_router.router)
     app.include_router(risk_router.router)
     app.include_router(alerts_router.router)
     app.include_router(tasks_router.router)

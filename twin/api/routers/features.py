@@ -16,6 +16,7 @@ from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
 from twin.api.routers.downloads import download
+from twin.api.routers.processes import CONFORMANCE as PROCESSES_CONFORMANCE
 from twin.api.schemas.features import (
     Collection,
     Collections,
@@ -46,6 +47,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    # OGC API - Processes - Part 1 (twin/api/routers/processes.py).
+    *PROCESSES_CONFORMANCE,
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 #: OpenAPI schema of a file download (GeoParquet, FlatGeobuf, GeoPackage, CSV).
@@ -166,6 +169,8 @@ async def landing(request: Request, f: Format = None) -> dict[str, Any]:
             {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+            {"href": f"{base}/processes", "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+             "type": "application/json", "title": "the simulations (OGC API Processes)"},
         ],
     }  # fmt: skip
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twin import grid
 from twin.access import audit, scope
+from twin.access.principal import Principal
 from twin.access.privacy import suppress_count
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import ForbiddenError, InvalidParameterError, NotFoundError
@@ -19,6 +20,7 @@ from twin.city.areas import parse_bbox
 from twin.db.queries import query
 from twin.runs import jobs
 from twin.runs import traffic as traffic_runs
+from twin.settings import Settings
 from twin.sim.traffic import delay_band
 
 router = APIRouter(prefix="/api/simulations", tags=["simulations"])
@@ -60,7 +62,7 @@ class TrafficRequest(BaseModel):
     max_iter: int = Field(300, ge=1, le=10_000)
 
 
-def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
+def public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     out = dict(row)
     summary = dict(out.get("summary") or {})
     hidden_total = bool(summary.pop("affected_people_hidden", False))
@@ -81,7 +83,7 @@ def _public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     return out
 
 
-async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
+async def load_run(conn: Conn, run_id: int) -> dict[str, Any]:
     cur = await conn.cursor(row_factory=dict_row).execute(query(SQL, "run_by_id"), {"id": run_id})
     row = await cur.fetchone()
     if row is None:
@@ -90,10 +92,56 @@ async def _run(conn: Conn, run_id: int) -> dict[str, Any]:
 
 
 async def _run_of(conn: Conn, run_id: int, kind: str) -> dict[str, Any]:
-    run = await _run(conn, run_id)
+    run = await load_run(conn, run_id)
     if run["kind"] != kind:
         raise InvalidParameterError("run_id", f"run {run_id} is a {run['kind']} run")
     return run
+
+
+async def start_flood_run(
+    body: FloodRequest, app: Any, conn: Conn, settings: Settings, who: Principal
+) -> int:
+    """Check the caller's right, queue the storm and audit it; the run id. The one start of a
+    flood run for ``/api/simulations/flood`` and OGC API Processes (``/processes/flood``)."""
+    if not who.may_run_simulations(settings.open_simulations):
+        raise ForbiddenError("running simulations needs the analyst role")
+    try:
+        params = jobs.flood_params(body.model_dump())
+    except ValueError as exc:
+        raise InvalidParameterError(
+            "rain_series" if body.rain_series else "body", str(exc)
+        ) from exc
+    run_id = await asyncio.to_thread(jobs.submit_flood, app, params, who)
+    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}", detail={"kind": "flood"})
+    return run_id
+
+
+async def start_traffic_run(
+    body: TrafficRequest, app: Any, conn: Conn, settings: Settings, who: Principal
+) -> int:
+    """Check the caller's right, queue the traffic run and audit it; the run id (one start
+    for ``/api/simulations/traffic`` and ``/processes/traffic``)."""
+    if not who.may_run_simulations(settings.open_simulations):
+        raise ForbiddenError("running simulations needs the analyst role")
+    try:
+        params = traffic_runs.TrafficParams(
+            period=body.period,
+            peak_share=body.peak_share,
+            zone_res=body.zone_res,
+            target_trip_min=body.target_trip_min,
+            flood_runs=traffic_runs.parse_closures(body.closures),
+            close_links=tuple(body.close_links),
+            events=body.events,
+            gap=body.gap,
+            max_iter=body.max_iter,
+        )
+        run_id = await asyncio.to_thread(jobs.submit_traffic, app, params, who)
+    except traffic_runs.TrafficRunError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InvalidParameterError(field if message else "body", message or str(exc)) from exc
+    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}",
+                       detail={"kind": "traffic"})  # fmt: skip
+    return run_id
 
 
 @router.post("/flood", status_code=202, response_model=Run, summary="Start a storm on the twin")
@@ -106,18 +154,9 @@ async def start_flood(
     who: PrincipalDep,
 ) -> dict[str, Any]:
     """Queue a flood run; poll ``Location`` for its progress and summary."""
-    if not who.may_run_simulations(settings.open_simulations):
-        raise ForbiddenError("running simulations needs the analyst role")
-    try:
-        params = jobs.flood_params(body.model_dump())
-    except ValueError as exc:
-        raise InvalidParameterError(
-            "rain_series" if body.rain_series else "body", str(exc)
-        ) from exc
-    run_id = await asyncio.to_thread(jobs.submit_flood, request.app, params, who)
-    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}", detail={"kind": "flood"})
+    run_id = await start_flood_run(body, request.app, conn, settings, who)
     response.headers["Location"] = f"/api/simulations/{run_id}"
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
+    return public_run(await load_run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.post(
@@ -134,28 +173,9 @@ async def start_traffic(
 ) -> dict[str, Any]:
     """Queue a traffic run (and its no-closure baseline when anything is closed); poll
     ``Location`` for progress and the summary with the delay index."""
-    if not who.may_run_simulations(settings.open_simulations):
-        raise ForbiddenError("running simulations needs the analyst role")
-    try:
-        params = traffic_runs.TrafficParams(
-            period=body.period,
-            peak_share=body.peak_share,
-            zone_res=body.zone_res,
-            target_trip_min=body.target_trip_min,
-            flood_runs=traffic_runs.parse_closures(body.closures),
-            close_links=tuple(body.close_links),
-            events=body.events,
-            gap=body.gap,
-            max_iter=body.max_iter,
-        )
-        run_id = await asyncio.to_thread(jobs.submit_traffic, request.app, params, who)
-    except traffic_runs.TrafficRunError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise InvalidParameterError(field if message else "body", message or str(exc)) from exc
-    await audit.record(conn, who, "simulation.start", f"sim_run/{run_id}",
-                       detail={"kind": "traffic"})  # fmt: skip
+    run_id = await start_traffic_run(body, request.app, conn, settings, who)
     response.headers["Location"] = f"/api/simulations/{run_id}"
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
+    return public_run(await load_run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.get("", response_model=RunList, summary="Simulation runs, newest first")
@@ -171,7 +191,7 @@ async def list_runs(
     )
     runs = await cur.fetchall()
     k, allowed = settings.suppression_k, who.can_see_all_people
-    return {"runs": [_public_run(r, k, allowed) for r in runs]}
+    return {"runs": [public_run(r, k, allowed) for r in runs]}
 
 
 @router.get(
@@ -180,7 +200,7 @@ async def list_runs(
 async def get_run(
     run_id: int, conn: Conn, settings: SettingsDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    return _public_run(await _run(conn, run_id), settings.suppression_k, who.can_see_all_people)
+    return public_run(await load_run(conn, run_id), settings.suppression_k, who.can_see_all_people)
 
 
 @router.get(
@@ -198,7 +218,7 @@ async def run_cells(
 ) -> dict[str, Any]:
     """Flood runs: depth, timing, hazard and affected buildings/people per cell. Traffic runs:
     vehicle-km and the VKT-weighted travel-time index per cell, with its band."""
-    run = await _run(conn, run_id)
+    run = await load_run(conn, run_id)
     if res not in settings.h3_resolutions:
         raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
     box = parse_bbox(bbox) if bbox else None
