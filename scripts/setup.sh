@@ -2,7 +2,8 @@
 # Idempotent set-up for a fresh Debian/Ubuntu machine (or an existing one):
 #   1. a virtualenv in .venv with the package installed editable with its dev extras;
 #   2. PostgreSQL server binaries and PostGIS, from the OS packages where missing;
-#   3. the web map's front-end packages (MapLibre GL JS) from npm into web/node_modules;
+#   3. the web map's front-end packages (MapLibre GL JS, the pmtiles protocol of the static map)
+#      from npm into web/node_modules;
 #   4. with --browser (make test): Chromium from the OS packages, for the browser tests, and
 #      redis-server, which the tile-cache tests start on a port of their own.
 # Safe to run twice: every step checks before it acts. Never prompts (CI has no terminal).
@@ -87,7 +88,8 @@ command -v mosquitto >/dev/null || apt_install mosquitto
 # GDAL's ogrinfo/ogr2ogr: the export tests' and benchmark's independent reader and writer.
 command -v ogr2ogr >/dev/null || apt_install gdal-bin
 WANT=$(sha256sum web/package-lock.json | cut -d' ' -f1)
-if [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$WANT" ] || [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
+if [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$WANT" ] || [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ] \
+        || [ ! -f web/node_modules/pmtiles/dist/pmtiles.js ]; then
     say "installing the web map's npm packages into web/node_modules"
     (cd web && npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v 'Unknown user config' >&2)) \
         || die "npm ci in web/ failed (the npm registry must be reachable once)"

@@ -1,4 +1,5 @@
-"""``twin tiles export``: tile layers into a PMTiles archive for static hosting."""
+"""``twin tiles export`` and ``twin tiles viewer``: tile layers into a PMTiles archive and a
+self-contained map page next to it, for static hosting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import psycopg
 import typer
 
 from twin.cli.support import JsonOpt, emit, fail, load_settings
+from twin.settings import Settings
 
 tiles_app = typer.Typer(help="Vector tiles out of the twin.", no_args_is_help=True)
 Opt = typer.Option
@@ -35,6 +37,9 @@ def export(
     clearance: Annotated[
         str, Opt(help="Highest data class to include: general (default) or important.")
     ] = "general",
+    with_viewer: Annotated[
+        bool, Opt("--with-viewer", help="Also write the static map page next to the archive.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the public tiles over the city to a PMTiles v3 archive (MapLibre, static hosting)."""
@@ -59,5 +64,30 @@ def export(
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         fail(f"database: {exc}")
     d = report.as_dict()
-    emit(d, as_json, f"{out}: {d['tiles']:,} tiles ({d['empty']:,} empty left out) of "
-         f"{', '.join(d['layers'])} at zooms {zooms}, {d['bytes'] / 1e6:.1f} MB")  # fmt: skip
+    human = (f"{out}: {d['tiles']:,} tiles ({d['empty']:,} empty left out) of "
+             f"{', '.join(d['layers'])} at zooms {zooms}, {d['bytes'] / 1e6:.1f} MB")  # fmt: skip
+    if with_viewer:
+        d["viewer"] = _viewer(settings, out)
+        human += f"\nmap page: {d['viewer'][-1]} (serve the folder from any host with HTTP Range)"
+    emit(d, as_json, human)
+
+
+def _viewer(settings: Settings, archive: Path) -> list[str]:
+    from twin.tiles.export import ExportError
+    from twin.tiles.viewer import write_viewer
+
+    try:
+        return [str(p) for p in write_viewer(settings, archive)]
+    except ExportError as exc:
+        fail(str(exc), code=2)
+
+
+@tiles_app.command("viewer")
+def viewer(
+    archive: Annotated[Path, typer.Argument(help="A PMTiles archive from `twin tiles export`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a self-contained map page (MapLibre + pmtiles, no server) next to ARCHIVE."""
+    files = _viewer(load_settings(), archive)
+    human = f"map page: {files[-1]} (serve {archive.parent} from any host with HTTP Range)"
+    emit({"archive": str(archive), "files": files}, as_json, human)
