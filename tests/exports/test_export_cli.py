@@ -83,3 +83,26 @@ def test_ogrinfo_reads_the_gpkg_and_the_indexed_fgb(
     got = pyogrio.read_info(tmp_path / "roads.fgb")
     part = pyogrio.read_dataframe(tmp_path / "roads.fgb", bbox=(x0, y0, x1, y1))
     assert got["features"] == n and len(part) == want > 0
+
+
+def test_export_takes_a_cql2_filter(tiny_settings: Settings, tmp_path: Path) -> None:
+    """--filter selects the rows as filter= on the items route does; the count comes from
+    the equivalent SQL."""
+    with psycopg.connect(tiny_settings.database_url or "") as c:
+        ((want,),) = c.execute(
+            "SELECT count(*) FROM twin.building WHERE use = 'residential' AND height_m > 20"
+        )
+    out = tmp_path / "tall.parquet"
+    r = _twin(tiny_settings, "buildings", "--format", "parquet", "--out", str(out),
+              "--filter", "use = 'residential' AND height_m > 20")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    df = gpd.read_parquet(out)
+    assert len(df) == want and want > 0
+    assert set(df["use"]) == {"residential"} and (df["height_m"] > 20).all()
+    json_filter = '{"op": ">", "args": [{"property": "height_m"}, 20]}'
+    r = _twin(tiny_settings, "buildings", "--format", "csv", "--out", str(tmp_path / "j.csv"),
+              "--filter", json_filter, "--filter-lang", "cql2-json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = _twin(tiny_settings, "buildings", "--format", "csv", "--out", str(tmp_path / "x.csv"),
+              "--filter", "no_such_property = 1")  # fmt: skip
+    assert r.returncode == 2 and "--filter" in r.stderr and "no_such_property" in r.stderr

@@ -35,13 +35,25 @@ def export(
     bbox: Annotated[
         str | None, typer.Option(help="minlon,minlat,maxlon,maxlat (CRS84): rows intersecting.")
     ] = None,
+    filter_text: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="A CQL2 filter (text, or JSON with --filter-lang "
+            "cql2-json): the rows it matches, as filter= on the items route.",
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        str | None, typer.Option("--filter-lang", help="cql2-text (default) or cql2-json.")
+    ] = None,
     as_user: Annotated[
         str | None,
         typer.Option("--as-user", help="Export as this user (their scope and clearance); public."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a whole collection (or the part in --bbox) as the caller would download it from
+    """Write a whole collection (or the part in --bbox, or matching --filter) as the caller
+    would download it from
     /collections/{id}/items?f=..., with a progress bar; the export is audited."""
     from rich.progress import Progress
 
@@ -62,6 +74,10 @@ def export(
         fail(f"--format: one of {', '.join(FORMATS)} (and {', '.join(CITY_FORMATS)} for "
              "buildings)", code=2)  # fmt: skip
     params = {"bbox": bbox} if bbox else {}
+    if filter_text is not None:
+        params["filter"] = filter_text
+    if filter_lang is not None:
+        params["filter-lang"] = filter_lang
     try:
         with psycopg.connect(database_url(settings)) as conn:
             who = PUBLIC
