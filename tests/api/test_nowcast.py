@@ -15,7 +15,7 @@ from twin.api.app import create_app
 from twin.runs.nowcast import NowcastParams, step
 from twin.settings import Settings
 
-from ..runs.nowcast_world import rain
+from ..runs.nowcast_world import after_the_latest_step, rain
 
 T_API = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)  # after tests/runs/test_nowloop.py's steps
 
@@ -27,6 +27,8 @@ def q(settings: Settings, sql: str, *args: object) -> list[tuple[Any, ...]]:
 
 @pytest.fixture(scope="module")
 def stepped(tiny_settings: Settings) -> dict[str, Any]:
+    global T_API  # later than any step other tests left in the shared twin
+    T_API = after_the_latest_step(tiny_settings.database_url or "", T_API)
     rain(tiny_settings.database_url or "", "API", T_API, 120.0, range(-60, 1))
     return step(tiny_settings, NowcastParams(window_s=1800), as_of=T_API)
 

@@ -34,3 +34,15 @@ def rain(url: str, prefix: str, t0: datetime, mm_h: float, minutes: range) -> li
                 )
             codes.append(code)
     return codes
+
+
+def after_the_latest_step(url: str, t: datetime) -> datetime:
+    """``t``, or a day after the latest nowcast step already in the twin when that is later:
+    the loop refuses a step at or before the latest one, and the tests share one demo twin."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT max(as_of) FROM twin.nowcast_step").fetchone()
+    latest = row[0] if row else None
+    if latest is None or latest < t:
+        return t
+    return (latest + timedelta(days=1)).replace(hour=t.hour, minute=t.minute, second=0,
+                                                 microsecond=0)  # fmt: skip

@@ -18,7 +18,7 @@ from twin.runs.nowcast import NowcastParams
 from twin.runs.nowloop import NowcastLoop
 from twin.settings import Settings
 
-from .nowcast_world import rain
+from .nowcast_world import after_the_latest_step, rain
 
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
 MM_H = 150.0
@@ -53,7 +53,9 @@ def risk_version(settings: Settings) -> int:
 
 @pytest.fixture(scope="module")
 def loop(tiny_settings: Settings) -> NowcastLoop:
+    global T0  # later than any step other tests left in the shared twin (read at call time)
     url = tiny_settings.database_url or ""
+    T0 = after_the_latest_step(url, T0)
     rain(url, "LOOP", T0, MM_H, range(-60, 31))
     from twin.alerts.rules import load_rules
 
