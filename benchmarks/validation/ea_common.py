@@ -17,6 +17,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -205,3 +206,11 @@ def run_landlab(
         )  # fmt: skip
         subprocess.run([py, str(LANDLAB_RUNNER), str(src), str(dst)], check=True)
         return dict(np.load(dst))
+
+
+def print_result(res: Any) -> None:
+    """Each metric with its bound, then the run's settings, steps and wall time (the cases' CLI)."""
+    for k, m in res.metrics.items():
+        bound = f"{m.tolerance:.3g}" if np.isfinite(m.tolerance) else "-"
+        print(f"{k}: {m.value:+.4g} {m.unit} (bound {bound}) {'ok' if m.passed else ''}")
+    print(res.settings, f"{res.steps} steps, {res.wall_s:.2f} s")

@@ -160,10 +160,7 @@ def main() -> None:
     ap.add_argument("--landlab", action="store_true", help="also run landlab (its virtualenv)")
     args = ap.parse_args()
     res = run(dx=args.dx, landlab=args.landlab)
-    for k, m in res.metrics.items():
-        bound = f"{m.tolerance:.3g}" if np.isfinite(m.tolerance) else "-"
-        print(f"{k}: {m.value:+.4g} {m.unit} (bound {bound}) {'ok' if m.passed else ''}")
-    print(res.settings, f"{res.steps} steps, {res.wall_s:.2f} s")
+    ea.print_result(res)
 
 
 if __name__ == "__main__":
