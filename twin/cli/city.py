@@ -77,7 +77,9 @@ def city_build(
         with status:
             summary = build_city(
                 settings, inputs, force=force, notify=notify,
-                progress=lambda m: status.update(m),
+                progress=lambda m, done=None, total=None: status.update(
+                    m if not total else f"{m}: {done or 0:,} of {total:,}"
+                ),
             )  # fmt: skip
     except (CityBuildError, IngestError, FloodRunError, TrafficRunError) as exc:
         fail(f"{exc} (the stages before it are kept: rerun to resume)")

@@ -61,11 +61,12 @@ def demo(
     """Database up, demo city generated and loaded, joined onto H3 cells, a design storm run
     on it, then serve."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress
     from rich.table import Table
 
     from twin.city.demo import build_demo, table_counts
     from twin.city.synth.frame import SIZES
+    from twin.cli.progress import columns as progress_columns
 
     if size not in SIZES:
         _fail(f"--size must be one of {', '.join(SIZES)}; got {size!r}", code=2)
@@ -79,14 +80,10 @@ def demo(
         except ClusterError as exc:
             _fail(str(exc))
         console.print(f"database {'started' if started else 'running'}: {state.url}")
-    columns = (
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, console=console, transient=False, disable=as_json) as progress:
+        with Progress(
+            *progress_columns(), console=console, transient=False, disable=as_json
+        ) as progress:
             result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
             traffic = _demo_traffic(settings, progress, storm)

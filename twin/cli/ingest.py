@@ -52,15 +52,14 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 
 def _run_ingest(fn: Any, as_json: bool) -> None:
-    """Run ``fn(progress)`` with a spinner line showing its stage, then print its report."""
-    from rich.console import Console
-
+    """Run ``fn(progress)`` with a line per stage (a bar with rows/s and an ETA where the stage
+    counts rows), then print its report."""
+    from twin.cli.progress import stage_bar
     from twin.ingest.report import IngestError
 
-    console = Console(stderr=True)
     try:
-        with console.status("starting", spinner="dots") as status:
-            report = fn(lambda stage: status.update(stage))
+        with stage_bar(disable=as_json) as bar:
+            report = fn(bar)
     except IngestError as exc:
         _fail(f"{exc} (nothing was loaded)")
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:

@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import psycopg
 from psycopg import sql
 
+CHUNK_ROWS = 50_000
+
 
 def copy_rows(
-    conn: psycopg.Connection, table: str, columns: Sequence[str], df: pd.DataFrame
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    df: pd.DataFrame,
+    *,
+    on_rows: Callable[[int], None] | None = None,
 ) -> None:
-    """COPY a frame (columns in order) into ``table`` (schema-qualified name given as 'a.b')."""
+    """COPY a frame (columns in order) into ``table`` (schema-qualified name given as 'a.b').
+
+    ``on_rows(n)`` is told after each chunk of ``n`` rows has been sent (progress bars)."""
     schema, _, name = table.rpartition(".")
     ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         ident, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor().copy(stmt) as cp:
-        for start in range(0, len(df), 100_000):
+        for start in range(0, len(df), CHUNK_ROWS):
+            chunk = df.iloc[start : start + CHUNK_ROWS]
             buf = io.StringIO()
-            df.iloc[start : start + 100_000].to_csv(buf, header=False, index=False)
+            chunk.to_csv(buf, header=False, index=False)
             cp.write(buf.getvalue())
+            if on_rows is not None:
+                on_rows(len(chunk))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 MAX_LISTED = 10
 
-Progress = Callable[[str], None]
+
+class Progress(Protocol):
+    """Where an ingest reports: a stage by name, and for long stages how many rows of how many
+    are done (the CLI draws a bar with a rate and an ETA from them)."""
+
+    def __call__(self, stage: str, done: int | None = None, total: int | None = None) -> None: ...
 
 
-def quiet(_stage: str) -> None:
+def quiet(stage: str, done: int | None = None, total: int | None = None) -> None:
     """The default progress sink: says nothing."""
 
 

@@ -73,7 +73,9 @@ def ingest_vector(
         if kind == "buildings":
             frame, heights = layers.buildings_frame(gdf, path, f)
             report.details["height_from"] = heights
-            affected = write.write_buildings(conn, frame, mode=mode, res=res, path=path)
+            affected = write.write_buildings(
+                conn, frame, mode=mode, res=res, path=path, progress=progress
+            )
         elif kind == "parcels":
             frame = layers.parcels_frame(gdf, path, f)
             affected = write.write_parcels(conn, frame, mode=mode, res=res, path=path)

@@ -24,7 +24,7 @@ from twin.city.address import composes, normalize, normalize_name
 from twin.city.cells import polygon_cells
 from twin.city.load import as_multipolygons, bump_layer_versions, ewkb
 from twin.db.copy import copy_rows
-from twin.ingest.report import IngestError
+from twin.ingest.report import IngestError, Progress, quiet
 
 UNNAMED_ROAD = "未命名道路"
 
@@ -119,9 +119,12 @@ def write_buildings(
     res: int,
     path: Path,
     dedupe: bool = False,
+    progress: Progress = quiet,
 ) -> list[int]:
     """Buildings and one address each, written once: area, parcel and address are resolved
-    before the COPY (updating rows afterwards would rewrite them and all their indexes)."""
+    before the COPY (updating rows afterwards would rewrite them and all their indexes).
+
+    ``progress`` sees each stage, and the COPY of buildings then addresses row by row."""
     affected: list[int] = []
     if mode == "replace":
         affected += _existing_cells(conn, "building")
@@ -129,6 +132,8 @@ def write_buildings(
         conn.execute("DELETE FROM twin.building")
     else:
         _refuse_loaded(conn, "building", frame, path)
+    n = len(frame)
+    progress("locating buildings (cells, areas, parcels)")
     geoms = as_multipolygons(frame.geometry)
     pts = shapely.point_on_surface(geoms)
     cells = grid.points_to_cells(shapely.get_x(pts), shapely.get_y(pts), res)
@@ -136,6 +141,7 @@ def write_buildings(
         conn, "SELECT id, ST_AsBinary(geom) FROM twin.admin_area WHERE level = 'grid'", pts
     )
     parcel = lookup_polygons(conn, "SELECT id, ST_AsBinary(geom) FROM twin.parcel", pts)
+    progress("addressing buildings")
     texts, norm, components = _addresses(conn, pts, frame, path, dedupe=dedupe)
     ids = reserve_ids(conn, "building", len(frame))
     aids = reserve_ids(conn, "address", len(frame))
@@ -150,7 +156,16 @@ def write_buildings(
         "footprint_m2": np.round(metric_area(geoms), 1), "address_id": aids, "parcel_id": parcel,
         "area_id": area, "cell": cells, "geom": ewkb(geoms),
     })  # fmt: skip
-    copy_rows(conn, "twin.building", list(out.columns), out)
+    done = 0
+
+    def sent(k: int, stage: str) -> None:
+        nonlocal done
+        done += k
+        progress(stage, done, 2 * n)
+
+    progress("writing buildings and addresses", 0, 2 * n)
+    copy_rows(conn, "twin.building", list(out.columns), out,
+              on_rows=lambda k: sent(k, "writing buildings and addresses"))  # fmt: skip
     addr = pd.DataFrame({
         "id": aids, "text": texts, "normalized": norm,
         "components": [
@@ -158,7 +173,8 @@ def write_buildings(
         ],
         "building_id": ids, "area_id": area, "cell": cells, "geom": ewkb(pts),
     })  # fmt: skip
-    copy_rows(conn, "twin.address", list(addr.columns), addr)
+    copy_rows(conn, "twin.address", list(addr.columns), addr,
+              on_rows=lambda k: sent(k, "writing buildings and addresses"))  # fmt: skip
     bump_layer_versions(conn, ("building", "address", "cell_stats"))
     return affected + cells.tolist()
 

@@ -37,6 +37,7 @@ from twin.city.load import bump_layer_versions, truncate_city
 from twin.city.meta import read_city
 from twin.db.engine import database_url
 from twin.db.migrate import upgrade
+from twin.ingest.report import Progress, quiet
 from twin.settings import Settings
 
 STAGES = ("database", "osm", "dem", "people", "jobs", "cells", "flood", "traffic", "risk")
@@ -127,7 +128,7 @@ def build_city(
     *,
     force: bool = False,
     notify: Notify | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the stages (skipping those already done with these inputs); returns the summary.
 
@@ -137,7 +138,7 @@ def build_city(
     """
     check_inputs(inputs)
     tell = notify or (lambda _s, _status, _d: None)
-    say = progress or (lambda _m: None)
+    say: Progress = progress or quiet
     key = inputs.fingerprint()
     state = _load_state(settings, key, force)
     url = database_url(settings)
@@ -160,7 +161,7 @@ def build_city(
 
 # ----------------------------------------------------------------------------- stages
 def _database(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-              say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+              say: Progress) -> dict[str, Any]:  # fmt: skip
     revision = upgrade(url)
     with psycopg.connect(url) as conn, conn.transaction():
         truncate_city(conn)  # a build starts from a clean city; users and audit stay
@@ -170,7 +171,7 @@ def _database(settings: Settings, url: str, inputs: CityInputs, state: dict[str,
 
 
 def _osm(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-         say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+         say: Progress) -> dict[str, Any]:  # fmt: skip
     from twin.ingest.osm import ingest_osm
 
     report = ingest_osm(inputs.osm, settings, mode="replace", progress=say)
@@ -188,7 +189,7 @@ def _osm(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any]
 
 
 def _dem(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-         say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+         say: Progress) -> dict[str, Any]:  # fmt: skip
     from twin.ingest.raster import ingest_raster
 
     with psycopg.connect(url) as conn:
@@ -273,7 +274,7 @@ def clip_dem(
 
 
 def _people(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-            say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+            say: Progress) -> dict[str, Any]:  # fmt: skip
     if inputs.people is not None:
         from twin.ingest.people import ingest_people
 
@@ -297,7 +298,7 @@ def _people(settings: Settings, url: str, inputs: CityInputs, state: dict[str, A
 
 
 def _jobs(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-          say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+          say: Progress) -> dict[str, Any]:  # fmt: skip
     with psycopg.connect(url) as conn:
         ((residents, commuters),) = conn.execute(
             "SELECT count(*), count(work_cell) FROM twin.person"
@@ -313,7 +314,7 @@ def _jobs(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any
 
 
 def _cells(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-           say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+           say: Progress) -> dict[str, Any]:  # fmt: skip
     with psycopg.connect(url) as conn, conn.transaction():
         rows = refresh_cell_stats(conn, settings.h3_resolutions, k=settings.suppression_k)
         bump_layer_versions(conn, ("cell_stats",))
@@ -321,7 +322,7 @@ def _cells(settings: Settings, url: str, inputs: CityInputs, state: dict[str, An
 
 
 def _flood(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-           say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+           say: Progress) -> dict[str, Any]:  # fmt: skip
     from twin.runs import flood as flood_runs
 
     params = flood_runs.FloodParams(
@@ -337,7 +338,7 @@ def _flood(settings: Settings, url: str, inputs: CityInputs, state: dict[str, An
 
 
 def _traffic(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-             say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+             say: Progress) -> dict[str, Any]:  # fmt: skip
     from twin.runs import traffic as traffic_runs
 
     with psycopg.connect(url) as conn:
@@ -357,7 +358,7 @@ def _traffic(settings: Settings, url: str, inputs: CityInputs, state: dict[str, 
 
 
 def _risk(settings: Settings, url: str, inputs: CityInputs, state: dict[str, Any],
-          say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+          say: Progress) -> dict[str, Any]:  # fmt: skip
     from twin.alerts.refresh import refresh
 
     out = refresh(settings)
