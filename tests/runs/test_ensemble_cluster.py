@@ -98,7 +98,7 @@ def test_exceedance_from_the_cluster_equals_numpy_on_the_serial_members(
 
 def test_a_scheduler_that_is_not_there_is_named() -> None:
     with (
-        pytest.raises(ClusterError, match="tcp://127.0.0.1:9"),
+        pytest.raises(ClusterError, match=r"tcp://127\.0\.0\.1:9"),
         open_client("tcp://127.0.0.1:9", connect_timeout_s=2),
     ):
         pass
