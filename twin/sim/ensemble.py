@@ -123,10 +123,11 @@ class Member:
 
 @dataclass(frozen=True)
 class MemberMaxima:
-    """What a member sends back: its maximum depth per cell (m) and a few totals."""
+    """What a member sends back: its maximum depth per cell (m, in the model's storage dtype)
+    and a few totals."""
 
     index: int
-    max_depth: FloatArray
+    max_depth: npt.NDArray[np.floating]
     steps: int
     wall_s: float
     mass_error_rel: float
