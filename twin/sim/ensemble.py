@@ -11,9 +11,9 @@ A random perturbation is a log-normal multiplicative field with mean 1,
     f(x) = exp(sigma z(x) - sigma² / 2),
 
 where ``z`` is white noise (from ``numpy.random.default_rng([seed, draw])``) smoothed by a
-Gaussian kernel of standard deviation ``length_m`` (periodic edges) and rescaled to unit
-variance: rain cells of about that size, heavier in some places and lighter in others, the
-storm's total unchanged on average. ``sigma`` is the standard deviation of ``log f``.
+Gaussian kernel of standard deviation ``length_m`` (periodic edges) and standardised over the
+grid (mean 0, variance 1): rain cells of about that size, heavier in some places and lighter
+in others, the storm's total unchanged on average. ``sigma`` is the standard deviation of ``log f``.
 
 The exceedance probability of a depth ``d`` at a place is the share of members whose maximum
 depth there is strictly greater than ``d`` (members are equally likely: the probability is
@@ -159,6 +159,7 @@ def perturbation_field(
     z = np.random.default_rng([seed, draw]).standard_normal(shape)
     if length_m > 0:
         z = ndimage.gaussian_filter(z, sigma=length_m / dx, mode="wrap")
+    z = z - z.mean()
     sd = float(z.std())
     z = z / sd if sd > 0 else np.zeros(shape)
     return np.exp(sigma * z - sigma * sigma / 2)
