@@ -139,6 +139,13 @@ def test_the_risk_layer_reads_back(settings: Settings, run: dict) -> None:
         assert r.status_code == 200, r.text
         body = r.json()
         layers = {lyr["id"] for lyr in client.get("/api/layers").json()["layers"]}
+        listed = client.get("/api/simulations", params={"kind": "flood_ensemble"}).json()
+        one = client.get(f"/api/simulations/{run['run_id']}").json()
+        cells = client.get(f"/api/simulations/{run['run_id']}/cells")
+    assert run["run_id"] in [r["id"] for r in listed["runs"]]
+    assert one["kind"] == "flood_ensemble" and one["summary"]["n_members"] == 6
+    assert "rasters" not in one["summary"] and one["links"]["risk"].endswith("flood_ensemble")
+    assert cells.status_code == 400 and "flood_ensemble run" in cells.text
     assert "flood_ensemble" in layers
     assert body["count"] > 0
     stored = dict(

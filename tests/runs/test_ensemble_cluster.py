@@ -50,7 +50,7 @@ def distributed(members: list[Member]) -> tuple[dict[int, np.ndarray], set[int]]
     grid = small_grid()
     with (
         LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                     dashboard_address=None) as cluster,
+                     dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):  # fmt: skip
         out = {r.index: r.max_depth for r in run_members(grid, members, client=client)}

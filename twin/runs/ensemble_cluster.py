@@ -45,7 +45,7 @@ def open_client(
         with (
             LocalCluster(
                 n_workers=n, processes=True, threads_per_worker=1,
-                dashboard_address=None, silence_logs=40,  # logging.ERROR
+                dashboard_address=":0", silence_logs=40,  # any free port; logging.ERROR
             ) as cluster,
             Client(cluster) as client,
         ):  # fmt: skip
