@@ -38,6 +38,8 @@ TABLES: dict[str, str] = {
     "sim_run": "general",
     "flood_cell_result": "general",
     "flood_link_result": "general",
+    "flood_ensemble_cell_result": "general",  # exceedance probabilities of a storm ensemble
+    "flood_ensemble_link_result": "general",
     "traffic_cell_result": "general",
     "traffic_link_result": "general",
     "nowcast": "general",  # the rolling flood nowcast: its state, steps, cells and roads

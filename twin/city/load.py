@@ -57,6 +57,8 @@ CITY_TABLES = (
     "flood_cell_result",
     "flood_link_result",
     "flood_building_result",
+    "flood_ensemble_cell_result",
+    "flood_ensemble_link_result",
     "traffic_link_result",
     "traffic_cell_result",
     # the rolling nowcast's carried state and results belong to this city's grid

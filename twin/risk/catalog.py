@@ -33,7 +33,8 @@ ONEMAP = "onemap"  # the combined index; reserved as a layer id
 # Parameters a source query may use (bound by the compute step, never interpolated).
 # nowcast_step: the latest nowcast step when it is newer than the latest flood run, else NULL
 # (twin.db.runs.nowcast_step_id); a layer reading it is fed by the nowcast (twin.risk.nowfeed).
-SOURCE_PARAMS = ("res", "as_of", "flood_run", "traffic_run", "nowcast_step")
+# ensemble_run: the latest storm ensemble (a run of kind flood_ensemble, twin.runs.ensemble).
+SOURCE_PARAMS = ("res", "as_of", "flood_run", "traffic_run", "nowcast_step", "ensemble_run")
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -169,7 +169,8 @@ def source_params(
 ) -> dict[str, Any]:
     """The bound parameters of every layer's source query (``res`` aside)."""
     return {"as_of": at, "flood_run": flood_run, "traffic_run": traffic_run,
-            "nowcast_step": nowcast_step_id(conn, flood_run)}  # fmt: skip
+            "nowcast_step": nowcast_step_id(conn, flood_run),
+            "ensemble_run": latest_run_id(conn, "flood_ensemble")}  # fmt: skip
 
 
 def compute_risk(

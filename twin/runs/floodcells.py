@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -106,11 +107,19 @@ def link_depth_table(
 ) -> pd.DataFrame:
     """Max depth along each road link (m) of each named depth grid, one column each (index:
     link id), sampled every half cell; bridges are above the water and left out."""
+    return link_sampler(conn, g)(depths)
+
+
+def link_sampler(
+    conn: psycopg.Connection, g: TwinGrid
+) -> Callable[[dict[str, npt.NDArray[np.floating]]], pd.DataFrame]:
+    """:func:`link_depth_table` for many depth grids on one grid: the links are read and
+    sampled once (an ensemble's members one after another)."""
     rows = conn.execute(
         "SELECT id, ST_AsBinary(geom) FROM twin.road_link WHERE NOT bridge ORDER BY id"
     ).fetchall()
     if not rows:
-        return pd.DataFrame({k: pd.Series(dtype=np.float64) for k in depths})
+        return lambda depths: pd.DataFrame({k: pd.Series(dtype=np.float64) for k in depths})
     to_grid = Transformer.from_crs("EPSG:4326", g.crs, always_xy=True)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     lines = shapely.from_wkb([bytes(r[1]) for r in rows])
@@ -124,11 +133,15 @@ def link_depth_table(
         return_index=True,
     )
     r, c, inside = pixel_index(g.transform, g.bed.shape, coords[:, 0], coords[:, 1])
-    sampled = {}
-    for name, grid_depth in depths.items():
-        d = np.nan_to_num(np.asarray(grid_depth, dtype=np.float64))
-        sampled[name] = np.where(inside, d[r, c], 0.0)
-    return pd.DataFrame(sampled, index=ids[index]).groupby(level=0).max()
+
+    def sample(depths: dict[str, npt.NDArray[np.floating]]) -> pd.DataFrame:
+        sampled = {}
+        for name, grid_depth in depths.items():
+            d = np.nan_to_num(np.asarray(grid_depth, dtype=np.float64))
+            sampled[name] = np.where(inside, d[r, c], 0.0)
+        return pd.DataFrame(sampled, index=ids[index]).groupby(level=0).max()
+
+    return sample
 
 
 def store_results(

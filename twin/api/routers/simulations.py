@@ -80,6 +80,8 @@ def public_run(row: dict[str, Any], k: int, allowed: bool) -> dict[str, Any]:
     if row["kind"] == "traffic":
         del out["links"]["roads"]
         out["links"]["links"] = f"/api/simulations/{row['id']}/links"
+    elif row["kind"] == "flood_ensemble":  # its results are a risk layer (docs/scale-out.md)
+        out["links"] = {"self": out["links"]["self"], "risk": "/api/risk?layer=flood_ensemble"}
     return out
 
 
@@ -183,7 +185,7 @@ async def list_runs(
     conn: Conn,
     settings: SettingsDep,
     who: PrincipalDep,
-    kind: Annotated[Literal["flood", "traffic"] | None, Query()] = None,
+    kind: Annotated[Literal["flood", "traffic", "flood_ensemble"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     cur = await conn.cursor(row_factory=dict_row).execute(
@@ -219,6 +221,11 @@ async def run_cells(
     """Flood runs: depth, timing, hazard and affected buildings/people per cell. Traffic runs:
     vehicle-km and the VKT-weighted travel-time index per cell, with its band."""
     run = await load_run(conn, run_id)
+    if run["kind"] not in ("flood", "traffic"):
+        raise InvalidParameterError(
+            "run_id", f"run {run_id} is a {run['kind']} run: its cells are the risk layer"
+            " /api/risk?layer=flood_ensemble",
+        )  # fmt: skip
     if res not in settings.h3_resolutions:
         raise InvalidParameterError("res", f"must be one of {settings.h3_resolutions}")
     box = parse_bbox(bbox) if bbox else None

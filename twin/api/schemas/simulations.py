@@ -12,7 +12,7 @@ class Run(BaseModel):
     """A row of ``twin.sim_run`` as the public may see it."""
 
     id: int
-    kind: str = Field(description="flood or traffic")
+    kind: str = Field(description="flood, traffic or flood_ensemble")
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
     progress: float = Field(description="0 .. 1")
     params: dict[str, Any] = Field(description="the run's parameters (depend on the kind)")
@@ -25,7 +25,8 @@ class Run(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: dict[str, str] = Field(
-        description="self and cells, with roads (flood) or links (traffic)"
+        description="self and cells, with roads (flood) or links (traffic); self and risk "
+        "(flood_ensemble)"
     )
 
 

@@ -39,6 +39,8 @@ from twin.db.models.rollups import (
 from twin.db.models.sim import (
     FloodBuildingResult,
     FloodCellResult,
+    FloodEnsembleCellResult,
+    FloodEnsembleLinkResult,
     FloodLinkResult,
     SimRun,
     TrafficCellResult,
@@ -83,6 +85,8 @@ __all__ = [
     "Event",
     "FloodBuildingResult",
     "FloodCellResult",
+    "FloodEnsembleCellResult",
+    "FloodEnsembleLinkResult",
     "FloodLinkResult",
     "HazardSite",
     "LayerVersion",

@@ -100,6 +100,44 @@ class FloodBuildingResult(Base):
     max_depth_m: Mapped[float] = mapped_column(sa.Float)
 
 
+P15_COMMENT = "share of the ensemble's members whose max depth here is > 0.15 m"
+P30_COMMENT = "share of the ensemble's members whose max depth here is > 0.30 m"
+MEAN_MAX_COMMENT = "mean over the members of the max depth here (m)"
+
+
+class FloodEnsembleCellResult(Base):
+    """Per cell of a storm ensemble (a run of kind ``flood_ensemble``): exceedance probabilities
+    of the cell's max depth (over its land pixels, as in ``flood_cell_result``)."""
+
+    __tablename__ = "flood_ensemble_cell_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    res: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    p_over_15cm: Mapped[float] = mapped_column(sa.Float, comment=P15_COMMENT)
+    p_over_30cm: Mapped[float] = mapped_column(sa.Float, comment=P30_COMMENT)
+    mean_max_depth_m: Mapped[float] = mapped_column(sa.Float, comment=MEAN_MAX_COMMENT)
+
+
+class FloodEnsembleLinkResult(Base):
+    """Road links reached (>= 5 cm) by any member of a storm ensemble: exceedance
+    probabilities of the max depth along the link."""
+
+    __tablename__ = "flood_ensemble_link_result"
+
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sim_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("road_link.id", ondelete="CASCADE"), primary_key=True
+    )
+    p_over_15cm: Mapped[float] = mapped_column(sa.Float, comment=P15_COMMENT)
+    p_over_30cm: Mapped[float] = mapped_column(sa.Float, comment=P30_COMMENT)
+    mean_max_depth_m: Mapped[float] = mapped_column(sa.Float, comment=MEAN_MAX_COMMENT)
+
+
 class TrafficLinkResult(Base):
     """Per link of a traffic run: flow (veh/h), time (min), v/c and travel-time index."""
 
