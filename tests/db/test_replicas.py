@@ -204,7 +204,8 @@ def test_reads_go_to_the_replica_as_the_caller(world: World) -> None:
     try:
         wait_for_sql(world.url("r1"), "SELECT count(*) FROM twin.app_user WHERE name = %s",
                      ("replica-viewer",))  # fmt: skip
-        app = create_app(world.settings("r1"))
+        # A wait long enough for any commit (the token look-up's) to reach r1 on a busy machine.
+        app = create_app(world.settings("r1", read_replica_wait_ms=5000))
         with TestClient(app) as client:
             reads = app.state.reads
             everyone = client.get("/collections/events/items")
@@ -218,6 +219,20 @@ def test_reads_go_to_the_replica_as_the_caller(world: World) -> None:
             assert {f["id"] for f in mine.json()["features"]} == {events[0]}
             assert reads.stats.replica == before + 1  # served by the replica
             assert reads.stats.by_replica == {"read1": reads.stats.replica}
+
+            # The viewer's tiles too: built on the replica, under the viewer's scope.
+            tx, ty = tile_of(LON + 0.01, LAT + 0.005, 12)
+            path = f"/tiles/events/12/{tx}/{ty}.mvt"
+            before = reads.stats.replica
+            r = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.text
+            feats = mapbox_vector_tile.decode(r.content)["events"]["features"]
+            assert {f["id"] for f in feats} == {events[0]}
+            assert reads.stats.replica == before + 1
+            r = client.get(path)
+            assert r.status_code == 200, r.text
+            feats = mapbox_vector_tile.decode(r.content)["events"]["features"]
+            assert set(events) <= {f["id"] for f in feats}
     finally:
         sql(world.primary, "DELETE FROM twin.event WHERE id = ANY(%s)", (events,))
         sql(world.primary, "DELETE FROM twin.app_user WHERE name = 'replica-viewer'")

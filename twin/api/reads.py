@@ -138,14 +138,16 @@ class ReadRouter:
             conn, replica = await self._replica(stack, public, min_lsn)
             if conn is None:
                 conn = await stack.enter_async_context(primary())
-            if setup is not None:
-                await setup(conn)
             if replica is None:
+                if setup is not None:
+                    await setup(conn)
                 yield conn
                 return
             try:
+                if setup is not None:
+                    await setup(conn)
                 yield conn
-            except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            except psycopg.OperationalError as exc:  # the server went away (or was shut down)
                 self.mark_down(replica, exc)
                 raise ReplicaLostError(f"read replica {replica.name} lost: {exc}") from exc
             self.stats.replica += 1
