@@ -136,12 +136,13 @@ def main() -> None:
                 asyncio.run(run([base + p for p in paths], args.concurrency))  # warm-up pass
                 before = [xacts(u) for u in [primary, *replicas]]
                 res = asyncio.run(run([base + p for p in paths] * args.rounds, args.concurrency))
+                time.sleep(1.5)  # backends report their statistics within a second of idling
                 after = [xacts(u) for u in [primary, *replicas]]
             finally:
                 proc.terminate()
                 proc.wait(10)
-            # The probe connections of this script count one transaction per server each.
-            split = [a - b - 1 for a, b in zip(after, before, strict=True)]
+            # Each count includes this script's own probe (one transaction per server).
+            split = [a - b for a, b in zip(after, before, strict=True)]
             results.append({"replicas": count, "zoom": args.zoom, **res,
                             "xacts_primary": split[0], "xacts_replicas": split[1:]})  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
