@@ -183,6 +183,22 @@ def test_cli_replicas_are_streaming_standbys(world: World) -> None:
     finally:
         sql(world.primary, "DELETE FROM twin.building WHERE id = %s", (bid,))
 
+    # Fewer replicas: the ones beyond are stopped, their data kept; more again: restarted.
+    r = twin(world.data, "db", "start", "--replica", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["name"] for x in json.loads(r.stdout)["replicas"]] == ["r1"]
+    running = {x["name"]: x["running"] for x in ReplicaSet(world.cluster).status()}
+    assert running == {"r1": True, "r2": False}
+    # stop takes the replicas down with the primary; a plain start brings them all back.
+    r = twin(world.data, "db", "stop")
+    assert r.returncode == 0 and "replicas r1" in r.stdout, r.stdout
+    assert not any(x["running"] for x in ReplicaSet(world.cluster).status())
+    r = twin(world.data, "db", "start", "--json")
+    assert r.returncode == 0, r.stderr
+    back = json.loads(r.stdout)["replicas"]
+    assert [(x["name"], x["started"]) for x in back] == [("r1", True), ("r2", True)]
+    assert {x["url"] for x in back} == {world.url("r1"), world.url("r2")}  # same ports
+
 
 def test_reads_go_to_the_replica_as_the_caller(world: World) -> None:
     """Features reads run on the replica with the caller's role and scope: row security there
