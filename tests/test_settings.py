@@ -52,3 +52,14 @@ def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWIN_H3_RESOLUTIONS")
     with pytest.raises(ValidationError, match="pool_min_size"):
         Settings(pool_min_size=5, pool_max_size=2)
+
+
+def test_read_replica_urls_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "TWIN_READ_DATABASE_URLS", " postgresql://u@h:5433/d, postgresql+psycopg://u@h:5434/d,"
+    )
+    s = Settings(_env_file=None)
+    assert s.read_urls == ["postgresql://u@h:5433/d", "postgresql+psycopg://u@h:5434/d"]
+    assert Settings(_env_file=None, read_database_urls="").read_urls == []  # the default
+    with pytest.raises(ValidationError, match="read_database_urls: 'h:5433' is not"):
+        Settings(_env_file=None, read_database_urls="postgresql://u@h/d,h:5433")

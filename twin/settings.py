@@ -9,6 +9,7 @@ Nothing here is built at import time: the CLI and the API app factory each call
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -46,6 +47,31 @@ class Settings(BaseSettings):
             "SQLAlchemy/libpq URL of a PostGIS database. When unset, the private cluster "
             "managed by `twin db start` is used."
         ),
+    )
+    read_database_urls: str = Field(
+        default="",
+        description=(
+            "Comma-separated libpq URLs of read replicas (streaming standbys of the database; "
+            "`twin db start --replica N` prints them). Tiles, OGC API features and cell reads "
+            "go to them, writes always to the primary; a replica that fails is left out for "
+            "read_replica_retry_s and its reads go to the primary. Empty: every read on the "
+            "primary."
+        ),
+    )
+    read_replica_wait_ms: int = Field(
+        default=200,
+        ge=0,
+        le=10_000,
+        description=(
+            "How long a tile built on a replica waits for the replica to replay the primary's "
+            "WAL up to where the tile's data version was read; past it the tile is built on "
+            "the primary (a tile is never cached under a version its data does not have)."
+        ),
+    )
+    read_replica_retry_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a replica that failed (connection lost) gets no reads.",
     )
     data_dir: Path = Field(
         default_factory=lambda: project_root() / ".twin",
@@ -361,6 +387,19 @@ class Settings(BaseSettings):
                         f"trusted_proxies: {part.strip()!r} is not an address or network"
                     ) from None
         return v
+
+    @field_validator("read_database_urls")
+    @classmethod
+    def _check_read_urls(cls, v: str) -> str:
+        for part in v.split(","):
+            if part.strip() and not re.match(r"^postgres(?:ql)?(?:\+\w+)?://", part.strip()):
+                raise ValueError(f"read_database_urls: {part.strip()!r} is not a postgresql:// URL")
+        return v
+
+    @property
+    def read_urls(self) -> list[str]:
+        """The replicas of :attr:`read_database_urls`, in order (none: reads on the primary)."""
+        return [p.strip() for p in self.read_database_urls.split(",") if p.strip()]
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -164,6 +164,16 @@ WHERE u.token_hash = %s
 """
 
 
+def remembered(token: str) -> tuple[bool, Principal | None]:
+    """``(True, principal)`` while :func:`principal_for_token` remembers the token's lookup
+    (``principal`` None: unknown or revoked), else ``(False, None)``: a lookup is needed. A
+    request served by a read replica asks first, since the lookup writes (``last_used_at``)."""
+    hit = _CACHE.get(hash_token(token))
+    if hit is not None and hit.until > time.monotonic():
+        return True, hit.principal
+    return False, None
+
+
 async def principal_for_token(
     conn: AsyncConnection, token: str, *, cache_s: float = TOKEN_CACHE_S
 ) -> Principal | None:

@@ -22,6 +22,7 @@ from twin.access.principal import PUBLIC
 from twin.api import error_docs, errors
 from twin.api.hosts import TrustedHostMiddleware
 from twin.api.limits import BodyLimitMiddleware
+from twin.api.reads import ReadRouter, Replica
 from twin.api.routers import addresses, cells, features, health, simulations, tiles, webmap
 from twin.api.routers import alerts as alerts_router
 from twin.api.routers import catalog as catalog_router
@@ -38,7 +39,7 @@ from twin.api.routers import sta as sta_router
 from twin.api.routers import stream as stream_router
 from twin.api.routers import tasks as tasks_router
 from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
-from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url
 from twin.runs import jobs
 from twin.sense.maintain import Maintainer
 from twin.settings import Settings
@@ -68,10 +69,13 @@ def connection_options(settings: Settings, *, public: bool = False) -> str:
     )
 
 
-def make_pool(url: str, settings: Settings, *, public: bool = False) -> AsyncConnectionPool:
+def make_pool(
+    url: str, settings: Settings, *, public: bool = False, name: str = "twin-api"
+) -> AsyncConnectionPool:
     """The API's pool; ``public=True``: connections fixed to the anonymous caller, in autocommit
-    (one statement per read, no transaction or scope to set up: public tiles use them)."""
-    name = "twin-api-public" if public else "twin-api"
+    (one statement per read, no transaction or scope to set up: public tiles use them).
+    ``name``: the pool's (and its connections' application) name; a replica's carries its own."""
+    name = f"{name}-public" if public else name
     return AsyncConnectionPool(
         url,
         min_size=settings.pool_min_size,
@@ -92,12 +96,31 @@ def make_pool(url: str, settings: Settings, *, public: bool = False) -> AsyncCon
     )
 
 
+def make_reads(settings: Settings) -> ReadRouter | None:
+    """The read router over ``TWIN_READ_DATABASE_URLS`` (None without replicas): each replica
+    gets a scoped and a public pool set up exactly as the primary's."""
+    replicas = []
+    for i, raw in enumerate(settings.read_urls, start=1):
+        url = libpq_url(raw)
+        name = f"twin-api-read{i}"
+        replicas.append(Replica(
+            name=f"read{i}", url=url, pool=make_pool(url, settings, name=name),
+            public_pool=make_pool(url, settings, public=True, name=name),
+        ))  # fmt: skip
+    if not replicas:
+        return None
+    return ReadRouter(
+        replicas, wait_s=settings.read_replica_wait_ms / 1000, retry_s=settings.read_replica_retry_s
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = None
     app.state.public_pool = None
     app.state.versions = None
+    app.state.reads = None
     app.state.db_error = None
     try:
         url = database_url(settings)
@@ -112,9 +135,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = pool
     app.state.public_pool = make_pool(url, settings, public=True)
     await app.state.public_pool.open(wait=False)
+    reads = app.state.reads = make_reads(settings)
+    if reads is not None:
+        await reads.open()
     app.state.versions = VersionReader(
         url, role=settings.api_db_role, timeout_s=settings.pool_timeout_s,
-        options=connection_options(settings),
+        options=connection_options(settings), with_lsn=reads is not None,
     )  # fmt: skip
     app.state.jobs = jobs.executor()
     audit_writer = asyncio.create_task(
@@ -136,6 +162,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.audit.flush(pool, settings.api_db_role)
         app.state.jobs.shutdown(wait=False, cancel_futures=True)
         await app.state.versions.close()
+        if reads is not None:
+            await reads.close()
         await app.state.public_pool.close()
         await pool.close()
         await app.state.tiles.close()
@@ -154,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = None
     app.state.versions = None  # the lifespan starts the layer version reader
     app.state.public_pool = None
+    app.state.reads = None  # the lifespan opens the read replicas' pools (TWIN_READ_...)
     app.state.db_error = "not started"
     app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
     app.state.audit = AuditBuffer()  # tile reads of core layers, written in batches

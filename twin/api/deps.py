@@ -19,8 +19,9 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from twin.access.principal import CALLER_SQL, PUBLIC, Principal, caller_params
-from twin.access.tokens import TOKEN_PREFIX, principal_for_token
+from twin.access.tokens import TOKEN_PREFIX, principal_for_token, remembered
 from twin.api.errors import DatabaseUnavailableError, ForbiddenError, UnauthorizedError
+from twin.api.reads import ReadRouter
 from twin.settings import Settings
 
 # The dependencies below are ``async def`` although they do not await: FastAPI runs a plain
@@ -134,10 +135,75 @@ async def get_principal(session: SessionDep) -> Principal:
     return session.principal
 
 
+async def resolve_principal(request: Request, pool: AsyncConnectionPool) -> Principal:
+    """The caller, looking its token up on the primary only when it is not remembered (the
+    lookup writes ``last_used_at``: a replica cannot take it)."""
+    settings: Settings = request.app.state.settings
+    token = bearer_token(request)
+    if token is None:
+        return public_principal(settings)
+    known, who = remembered(token)
+    if not known:
+        async with pool.connection() as conn:
+            who = await principal_for_token(conn, token, cache_s=settings.auth_cache_seconds)
+    if who is None:
+        raise UnauthorizedError("unknown or revoked token")
+    return who
+
+
+@asynccontextmanager
+async def open_read_session(request: Request, pool: AsyncConnectionPool) -> AsyncIterator[Session]:
+    """:func:`open_session` for a request that only reads: on a read replica
+    (``TWIN_READ_DATABASE_URLS``) when one is healthy, the caller's role, scope, actor and
+    client set exactly as on the primary, so row-level security holds there too; else (no
+    replicas, all down) on the primary. Callers who may see unsuppressed people counts stay on
+    the primary: their reads are audited in the same transaction."""
+    reads: ReadRouter | None = request.app.state.reads
+    if reads is None:
+        async with open_session(request, pool) as session:
+            yield session
+        return
+    who = await resolve_principal(request, pool)
+    if who.can_see_people:
+        async with open_session(request, pool) as session:
+            yield session
+        return
+    params = caller_params(who, request.app.state.settings.api_db_role, client_address(request))
+
+    async def setup(conn: AsyncConnection) -> None:
+        await conn.execute(CALLER_SQL, params)
+
+    request.state.principal = who
+    async with reads.connection(pool.connection, public=False, setup=setup) as conn:
+        yield Session(conn, who)
+
+
+async def get_read_session(
+    request: Request, pool: Annotated[AsyncConnectionPool, Depends(get_pool)]
+) -> AsyncIterator[Session]:
+    """The request's read-only connection (:func:`open_read_session`); commits at the end."""
+    async with open_read_session(request, pool) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
+async def get_read_conn(session: ReadSessionDep) -> AsyncConnection:
+    return session.conn
+
+
+async def get_read_principal(session: ReadSessionDep) -> Principal:
+    return session.principal
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
+#: A connection and caller for handlers that only read: a read replica's when configured.
+ReadConn = Annotated[AsyncConnection, Depends(get_read_conn)]
+ReadPrincipalDep = Annotated[Principal, Depends(get_read_principal)]
 
 
 def ensure_cleared(who: Principal, level: str, what: str) -> None:

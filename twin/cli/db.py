@@ -15,6 +15,7 @@ from twin.cli.support import fail as _fail
 from twin.cli.support import load_settings as _settings
 from twin.db.cluster import ClusterError
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url, local_cluster
+from twin.db.replicas import ReplicaSet
 from twin.settings import Settings
 
 db_app = typer.Typer(
@@ -33,14 +34,36 @@ def _external_reachable(url: str) -> tuple[bool, str]:
         return False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+ReplicaOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--replica",
+        min=0,
+        help="Also run N streaming-replication standbys (read replicas) of the cluster; "
+        "default: those already created. Point TWIN_READ_DATABASE_URLS at them.",
+    ),
+]
+DelayOpt = Annotated[
+    int,
+    typer.Option(
+        "--replica-delay-ms",
+        min=0,
+        help="Replicas created now replay each commit this long after it (staging aid).",
+    ),
+]
+
+
 @db_app.command("start")
-def db_start(as_json: JsonOpt = False) -> None:
+def db_start(as_json: JsonOpt = False, replica: ReplicaOpt = None, delay: DelayOpt = 0) -> None:
     """Create (first time) and start the private cluster, its database and PostGIS.
 
     Safe to run twice. With TWIN_DATABASE_URL set there is nothing to start: it checks the
-    database answers instead.
+    database answers instead. ``--replica N``: also create (first time) and start N read
+    replicas, each a physical standby with its own data directory and port.
     """
     settings = _settings()
+    if settings.database_url and replica:
+        _fail("--replica works on the private cluster; TWIN_DATABASE_URL is set")
     if settings.database_url:
         ok, info = _external_reachable(settings.database_url)
         if not ok:
@@ -52,14 +75,25 @@ def db_start(as_json: JsonOpt = False) -> None:
         )
         return
     try:
-        state, started = local_cluster(settings).start()
+        cluster = local_cluster(settings)
+        state, started = cluster.start()
+        replicas = ReplicaSet(cluster).start(replica, apply_delay_ms=delay)
     except ClusterError as exc:
         _fail(str(exc))
+    lines = [f"{'started' if started else 'already running'}: {state.url}"]
+    lines += [
+        f"replica {r['name']} {'started' if r['started'] else 'already running'}: {r['url']}"
+        for r in replicas
+    ]
+    if replicas:
+        urls = ",".join(r["url"] for r in replicas)
+        lines.append(f"route reads to them: TWIN_READ_DATABASE_URLS={urls}")
     _emit(
-        {"started": started, "url": state.url, "port": state.port, "pgdata": state.pgdata},
+        {"started": started, "url": state.url, "port": state.port, "pgdata": state.pgdata,
+         "replicas": replicas},
         as_json,
-        f"{'started' if started else 'already running'}: {state.url}",
-    )
+        "\n".join(lines),
+    )  # fmt: skip
 
 
 @db_app.command("stop")
@@ -74,10 +108,15 @@ def db_stop(as_json: JsonOpt = False) -> None:
         )
         return
     try:
-        stopped = local_cluster(settings).stop()
+        cluster = local_cluster(settings)
+        replicas = ReplicaSet(cluster).stop()  # before the primary: they would only retry
+        stopped = cluster.stop()
     except ClusterError as exc:
         _fail(str(exc))
-    _emit({"stopped": stopped}, as_json, "stopped" if stopped else "not running")
+    human = "stopped" if stopped else "not running"
+    if replicas:
+        human += f" (and replicas {', '.join(replicas)})"
+    _emit({"stopped": stopped, "replicas_stopped": replicas}, as_json, human)
 
 
 @db_app.command("status")
@@ -90,7 +129,9 @@ def db_status(as_json: JsonOpt = False) -> None:
         human = f"TWIN_DATABASE_URL: {'accepting connections' if ok else 'unreachable'} ({info})"
     else:
         try:
-            result = local_cluster(settings).status()
+            cluster = local_cluster(settings)
+            result = cluster.status()
+            result["replicas"] = ReplicaSet(cluster).status()
         except ClusterError as exc:
             _fail(str(exc))
         if not result["initialised"]:
@@ -103,9 +144,20 @@ def db_status(as_json: JsonOpt = False) -> None:
             )
         else:
             human = f"stopped (data in {result['pgdata']})"
+        for r in result["replicas"]:
+            human += "\n" + _replica_line(r)
     _emit(result, as_json, human)
     if not result.get("accepting"):
         raise typer.Exit(3)
+
+
+def _replica_line(r: dict[str, Any]) -> str:
+    if not r["running"]:
+        return f"replica {r['name']}: stopped (data in {r['pgdata']})"
+    lag = "not streaming" if not r["streaming"] else f"{r['lag_bytes']} bytes behind"
+    if r["replay_lag_s"] is not None:
+        lag += f", replay lag {r['replay_lag_s']:.3f} s"
+    return f"replica {r['name']}: running at {r['url']}, replayed to {r['replay_lsn']} ({lag})"
 
 
 @db_app.command("url")

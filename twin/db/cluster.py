@@ -36,6 +36,10 @@ import psycopg
 from psycopg import sql
 
 SUPERUSER = "twin"
+_REPLICATION_LINE = (
+    "\n# read replicas (twin db start --replica)\nhost replication all 127.0.0.1/32 trust\n"
+)
+_REPLICATION_HBA = re.compile(r"(?m)^host\s+replication\s+all\s+127\.0\.0\.1/32\s+trust")
 # Unix socket paths are limited to 107 bytes; leave room for "/.s.PGSQL.65535".
 _MAX_SOCKET_DIR = 90
 
@@ -324,6 +328,15 @@ class LocalCluster:
                 "synchronous_commit = off",
                 # JIT costs more than it saves on short tile and card queries.
                 "jit = off",
+                # Read replicas (twin.db.replicas) stream the WAL; a replica stopped for a while
+                # catches up from the WAL kept here.
+                "wal_level = replica",
+                "max_wal_senders = 10",
+                "wal_keep_size = 256MB",
+                # With synchronous_commit off a commit reaches the WAL file (and the replicas)
+                # when the WAL writer next runs: soon, so that a replica catches up with a
+                # commit within milliseconds, not 200 ms (twin.api.reads waits for that).
+                "wal_writer_delay = 10ms",
                 "",
             ]
         )
@@ -335,6 +348,11 @@ class LocalCluster:
             self._run(
                 ["sh", "-c", f"cat >> '{main_conf}'"], input="\ninclude_if_exists = 'twin.conf'\n"
             )
+        # Read replicas copy and stream over a replication connection on the loopback (initdb's
+        # pg_hba.conf has the line already; a hand-made one may not).
+        hba = Path(state.pgdata) / "pg_hba.conf"
+        if not _REPLICATION_HBA.search(self._run(["cat", str(hba)]).stdout):
+            self._run(["sh", "-c", f"cat >> '{hba}'"], input=_REPLICATION_LINE)
 
     def _wait_accepting(self, state: ClusterState, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

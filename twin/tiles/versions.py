@@ -23,6 +23,16 @@ from twin.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
+#: The primary's WAL insert position, read after the versions (see :class:`Versions`).
+LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+class Versions(dict[str, int]):
+    """Every layer's version, and (``with_lsn``) the primary's WAL position read just after
+    them: a read replica that has replayed up to ``lsn`` holds data at least that new."""
+
+    lsn: str = "0/0"
+
 
 class VersionReader:
     """Coalesced reads of ``twin.layer_version`` on one dedicated connection.
@@ -38,23 +48,28 @@ class VersionReader:
         Connect and read timeout (s); past it the waiting requests get a 503.
     options
         libpq ``options`` (statement timeout and such), as the pool's connections get.
+    with_lsn
+        Also read the WAL position after each read (:class:`Versions`; with read replicas).
     """
 
     read_sql = "SELECT layer, version FROM twin.layer_version"
 
-    def __init__(self, url: str, *, role: str, timeout_s: float, options: str = "") -> None:
+    def __init__(
+        self, url: str, *, role: str, timeout_s: float, options: str = "", with_lsn: bool = False
+    ) -> None:
         self.url = url
+        self.with_lsn = with_lsn
         self.role = role
         self.timeout_s = timeout_s
         self.options = options
         self._conn: psycopg.AsyncConnection | None = None
         # The read that has not started yet: requests arriving now wait for it.
-        self._next: asyncio.Future[dict[str, int]] | None = None
+        self._next: asyncio.Future[Versions] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.reads = 0  # how many reads ran (a test checks that they are shared)
         self._closed = False
 
-    async def versions(self) -> dict[str, int]:
+    async def versions(self) -> Versions:
         """Every layer's version as of a read that started after this call."""
         if self._closed:
             raise DatabaseUnavailableError("the server is shutting down")
@@ -70,6 +85,12 @@ class VersionReader:
         """Sum of the versions of ``keys`` (each only grows, so the sum does too)."""
         got = await self.versions()
         return sum(got.get(k, 0) for k in keys)
+
+    async def version_and_lsn(self, keys: tuple[str, ...]) -> tuple[int, str]:
+        """:meth:`version_of`, and the primary's WAL position as of that read (``0/0``
+        without ``with_lsn``)."""
+        got = await self.versions()
+        return sum(got.get(k, 0) for k in keys), got.lsn
 
     async def _run(self) -> None:
         while self._next is not None:
@@ -97,7 +118,7 @@ class VersionReader:
                 for fut in waiting:
                     fut.set_result(result)
 
-    async def _read_retrying(self, waiting: list[asyncio.Future[dict[str, int]]]) -> dict[str, int]:
+    async def _read_retrying(self, waiting: list[asyncio.Future[Versions]]) -> Versions:
         """Read; while the database is away (a restart, say) retry until ``timeout_s`` has
         passed, as a request waits for the pool, rather than answer 503 at once. Requests that
         arrive meanwhile join ``waiting``: the retry starts after them."""
@@ -118,7 +139,7 @@ class VersionReader:
                 waiting.append(self._next)
                 self._next = None
 
-    async def _read(self) -> dict[str, int]:
+    async def _read(self) -> Versions:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
                 self.url,
@@ -130,7 +151,12 @@ class VersionReader:
             await self._conn.execute("SELECT set_config('role', %s, false)", (self.role,))
         self.reads += 1
         cur = await self._conn.execute(self.read_sql)
-        return {layer: int(version) for layer, version in await cur.fetchall()}
+        got = Versions((layer, int(version)) for layer, version in await cur.fetchall())
+        if self.with_lsn:  # after the versions' statement: at or past every commit it saw
+            cur = await self._conn.execute(LSN_SQL)
+            row = await cur.fetchone()
+            got.lsn = str(row[0]) if row else "0/0"
+        return got
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

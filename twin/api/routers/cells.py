@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from twin import grid
 from twin.access import audit, scope
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, public_principal
+from twin.api.deps import ReadConn, ReadPrincipalDep, SettingsDep, public_principal
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.schemas.cells import CellCard, CellList
 from twin.city.areas import parse_bbox, parse_cell
@@ -28,7 +28,9 @@ ACTIVE_STATES = [s for s in states.STATES if s not in states.FINISHED]
 # they stay absent (not null), as before the model.
 @router.get("/{h3}", response_model=CellCard, response_model_exclude_unset=True,
             summary="The cell card")  # fmt: skip
-async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep) -> dict[str, Any]:
+async def get_cell(
+    h3: str, conn: ReadConn, settings: SettingsDep, who: ReadPrincipalDep
+) -> dict[str, Any]:
     """A cell's statistics (people counts below k hidden for those without the right), the admin
     areas holding it, its open events, hazard sites and buildings, its level in each risk layer
     the caller may see, and the unfinished tasks of the area (grid patch) holding it.
@@ -72,9 +74,9 @@ async def get_cell(h3: str, conn: Conn, settings: SettingsDep, who: PrincipalDep
 
 @router.get("", response_model=CellList, summary="The cells of an area")
 async def list_cells(
-    conn: Conn,
+    conn: ReadConn,
     settings: SettingsDep,
-    who: PrincipalDep,
+    who: ReadPrincipalDep,
     bbox: Annotated[str, Query(description="min_lon,min_lat,max_lon,max_lat (EPSG:4326)")],
     res: Annotated[int, Query(description="H3 resolution (one of the configured ones)")] = 9,
     metric: Annotated[str, Query(description=f"one of {', '.join(METRICS)}")] = "population",

@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twin import cql2, exports, features
 from twin.access.principal import Principal
-from twin.api.deps import Conn, PrincipalDep, SettingsDep, ensure_cleared
+from twin.api.deps import (
+    PoolDep,
+    ReadConn,
+    ReadPrincipalDep,
+    SettingsDep,
+    ensure_cleared,
+    open_session,
+)
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
 from twin.api.routers.downloads import download
@@ -131,7 +138,7 @@ def _check_f(f: str | None) -> None:
         raise InvalidParameterError("f", "only JSON is offered (f=json)")
 
 
-async def _describe(request: Request, conn: Conn, layer: TileLayer) -> dict[str, Any]:
+async def _describe(request: Request, conn: ReadConn, layer: TileLayer) -> dict[str, Any]:
     base = _base(request)
     return {
         "id": layer.id,
@@ -183,7 +190,7 @@ async def conformance(f: Format = None) -> dict[str, Any]:
 
 @router.get("/collections", summary="Feature collections", response_model=Collections, **OMIT_UNSET)
 async def list_collections(
-    request: Request, conn: Conn, who: PrincipalDep, f: Format = None
+    request: Request, conn: ReadConn, who: ReadPrincipalDep, f: Format = None
 ) -> dict[str, Any]:
     """The collections the caller is cleared for (their data class, twin.access.classification)."""
     _check_f(f)
@@ -200,7 +207,7 @@ async def list_collections(
     **OMIT_UNSET,
 )  # fmt: skip
 async def get_collection(
-    collection_id: str, request: Request, conn: Conn, who: PrincipalDep, f: Format = None
+    collection_id: str, request: Request, conn: ReadConn, who: ReadPrincipalDep, f: Format = None
 ) -> dict[str, Any]:
     _check_f(f)
     return await _describe(request, conn, _collection(collection_id, who))
@@ -221,9 +228,10 @@ async def get_collection(
 async def get_items(
     collection_id: Annotated[str, Path(alias="collectionId")],
     request: Request,
-    conn: Conn,
+    conn: ReadConn,
     settings: SettingsDep,
-    who: PrincipalDep,
+    who: ReadPrincipalDep,
+    pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=features.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=features.MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
@@ -239,7 +247,11 @@ async def get_items(
     CityJSON 2.0 / CityJSONSeq LoD1 solids."""
     if f in exports.FORMATS or f in CITY_FORMATS:
         layer = _collection(collection_id, who)
-        return await download(conn, who, layer, f, dict(request.query_params), settings)
+        if request.app.state.reads is None:
+            return await download(conn, who, layer, f, dict(request.query_params), settings)
+        # A download is audited in its own transaction: on the primary, not a read replica.
+        async with open_session(request, pool) as session:
+            return await download(session.conn, who, layer, f, dict(request.query_params), settings)
     _check_f(f)
     layer = _collection(collection_id, who)
     params = dict(request.query_params)
@@ -278,7 +290,7 @@ async def get_items(
         "schema": {"$ref": "#/components/schemas/Queryables"}}}}},
 )  # fmt: skip
 async def get_queryables(
-    collection_id: str, request: Request, who: PrincipalDep, f: Format = None
+    collection_id: str, request: Request, who: ReadPrincipalDep, f: Format = None
 ) -> JSONResponse:
     """The properties a CQL2 ``filter`` on this collection may name, with their types.
 
@@ -298,8 +310,8 @@ async def get_queryables(
     response_model=Feature, response_class=GeoJSONResponse,
 )  # fmt: skip
 async def get_item(
-    collection_id: str, feature_id: str, request: Request, conn: Conn, settings: SettingsDep,
-    who: PrincipalDep, f: Format = None,
+    collection_id: str, feature_id: str, request: Request, conn: ReadConn, settings: SettingsDep,
+    who: ReadPrincipalDep, f: Format = None,
 ) -> JSONResponse:  # fmt: skip
     _check_f(f)
     layer = _collection(collection_id, who)

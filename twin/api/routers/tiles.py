@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 
 from twin import cql2
-from twin.access.principal import Principal
+from twin.access.principal import CALLER_SQL, Principal, caller_params
 from twin.api.deps import (
     Conn,
     PoolDep,
@@ -31,6 +32,7 @@ from twin.api.deps import (
 )
 from twin.api.errors import InvalidParameterError, NotFoundError
 from twin.api.hosts import public_base
+from twin.api.reads import ReadRouter, ReplicaLostError, primary_lsn
 from twin.api.schemas.tiles import Style, TileJSON
 from twin.db.models import ROW_SECURED
 from twin.risk.layers import risk_tiles
@@ -41,6 +43,7 @@ from twin.tiles.service import MAX_ZOOM, etag_for, get_tile, layer_version
 from twin.tiles.versions import VersionReader
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
+Connect = Callable[[], AbstractAsyncContextManager[Any]]
 MVT = "application/vnd.mapbox-vector-tile"
 # Clients may keep tiles but must revalidate: the ETag makes that a cheap 304.
 CACHE_CONTROL = "public, no-cache"
@@ -155,10 +158,17 @@ async def tile(
         headers = _headers(lyr, z, x, y, who)
         if "X-Tile-Reason" in headers:
             return Response(status_code=204, headers=headers)
-        version = await versions.version_of(lyr.version_keys)
+        reads: ReadRouter | None = request.app.state.reads
+        public_pool = request.app.state.public_pool
+        if reads is None:
+            version = await versions.version_of(lyr.version_keys)
+            connect: Connect = public_pool.connection
+        else:
+            # Built on a replica only once it has replayed past where the version was read.
+            version, lsn = await versions.version_and_lsn(lyr.version_keys)
+            connect = partial(reads.connection, public_pool.connection, public=True, min_lsn=lsn)
         return await _respond(
-            request, settings, lyr, z, x, y, who, version, headers,
-            request.app.state.public_pool.connection, condition,
+            request, settings, lyr, z, x, y, who, version, headers, connect, condition,
         )  # fmt: skip
     async with open_session(request, pool) as session:
         who = session.principal
@@ -173,10 +183,35 @@ async def tile(
         if "X-Tile-Reason" in headers:
             return Response(status_code=204, headers=headers)
         version = await layer_version(session.conn, lyr)
+        reads = request.app.state.reads
+        connect = lambda: nullcontext(session.conn)  # noqa: E731
+        if reads is not None:
+            connect = _on_replica(reads, session.conn, who, settings, request)
         return await _respond(
-            request, settings, lyr, z, x, y, who, version, headers,
-            lambda: nullcontext(session.conn), condition,
+            request, settings, lyr, z, x, y, who, version, headers, connect, condition,
         )  # fmt: skip
+
+
+def _on_replica(
+    reads: ReadRouter, conn: AsyncConnection, who: Principal, settings: Settings, request: Request
+) -> Connect:
+    """Where a caller's tile is built on a miss: a replica that has replayed past the WAL
+    position read (on the request's primary connection, after the version) just then, with
+    the caller's role and scope set there as here; else the request's own connection."""
+    params = caller_params(who, settings.api_db_role, client_address(request))
+
+    async def setup(c: AsyncConnection) -> None:
+        await c.execute(CALLER_SQL, params)
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[AsyncConnection]:
+        lsn = await primary_lsn(conn)  # only on a miss; later than the version: conservative
+        async with reads.connection(
+            lambda: nullcontext(conn), public=False, setup=setup, min_lsn=lsn
+        ) as c:
+            yield c
+
+    return connect
 
 
 def _filter(
@@ -218,7 +253,7 @@ async def _respond(
     who: Principal,
     version: int,
     headers: dict[str, str],
-    connect: Callable[[], AbstractAsyncContextManager[Any]],
+    connect: Connect,
     condition: tuple[Any, dict[str, Any], str] | None = None,
 ) -> Response:
     k = settings.suppression_k
@@ -233,10 +268,16 @@ async def _respond(
     headers["ETag"] = etag
     if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
         return Response(status_code=304, headers=headers)
-    t = await get_tile(
-        connect, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
-        resolutions=settings.h3_resolutions, extra=extra, condition=condition,
-    )  # fmt: skip
+    for attempt in (1, 2):
+        try:
+            t = await get_tile(
+                connect, request.app.state.tiles, lyr, z, x, y, version=version, k=k,
+                resolutions=settings.h3_resolutions, extra=extra, condition=condition,
+            )  # fmt: skip
+            break
+        except ReplicaLostError:  # the replica is left out now: the retry goes elsewhere
+            if attempt == 2:
+                raise
     if t.empty:
         return Response(status_code=204, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", ""):
