@@ -126,7 +126,7 @@ def serve(port: int, cache_mb: int, workers: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(100):
+    for _ in range(600):  # up to two minutes: start-up is slow on a loaded machine
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
