@@ -15,6 +15,7 @@ residents fill ``district_id`` with :func:`assign`. Both run in the caller's tra
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,10 +69,9 @@ def ensure(conn: psycopg.Connection) -> dict[str, int]:
     return out
 
 
-def assign(
-    conn: psycopg.Connection, home_building: pd.Series | np.ndarray, home_cell: pd.Series | np.ndarray
-) -> np.ndarray:
-    """``district_id`` of residents (int64, :data:`NO_DISTRICT` where unknown): the district of
+def assign(conn: psycopg.Connection, home_building: Any, home_cell: Any) -> np.ndarray:
+    """``district_id`` of residents, from their home buildings' and home cells' ids (arrays or
+    series, nullable; int64 out, :data:`NO_DISTRICT` where unknown): the district of
     the home building's area, else of the home cell's grid patch."""
     b = pd.Series(pd.array(home_building, dtype="Int64"))
     c = pd.Series(pd.array(home_cell, dtype="Int64"))

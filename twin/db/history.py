@@ -32,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from twin.db import partitions as parts
+from twin.settings import Settings
 
 #: Each partitioned history table and its time column.
 TABLES = {"event": "occurred_at", "task_transition": "at", "audit_log": "at"}
@@ -241,4 +242,36 @@ def detach(
             _make_before(conn, table, first_kept)
     finally:
         _session_unlock(conn)
+    return done
+
+
+def retention_days(settings: Settings) -> dict[str, int | None]:
+    """Each table's retention from the settings (None: keep everything)."""
+    return {"event": settings.event_retention_days,
+            "task_transition": settings.task_transition_retention_days,
+            "audit_log": settings.audit_retention_days}  # fmt: skip
+
+
+def installed(conn: psycopg.Connection) -> bool:
+    """Whether the schema has the monthly partitions (revision 0023 or later)."""
+    return parts.exists(conn, "event_after")
+
+
+def ensure_all(conn: psycopg.Connection, *, today: date, ahead_months: int) -> dict[str, int]:
+    """:func:`ensure` of every table: ``{name: rows moved}`` of the partitions made."""
+    made: dict[str, int] = {}
+    for table in TABLES:
+        made.update(ensure(conn, table, today=today, ahead_months=ahead_months))
+    return made
+
+
+def detach_all(
+    conn: psycopg.Connection, settings: Settings, *, today: date, drop: bool = False
+) -> dict[str, int]:
+    """:func:`detach` of every table that has a retention."""
+    done: dict[str, int] = {}
+    for table, days in retention_days(settings).items():
+        if days is not None:
+            done.update(detach(conn, table, today=today, retention_days=days,
+                               drop=drop or settings.history_drop_detached))  # fmt: skip
     return done

@@ -89,9 +89,7 @@ def create_like(conn: psycopg.Connection, table: str, name: str) -> None:
     )
 
 
-def move_rows(
-    conn: psycopg.Connection, source: str, target: str, where: sql.Composable
-) -> int:
+def move_rows(conn: psycopg.Connection, source: str, target: str, where: sql.Composable) -> int:
     """Move the rows of ``twin_part.<source>`` matching ``where`` into ``twin_part.<target>``
     (generated columns are recomputed); rows moved."""
     cols = columns(conn, source)
@@ -121,7 +119,9 @@ def attach(
     """Attach ``twin_part.<name>`` to ``twin.<table>`` ``FOR VALUES <bound>``; ``check`` is the
     same condition as a CHECK, added for the attach (no scan) and dropped after it."""
     ck = sql.Identifier(f"{name}_bounds")
-    conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(part(name), ck, check))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(part(name), ck, check)
+    )
     conn.execute(
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES {}").format(
             parent(table), part(name), bound
