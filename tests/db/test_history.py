@@ -193,3 +193,27 @@ def test_the_change_feed_reads_partitioned_transitions(conn: psycopg.Connection)
         )
     }
     assert "twin_part.task_transition_before" in held and len(held) == 2
+
+
+def test_cli_lists_and_maintains(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    monkeypatch.setenv("TWIN_DATABASE_URL", db)
+    monkeypatch.setenv("TWIN_AUDIT_RETENTION_DAYS", "400")
+    r = CliRunner().invoke(
+        app, ["db", "partitions", "--ensure", "--detach", "--today", TODAY.isoformat(), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["detached"] == {}  # nothing of the audit trail is 400 days old
+    states = {(p["table"], p["name"]): p["state"] for p in out["partitions"]}
+    month = history.month_start(TODAY)
+    for table in history.TABLES:
+        assert states[(table, history.month_name(table, month))] == "attached"
+    assert states[("person", "person_default")] == "attached"
+    r = CliRunner().invoke(app, ["db", "partitions", "--today", "someday"])
+    assert r.exit_code == 2 and "--today" in r.output
