@@ -109,7 +109,18 @@ def test_ensure_cuts_months_ahead_out_of_the_last_partition(conn: psycopg.Connec
     assert months == [history.add_months(months[0], k) for k in range(len(months))]
 
 
-def test_retention_detaches_old_months_and_keeps_newer_rows(conn: psycopg.Connection) -> None:
+@pytest.fixture
+def own(make_database: Callable[..., str]) -> Iterator[psycopg.Connection]:
+    """A database of its own: the retention test takes months out for good."""
+    url: str = make_database("twin_history_ret")
+    upgrade(url)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("SET TimeZone = 'UTC'")
+        yield c
+
+
+def test_retention_detaches_old_months_and_keeps_newer_rows(own: psycopg.Connection) -> None:
+    conn = own
     # A clock 14 months on: the months up to then are made, the first one falls out.
     later = history.add_months(history.month_start(TODAY), 14)
     history.ensure(conn, "event", today=later, ahead_months=0)
@@ -139,6 +150,9 @@ def test_retention_detaches_old_months_and_keeps_newer_rows(conn: psycopg.Connec
     names = {c.name for c in parts.children(conn, "event")}
     assert history.month_name("event", first) not in names
     assert "event_before" in names, "an empty _before covers up to the first month kept"
+    kept_tables = parts.plain_tables(conn, "event_")
+    again = history.detach(conn, "event", today=later, retention_days=cutoff_days)
+    assert again == {} and parts.plain_tables(conn, "event_") == kept_tables, "a no-op"
     late = event(conn, datetime(1991, 1, 1, tzinfo=UTC))  # old rows still have a home
     assert where(conn, late) == "twin_part.event_before"
     states = {p.name: p.state for p in history.partitions(conn, "event")}

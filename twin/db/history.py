@@ -225,15 +225,19 @@ def detach(
         first_kept = months[len(old)]
         before = f"{table}_before"
         if before in {c.name for c in parts.children(conn, table)}:
+            rows = _count(conn, before)
+            if not old and rows == 0:
+                return done  # nothing to take out: leave the empty _before attached
             # _before holds rows older than the first month (<= cutoff): it goes too, under a
-            # name of its own, and an empty one covers up to the first month kept.
-            rows = _detach_one(conn, table, before, drop=drop)
-            if not drop:
+            # name of its own (dropped when empty), and an empty one covers up to the first
+            # month kept.
+            _detach_one(conn, table, before, drop=drop or rows == 0)
+            if not drop and rows:
                 kept = f"{table}_before_{today:%Y%m%d}_{len(parts.plain_tables(conn, before))}"
                 conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                     parts.part(before), sql.Identifier(kept)))  # fmt: skip
                 done[kept] = rows
-            else:
+            elif rows:
                 done[before] = rows
         for month in old:
             name = month_name(table, month)
