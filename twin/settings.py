@@ -317,6 +317,38 @@ class Settings(BaseSettings):
         default=False,
         description="Drop the partitions detached past the retention instead of keeping them.",
     )
+    history_partitions_ahead_months: int = Field(
+        default=3,
+        ge=1,
+        le=24,
+        description=(
+            "Monthly partitions of twin.event, twin.task_transition and twin.audit_log made "
+            "ahead of the current month (later rows wait in each table's open-ended last one)."
+        ),
+    )
+    event_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Days of events kept attached in twin.event; older months are detached by "
+            "`twin db partitions --detach` (unset: keep everything)."
+        ),
+    )
+    task_transition_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days of task transitions kept attached (unset: keep everything).",
+    )
+    audit_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days of the audit trail kept attached (unset: keep everything).",
+    )
+    history_drop_detached: bool = Field(
+        default=False,
+        description="Drop the history partitions detached past their retention (else kept in "
+        "schema twin_part, which the API cannot read).",
+    )
     sense_rollup_resolution: int = Field(
         default=9,
         ge=0,

@@ -252,8 +252,9 @@ def test_row_security_holds_in_the_database_itself(
         )
         assert c.execute("DELETE FROM twin.alert WHERE id = %s", (b["alert"],)).rowcount == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            c.execute("INSERT INTO twin.event (type, status, source, area_id, geom) VALUES"
-                      " ('fire', 'open', 'test', %s, ST_SetSRID(ST_MakePoint(120.16, 30.27), 4326))", (b["patch"],))  # fmt: skip
+            c.execute("INSERT INTO twin.event (type, status, source, occurred_at, area_id, geom)"
+                      " VALUES ('fire', 'open', 'test', now(), %s,"
+                      " ST_SetSRID(ST_MakePoint(120.16, 30.27), 4326))", (b["patch"],))  # fmt: skip
         c.rollback()
         # An API connection outside a request's scope ('none') sees no scoped rows at all.
         c.execute(

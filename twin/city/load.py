@@ -20,7 +20,7 @@ import shapely
 from psycopg import sql
 from rasterio.transform import Affine
 
-from twin.city import rasters
+from twin.city import districts, rasters
 from twin.city.cells import polygon_cells
 from twin.city.synth.city import SyntheticCity
 from twin.city.synth.terrain import Raster
@@ -223,7 +223,7 @@ BULK_TABLES = ("building", "address", "person", "enterprise", "parcel")
 
 PERSON_COLUMNS = ["id", "home_building_id", "home_address_id", "home_floor",
                   "workplace_building_id", "age_band", "resident_type", "lives_alone",
-                  "home_cell", "work_cell"]  # fmt: skip
+                  "home_cell", "work_cell", "district_id"]  # fmt: skip
 
 
 def load_city(
@@ -258,6 +258,9 @@ def load_city(
             copy_rows(conn, f"twin.{table}", list(frame.columns), frame)
             counts[table] = len(frame)
             tick(table, len(frame))
+            if table == "admin_area":
+                # Residents are partitioned by home district: one partition per district first.
+                districts.ensure(conn)
             if table == "address":
                 counts["person"] = 0
                 for chunk in city.people():

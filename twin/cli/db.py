@@ -192,18 +192,101 @@ def db_migrate(
 
 
 def _ensure_partitions(url: str, settings: Settings) -> list[str]:
-    """The daily partitions ahead of twin.observation, once the schema has them (cheap: a
-    catalog read when they exist)."""
+    """The partitions ahead of twin.observation and of the history tables, and one per district
+    of twin.person, once the schema has them (cheap: catalog reads when they exist)."""
+    from twin.city import districts
+    from twin.db import history
     from twin.sense import partitions
 
+    today = datetime.now(UTC).date()
+    made: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT to_regclass('twin_part.observation_default')").fetchone()
         if row is None or row[0] is None:
-            return []
-        return list(partitions.ensure(
-            conn, today=datetime.now(UTC).date(), ahead_days=settings.sense_partitions_ahead_days,
+            return made
+        made += list(partitions.ensure(
+            conn, today=today, ahead_days=settings.sense_partitions_ahead_days,
             retention_days=settings.sense_retention_days,
         ))  # fmt: skip
+        if history.installed(conn):
+            ahead = settings.history_partitions_ahead_months
+            made += list(history.ensure_all(conn, today=today, ahead_months=ahead))
+            with conn.transaction():
+                made += [n for n, k in districts.ensure(conn).items() if k >= 0]
+    return made
+
+
+@db_app.command("partitions")
+def db_partitions(
+    ensure: Annotated[
+        bool, typer.Option("--ensure", help="Make the months ahead and a partition per district.")
+    ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Detach the months past each table's retention "
+            "(TWIN_EVENT_RETENTION_DAYS, ...), CONCURRENTLY.",
+        ),
+    ] = False,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="With --detach: drop them (TWIN_HISTORY_DROP_DETACHED).")
+    ] = False,
+    today: Annotated[
+        str | None, typer.Option(help="The day to act for, YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The monthly partitions of twin.event, twin.task_transition and twin.audit_log and the
+    district partitions of twin.person (rows are the planner's estimates); twin.observation's
+    are `twin sense partitions`."""
+    from datetime import date
+
+    from twin.city import districts
+    from twin.db import history
+    from twin.db import partitions as parts
+
+    settings = _settings()
+    try:
+        day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    except ValueError:
+        _fail(f"--today: expected YYYY-MM-DD, got {today!r}", 2)
+    result: dict[str, Any] = {"today": day.isoformat()}
+    try:
+        with psycopg.connect(database_url(settings), autocommit=True) as conn:
+            if not history.installed(conn):
+                _fail("the schema has no history partitions: run `twin db migrate` first")
+            if ensure:
+                made = history.ensure_all(
+                    conn, today=day, ahead_months=settings.history_partitions_ahead_months
+                )
+                with conn.transaction():
+                    made.update(districts.ensure(conn))
+                result["made"] = made
+            if detach:
+                result["detached"] = history.detach_all(conn, settings, today=day, drop=drop)
+            result["partitions"] = [
+                p.as_dict() for t in history.TABLES for p in history.partitions(conn, t)
+            ]
+            result["partitions"] += [
+                {
+                    "table": "person",
+                    "name": c.name,
+                    "month": None,
+                    "state": "attached",
+                    "rows_estimate": c.rows_estimate,
+                    "bytes": c.bytes,
+                }
+                for c in parts.children(conn, "person")
+            ]
+    except DatabaseNotConfiguredError as exc:
+        _fail(str(exc))
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot reach the database: {exc}")
+    lines = [f"{k}: {v}" for k, v in result.items() if k != "partitions"]
+    lines += [f"{p['name']:<32} {p['state']:<9} rows~{p['rows_estimate']} bytes={p['bytes']}"
+              for p in result["partitions"]]  # fmt: skip
+    _emit(result, as_json, "\n".join(lines))
 
 
 db_app.command("dump")(db_dump)

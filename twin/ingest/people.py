@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from twin import grid
+from twin.city import districts
 from twin.city.address import normalize
 from twin.city.cells import refresh_cell_stats
 from twin.db.copy import copy_rows
@@ -174,6 +175,8 @@ def ingest_people(
                 "work_cell": pd.array(work_c[keep], dtype="Int64") if work_c is not None else pd.NA,
             }
         )
+        districts.ensure(conn)  # a partition for each district before its residents go in
+        out["district_id"] = districts.assign(conn, out.home_building_id, out.home_cell)
         copy_rows(conn, "twin.person", list(out.columns), out)
         affected += (
             out.home_cell.dropna().astype(int).tolist()

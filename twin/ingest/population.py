@@ -62,6 +62,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.errors import RasterioError
 
+from twin.city import districts
 from twin.city.cells import refresh_cell_stats
 from twin.city.load import bump_layer_versions
 from twin.city.meta import read_city, with_city
@@ -398,6 +399,8 @@ def ingest_population(
         ]
         conn.execute("DELETE FROM twin.person")
         out.insert(0, "id", reserve_ids(conn, "person", len(out)))
+        districts.ensure(conn)  # a partition for each district before its residents go in
+        out["district_id"] = districts.assign(conn, out.home_building_id, out.home_cell)
         copy_rows(conn, "twin.person", list(out.columns), out)
         conn.execute(
             "INSERT INTO twin.audit_log (action, resource, detail) VALUES ('ingest', 'person', %s)",

@@ -205,7 +205,11 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
     )
     if roads:
         # A carriageway is about 3.5 m per lane (both directions are separate links).
-        polys = [(shapely.buffer(g, max(3.5 * (lanes or 1), dx / 2)), 1.0) for g, lanes in roads]
+        # One vectorised buffer of every link (a list of single buffers took minutes at the
+        # large size).
+        widths = np.maximum([3.5 * (lanes or 1) for _, lanes in roads], dx / 2)
+        shapes = shapely.buffer(np.asarray([g for g, _ in roads], dtype=object), widths)
+        polys = [(g, 1.0) for g in shapes]
         paved = burn(polys, shape, transform) > 0
         manning[paved] = MANNING_ROAD
         land |= paved
@@ -224,14 +228,19 @@ def load_grid(conn: psycopg.Connection) -> TwinGrid:
         shapely.get_y(points) if buildings else np.zeros(0),
     )
     if buildings:
-        heights = [
-            (g, float(h) if h and h > 0 else DEFAULT_BUILDING_HEIGHT_M) for g, _, h in buildings
-        ]
-        bed += burn(heights, shape, transform)
+        # The footprints are burnt once, as ids; each pixel's height is then its building's
+        # (the same pixels and the same "later wins" as burning the heights, at half the cost).
         building_id = burn([(g, float(i)) for g, i, _ in buildings], shape, transform).astype(
             np.int64
         )
-        land |= building_id > 0
+        ids = building_points[0]
+        heights = np.array(
+            [float(h) if h and h > 0 else DEFAULT_BUILDING_HEIGHT_M for _, _, h in buildings]
+        )
+        order = np.argsort(ids, kind="stable")
+        hit = building_id > 0
+        bed[hit] += heights[order[np.searchsorted(ids[order], building_id[hit])]]
+        land |= hit
     if not land.any():
         land[:] = True  # no parcels, roads or buildings: every pixel counts
     drainage: npt.NDArray[np.float64] | float = 0.0

@@ -1,9 +1,12 @@
-"""Upkeep of the stored readings, in the background of the API process and of ``twin sense
-run``: every ``TWIN_SENSE_MAINTENANCE_INTERVAL_S`` the roll-ups are refreshed (skipped while
-another process refreshes), and at start and then hourly the partitions ahead are made.
+"""Upkeep of the stored readings and of the partitioned tables, in the background of the API
+process and of ``twin sense run``: every ``TWIN_SENSE_MAINTENANCE_INTERVAL_S`` the roll-ups are
+refreshed (skipped while another process refreshes), and at start and then hourly the
+partitions ahead are made: the days of ``twin.observation`` and the months of ``twin.event``,
+``twin.task_transition`` and ``twin.audit_log`` (:mod:`twin.db.history`).
 
-Detaching past the retention is not done here: it is ``twin sense partitions --detach``, run
-from cron (or by hand), so that a server never takes readings away on its own.
+Detaching past the retention is not done here: it is ``twin sense partitions --detach`` and
+``twin db partitions --detach``, run from cron (or by hand), so that a server never takes rows
+away on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from twin.db import history
 from twin.sense import partitions, rollups
 from twin.settings import Settings
 
@@ -49,6 +53,15 @@ class Maintainer:
             made = partitions.ensure(self.conn, today=now.astimezone(UTC).date(),
                                      ahead_days=s.sense_partitions_ahead_days,
                                      retention_days=s.sense_retention_days)  # fmt: skip
+            if history.installed(self.conn):
+                months = history.ensure_all(
+                    self.conn,
+                    today=now.astimezone(UTC).date(),
+                    ahead_months=s.history_partitions_ahead_months,
+                )
+                if months:
+                    log.info("history partitions made: %s", ", ".join(months))
+                self.stats["partitions_made"] += len(months)
             self.last_ensure = time.monotonic()
             if made:
                 log.info("observation partitions made: %s", ", ".join(made))

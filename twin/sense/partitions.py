@@ -1,5 +1,6 @@
 """Daily partitions of ``twin.observation``: made ahead of time, detached past the retention.
 
+The machinery is that of every partitioned table (:mod:`twin.db.partitions`).
 ``twin.observation`` is partitioned by RANGE of ``observed_at`` (migration
 ``0017_observation_partitions``): one partition per UTC day, ``twin_part.observation_pYYYYMMDD``
 covering ``[day 00:00Z, day + 1 00:00Z)``, and ``twin_part.observation_default`` for any reading
@@ -29,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from twin.db import partitions as parts
 from twin.db.models import PART_SCHEMA
 
 SCHEMA = PART_SCHEMA
@@ -120,39 +122,26 @@ def _lock(conn: psycopg.Connection) -> None:
 
 def _move_from_default(conn: psycopg.Connection, name: str, day: date) -> int:
     start, end = bounds(day)
-    cur = conn.execute(
-        sql.SQL(
-            "WITH moved AS (DELETE FROM {} WHERE observed_at >= %s AND observed_at < %s"
-            " RETURNING *) INSERT INTO {} SELECT * FROM moved"
-        ).format(_table(DEFAULT), _table(name)),
-        (start, end),
+    where = sql.SQL("observed_at >= {} AND observed_at < {}").format(
+        sql.Literal(start), sql.Literal(end)
     )
-    return cur.rowcount
+    return parts.move_rows(conn, DEFAULT, name, where)
 
 
 def _create(conn: psycopg.Connection, day: date) -> int:
     """Make, fill from DEFAULT and attach the partition of ``day``; rows moved."""
     name = partition_name(day)
     start, end = bounds(day)
-    check = sql.Identifier(f"{name}_bounds")
+    lo, hi = sql.Literal(start), sql.Literal(end)
     with conn.transaction():
         _lock(conn)
-        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(PARENT))
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(_table(DEFAULT)))
-        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE)")
-                     .format(_table(name), PARENT))  # fmt: skip
+        parts.hold_parent(conn, "observation")
+        parts.hold_partition(conn, DEFAULT)
+        parts.create_like(conn, "observation", name)
         moved = _move_from_default(conn, name, day)
-        # The check lets ATTACH skip its scan of the new table; not needed afterwards.
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {}"
-                    " CHECK (observed_at >= {} AND observed_at < {})")
-            .format(_table(name), check, sql.Literal(start), sql.Literal(end))
-        )  # fmt: skip
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
-            .format(PARENT, _table(name), sql.Literal(start), sql.Literal(end))
-        )  # fmt: skip
-        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(_table(name), check))
+        parts.attach(conn, "observation", name,
+                     sql.SQL("FROM ({}) TO ({})").format(lo, hi),
+                     sql.SQL("observed_at >= {} AND observed_at < {}").format(lo, hi))  # fmt: skip
     return moved
 
 
@@ -218,10 +207,8 @@ def detach(
                     .format(_table(DEFAULT)), (start, end),
                 ).rowcount  # fmt: skip
             else:
-                conn.execute(
-                    sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)")
-                    .format(_table(name), PARENT)
-                )  # fmt: skip
+                if not parts.exists(conn, name):
+                    parts.create_like(conn, "observation", name)
                 rows = _move_from_default(conn, name, day)
             _record(conn, day, name, rows)
         done[name] = done.get(name, 0) + rows

@@ -163,6 +163,7 @@ def generate_city(
             wc[has] = b_cell[b_index.get_indexer(w[has].astype(np.int64))]
             chunk["work_cell"] = wc.array
             chunk["home_address_id"] = chunk.home_building_id  # address ids equal building ids
+            chunk["district_id"] = district_of[h]  # the partition key of twin.person
             yield chunk
 
     return SyntheticCity(

@@ -17,7 +17,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "twin"
-#: The daily partitions of twin.observation (reached only through their parent).
+#: The partitions of twin.observation, person, event, task_transition and audit_log (reached
+#: only through their parent; twin.db.partitions).
 PART_SCHEMA = "twin_part"
 
 NAMING = {
@@ -62,12 +63,13 @@ def check_in(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstra
     return sa.CheckConstraint(f"{column} IN ({listed})", name=name)
 
 
-def row_secured() -> dict[str, Any]:
+def row_secured(**options: Any) -> dict[str, Any]:
     """The last ``__table_args__`` entry of a table under forced row-level security: a scoped
     caller sees only its rows (policies in twin/db/sql/access_v1.sql and scope_cells_v1.sql,
     applied by the migrations). ``twin.db.models.ROW_SECURED`` lists these tables; a test
-    compares it with ``pg_class.relrowsecurity`` of the migrated database."""
-    return {"info": {"row_security": True}}
+    compares it with ``pg_class.relrowsecurity`` of the migrated database. ``options``: other
+    table keywords (``postgresql_partition_by``)."""
+    return {"info": {"row_security": True}, **options}
 
 
 def now_default() -> Mapped[datetime]:

@@ -218,13 +218,20 @@ class Building(Base):
 
 
 class Person(Base):
-    """A resident. Sensitive: never served row by row; only suppressed aggregates leave the DB."""
+    """A resident. Sensitive: never served row by row; only suppressed aggregates leave the DB.
+
+    Partitioned by LIST of ``district_id`` (one partition per district in schema ``twin_part``
+    and a DEFAULT one, made by :mod:`twin.city.districts`); a primary key must hold the
+    partition key, hence ``(id, district_id)``."""
 
     __tablename__ = "person"
     __table_args__ = (
         check_in("age_band", AGE_BANDS, "age_band"),
         check_in("resident_type", RESIDENT_TYPES, "resident_type"),
-        {"comment": "sensitive (core): never served row by row"},
+        {
+            "comment": "sensitive (core): never served row by row",
+            "postgresql_partition_by": "LIST (district_id)",
+        },
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -249,6 +256,12 @@ class Person(Base):
     )
     source: Mapped[str | None] = mapped_column(
         sa.Text, comment="where the row came from, e.g. population:worldpop.tif:2020"
+    )
+    district_id: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        primary_key=True,
+        server_default="0",
+        comment="home district (admin area at level district; 0: none): the partition key",
     )
 
 

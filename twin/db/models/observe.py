@@ -27,16 +27,19 @@ RASTER_KINDS = ("dem", "roughness", "drainage_capacity", "infiltration", "other"
 
 
 class Event(Base):
-    """A city event: hotline complaint, fire, accident, waterlogging report, ..."""
+    """A city event: hotline complaint, fire, accident, waterlogging report, ...
+
+    Partitioned by RANGE of ``occurred_at``, one partition per UTC month in schema ``twin_part``
+    (:mod:`twin.db.history`); the primary key holds the partition key: ``(id, occurred_at)``."""
 
     __tablename__ = "event"
     __table_args__ = (
         check_in("source", EVENT_SOURCES, "source"),
         check_in("status", EVENT_STATUSES, "status"),
         sa.CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
-        sa.Index("ix_event_occurred_at", "occurred_at"),
+        sa.Index("ix_event_occurred_at", "occurred_at", postgresql_using="brin"),
         *gist("event", "geom", "geom_3857"),
-        row_secured(),
+        row_secured(postgresql_partition_by="RANGE (occurred_at)"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -44,7 +47,7 @@ class Event(Base):
     severity: Mapped[int] = mapped_column(sa.SmallInteger, server_default="1")
     status: Mapped[str] = mapped_column(sa.Text, server_default="open")
     source: Mapped[str] = mapped_column(sa.Text)
-    occurred_at: Mapped[datetime]
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     closed_at: Mapped[datetime | None]
     description: Mapped[str | None] = mapped_column(sa.Text)
     area_id: Mapped[int | None] = mapped_column(

@@ -130,8 +130,11 @@ class Task(Base):
     alert_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("alert.id", ondelete="SET NULL"), index=True
     )
+    # No foreign key: twin.event is partitioned by time (its key is (id, occurred_at)) and its
+    # old months detach past the retention while tasks keep the id. Deleting an event clears
+    # it here (trigger event_forget_tasks, migration 0023).
     event_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("event.id", ondelete="SET NULL"), index=True
+        sa.BigInteger, index=True, comment="the event (twin.event.id) the task answers"
     )
     created_by: Mapped[int | None] = mapped_column(
         sa.ForeignKey("app_user.id", ondelete="SET NULL")
@@ -145,10 +148,16 @@ class Task(Base):
 
 
 class TaskTransition(Base):
-    """Every state change of a task: from, to, who and when."""
+    """Every state change of a task: from, to, who and when.
+
+    Partitioned by RANGE of ``at`` by UTC month (:mod:`twin.db.history`): key ``(id, at)``."""
 
     __tablename__ = "task_transition"
-    __table_args__ = (check_in("to_state", TASK_STATES, "to_state"), row_secured())
+    __table_args__ = (
+        check_in("to_state", TASK_STATES, "to_state"),
+        sa.Index("ix_task_transition_at", "at", postgresql_using="brin"),
+        row_secured(postgresql_partition_by="RANGE (at)"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     task_id: Mapped[int] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"), index=True)
@@ -163,7 +172,7 @@ class TaskTransition(Base):
     from_area_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     to_area_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     note: Mapped[str | None] = mapped_column(sa.Text)
-    at: Mapped[datetime] = now_default()
+    at: Mapped[datetime] = mapped_column(server_default=sa.func.now(), primary_key=True)
     tx: Mapped[int] = mapped_column(
         sa.BigInteger,
         server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
@@ -192,13 +201,18 @@ class AppUser(Base):
 
 
 class AuditLog(Base):
-    """Who read personal layers or changed anything, what, when and in which area."""
+    """Who read personal layers or changed anything, what, when and in which area.
+
+    Partitioned by RANGE of ``at`` by UTC month (:mod:`twin.db.history`): key ``(id, at)``."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (sa.Index("ix_audit_log_at", "at"), row_secured())
+    __table_args__ = (
+        sa.Index("ix_audit_log_at", "at", postgresql_using="brin"),
+        row_secured(postgresql_partition_by="RANGE (at)"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    at: Mapped[datetime] = now_default()
+    at: Mapped[datetime] = mapped_column(server_default=sa.func.now(), primary_key=True)
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("app_user.id", ondelete="SET NULL"), index=True
     )
