@@ -27,8 +27,10 @@ def test_a_counted_stage_shows_done_of_total_a_rate_and_an_eta() -> None:
             time.sleep(0.01)
         progress.refresh()
     tasks = progress.tasks
-    assert [t.description for t in tasks] == ["reading buildings.gpkg",
-                                              "writing buildings and addresses"]
+    assert [t.description for t in tasks] == [
+        "reading buildings.gpkg",
+        "writing buildings and addresses",
+    ]
     writing = tasks[1]
     assert writing.total == 1_000_000 and writing.completed == 1_000_000
     text = out.getvalue()
