@@ -100,9 +100,11 @@ def test_lifecycle_and_health(tmp_path: Path) -> None:
         r = twin(data, "db", "migrate")
         assert r.returncode == 0 and head_revision() in r.stdout, r.stderr
 
+        # This cluster's URL, even where the environment names another database.
         settings = Settings(
-            _env_file=None, data_dir=data, pool_timeout_s=2, pool_reconnect_timeout_s=4
-        )
+            _env_file=None, data_dir=data, database_url=None, pool_timeout_s=2,
+            pool_reconnect_timeout_s=4,
+        )  # fmt: skip
         app = create_app(settings)
         with TestClient(app) as client:
             ok = client.get("/healthz")
