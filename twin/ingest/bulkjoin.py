@@ -7,8 +7,8 @@ partitions:
 1. *Stage.* The points file (Parquet or GeoParquet read as plain columns) is read in batches;
    each point gets its H3 cell at ``res`` (``twin.grid.points_to_cells``, every core) and a
    partition key, its parent cell at ``key_res`` (coarse: res 5 cells are about 250 km²).
-   Batches go into an on-disk DuckDB table, then sorted by key so each partition is a run of
-   row groups that DuckDB's zone maps find without scanning the rest.
+   Each batch is sorted by key and appended to an on-disk DuckDB table, so a partition is a few
+   runs of row groups that DuckDB's zone maps find without scanning the rest (no global sort).
 2. *Join.* Per partition, the points are joined to the polygons whose bounding boxes meet the
    partition's extent, with DuckDB's ``SPATIAL_JOIN`` (an R-tree on the polygon side, on all
    threads). A point belongs to exactly one partition, so every (point, polygon) pair comes out
@@ -51,8 +51,7 @@ _CREATE_POLYS = (
     "CREATE TABLE polys AS SELECT poly AS __bj_poly, ST_GeomFromWKB(wkb) AS geom, "
     "xmin, ymin, xmax, ymax FROM polys_in"
 )
-_INSERT_POINTS = "INSERT INTO raw_pts SELECT * FROM batch"
-_SORT_POINTS = "CREATE TABLE pts AS SELECT * FROM raw_pts ORDER BY __bj_key"
+_INSERT_POINTS = "INSERT INTO pts SELECT * FROM batch"
 _PARTITIONS = (
     "SELECT __bj_key, count(*), min(__bj_x), min(__bj_y), max(__bj_x), max(__bj_y) "
     "FROM pts GROUP BY __bj_key ORDER BY __bj_key"
@@ -192,7 +191,10 @@ def _point_batches(
         out = rest.append_column(_X, pa.array(x)).append_column(_Y, pa.array(y))
         if spec.res is not None:
             out = out.append_column("cell", pa.array(cells))
-        yield out.append_column(_KEY, pa.array(key))
+        out = out.append_column(_KEY, pa.array(key))
+        # Sorted by key within the batch: each partition is a few runs of row groups that
+        # DuckDB's zone maps find, without a global sort of all points.
+        yield out.take(pa.array(np.argsort(key, kind="stable")))
         start += table.num_rows
 
 
@@ -252,7 +254,7 @@ def partitioned_join(
             for batch in _point_batches(points, spec, batch_rows=batch_rows, workers=threads):
                 con.register("batch", batch)
                 if first:
-                    con.execute("CREATE TABLE raw_pts AS SELECT * FROM batch LIMIT 0")
+                    con.execute("CREATE TABLE pts AS SELECT * FROM batch LIMIT 0")
                     first = False
                 con.execute(_INSERT_POINTS)
                 con.unregister("batch")
@@ -260,9 +262,6 @@ def partitioned_join(
                 progress(f"staged {read:,} points")
             if first:
                 return
-            progress("sorting points by partition")
-            con.execute(_SORT_POINTS)
-            con.execute("DROP TABLE raw_pts")
             parts = con.execute(_PARTITIONS).fetchall()
             for i, (key, _n, x0, y0, x1, y1) in enumerate(parts, 1):
                 progress(f"joining partition {i}/{len(parts)}")
