@@ -141,3 +141,23 @@ def test_bad_points_are_named_and_the_target_is_left_as_it_was(
             ("%staging%",),
         ).fetchone()
         assert left == (0,)
+
+
+def test_cli_loads_and_names_a_missing_column(
+    tmp_path: Path, make_database: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    url = make_database("twin_bulkjoin_cli")
+    pts_path, poly_path, pts, parcels = _files(tmp_path, n=3_000)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pp (pid bigint, kind text, cell bigint, parcel_id bigint)")
+    monkeypatch.setenv("TWIN_DATABASE_URL", url)
+    args = ["ingest", "bulkjoin", str(pts_path), str(poly_path), "--into", "public.pp"]
+    r = CliRunner().invoke(app, [*args, "--polygon-id", "parcel_id", "--threads", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"loaded": ' + str(len(_expected(pts, parcels, 9))) in r.output
+    r = CliRunner().invoke(app, [*args, "--x", "longitude", "--polygon-id", "parcel_id"])
+    assert r.exit_code != 0 and "field 'longitude'" in r.output, r.output
