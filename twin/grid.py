@@ -35,8 +35,6 @@ import shapely.geometry
 from h3.api import basic_int
 from pyproj import CRS, Transformer
 
-from twin import h3c
-
 CellArray = npt.NDArray[np.int64]
 
 # Bit layout of an H3 cell index: resolution in bits 52-55; fifteen 3-bit digits below bit 45,
@@ -188,6 +186,8 @@ def points_to_cells(
     if lon_a.size < _NATIVE_FROM:
         out = _latlng_to_cell(lat_a, lon_a, res)
         return np.asarray(out, dtype=np.uint64).astype(np.int64)
+    from twin import h3c  # imports numba: only when a large array needs it
+
     cells = h3c.latlng_to_cell(lat_a.ravel(), lon_a.ravel(), res, workers=workers)
     return cells.view(np.int64).reshape(lon_a.shape)
 
