@@ -248,6 +248,56 @@ def ingest_jobs_cmd(
     )
 
 
+@ingest_app.command("bulkjoin")
+def ingest_bulkjoin_cmd(
+    points: Annotated[Path, typer.Argument(help="Parquet file of points (lon/lat columns).")],
+    polygons: Annotated[Path, typer.Argument(help="GeoParquet (or GeoPackage...) of polygons.")],
+    into: Annotated[
+        str, Opt(help="Existing table 'schema.name' whose rows are replaced by the join.")
+    ],
+    x: Annotated[str, Opt(help="Longitude column of the points.")] = "lon",
+    y: Annotated[str, Opt(help="Latitude column of the points.")] = "lat",
+    polygon_id: Annotated[str, Opt(help="Id column of the polygons (and of the output).")] = "id",
+    res: Annotated[int, Opt(help="H3 resolution of the output column cell (-1: none).")] = 9,
+    key_res: Annotated[int, Opt(help="H3 resolution of the partitions.")] = 5,
+    threads: Annotated[int | None, Opt(help="DuckDB threads and H3 workers.")] = None,
+    memory_limit: Annotated[str | None, Opt(help="DuckDB memory cap, e.g. 4GB.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Join points (tens of millions) onto polygons and H3 cells in spatial partitions.
+
+    Each point's columns but lon/lat, its ``cell`` and the id of the polygon holding it (empty
+    outside all) are COPYed into a staging table, then swapped into --into in one transaction.
+    Needs the [bulk] extra (DuckDB with its spatial extension).
+    """
+    from twin.cli.progress import stage_bar
+    from twin.db.engine import database_url
+    from twin.ingest.bulkjoin import JoinSpec, bulk_join
+    from twin.ingest.report import IngestError
+
+    spec = JoinSpec(x=x, y=y, polygon_id=polygon_id, res=None if res < 0 else res, key_res=key_res)
+    url = database_url(_settings())
+    try:
+        with stage_bar(disable=as_json) as bar:
+            report = bulk_join(
+                points,
+                polygons,
+                into,
+                url,
+                spec,
+                threads=threads,
+                memory_limit=memory_limit,
+                progress=bar,
+            )
+    except IngestError as exc:
+        _fail(f"{exc} (nothing was loaded)")
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
+        _fail(f"database: {exc}")
+    _print_report(report, as_json)
+
+
 def _raster_command(kind: str) -> Any:
     def command(
         file: FileArg,

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 CHUNK_ROWS = 50_000
@@ -36,3 +38,23 @@ def copy_rows(
             cp.write(buf.getvalue())
             if on_rows is not None:
                 on_rows(len(chunk))
+
+
+def copy_arrow(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], data: pa.Table
+) -> None:
+    """COPY an Arrow table (``columns`` in order) into ``table``, written as CSV by Arrow's C++
+    writer: several times faster than :func:`copy_rows` for tens of millions of rows. Nulls go
+    as empty unquoted fields, which COPY reads as NULL; strings are always quoted."""
+    schema, _, name = table.rpartition(".")
+    ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        ident, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    data = data.select(list(columns))
+    options = pacsv.WriteOptions(include_header=False)
+    with conn.cursor().copy(stmt) as cp:
+        for start in range(0, data.num_rows, 500_000):
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(data.slice(start, 500_000), sink, options)
+            cp.write(sink.getvalue().to_pybytes())
