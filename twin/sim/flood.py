@@ -33,7 +33,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from twin.sim import flood_bands
+from twin.sim import flood_bands, flood_inflows
 from twin.sim import flood_kernels as fk
 from twin.sim.flood_kernels import G
 from twin.sim.flood_region import ActiveRegion
@@ -379,6 +379,7 @@ def simulate(
         shape, wet_m=0.0 if sinks else min_flow_depth_m,
         seeds=[(f.rows, f.cols) for f in inflows], enabled=active_region,
     )  # fmt: skip
+    packed = flood_inflows.pack(inflows, cell_area)
     started = time.perf_counter()
     threads_before = numba.get_num_threads()
     numba.set_num_threads(threads)
@@ -387,11 +388,13 @@ def simulate(
             dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
             dt = min(dt, max_dt_s, next_out - t, t_end - t)
             if inflows and inflow_cfl:
-                dt = _inflow_step(dt, t, hmax, inflows, alpha_eff * dx, cell_area, min_flow_depth_m)
+                dt = flood_inflows.inflow_step(
+                    dt, t, hmax, alpha_eff * dx, min_flow_depth_m, *packed
+                )
             t_new = next_out if next_out - t <= dt * (1 + 1e-12) else t + dt
             dt = t_new - t
-            for inflow in inflows:
-                v = inflow.discharge.integral(t, t_new)
+            for i, inflow in enumerate(inflows):
+                v = flood_inflows.volume(i, t, t_new, *packed)
                 if v:
                     # Into the state before the fluxes, so the limiter lets it move this step.
                     h[inflow.rows, inflow.cols] += v / (len(inflow.rows) * cell_area)
@@ -467,41 +470,6 @@ def simulate(
         },
         state=state,
     )
-
-
-def _inflow_step(
-    dt: float,
-    t: float,
-    hmax: float,
-    inflows: Sequence[Inflow],
-    courant_m: float,
-    cell_area: float,
-    hmin: float,
-) -> float:
-    """The step (s), at most ``dt``, whose stability bound counts the depth the inflows add in it.
-
-    Inflows go into the state before the faces are computed, so the step must be stable for the
-    depth *after* them: on a dry grid the step is otherwise ``max_dt_s`` (10 s), and a strong
-    point inflow drops a column of water metres high into its cells, which collapses as a
-    spurious dam break whose peak outlasts the real flow. ``courant_m`` is ``alpha dx`` (m).
-    """
-
-    def bound(step: float) -> float:
-        add = max(f.discharge.integral(t, t + step) / (len(f.rows) * cell_area) for f in inflows)
-        return courant_m / math.sqrt(G * max(hmax + max(add, 0.0), hmin))
-
-    lo = bound(dt)
-    if lo >= dt:
-        return dt
-    # bound() grows as the step shrinks: lo is stable; bisect towards the largest stable step.
-    hi = dt
-    for _ in range(12):
-        mid = 0.5 * (lo + hi)
-        if bound(mid) >= mid:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 def pixel_index(
