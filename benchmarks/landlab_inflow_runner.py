@@ -12,8 +12,7 @@ OUT gets ``t`` (output times), ``probe_depth`` (times x k), ``max_depth``, ``dep
 ``max_velocity`` (m/s, where deeper than 1 cm, from the mean link discharges at each node),
 ``wall_s``, ``cpu_s`` (process CPU time of the loop), ``stored_m3`` (the water on the cells
 at the end, less the ``h_init`` film they started with: against the inflow, landlab's own mass
-balance). Edges are closed; the bed starts
-wet at landlab's ``h_init`` (1e-5 m).
+balance). Edges are closed; the bed starts wet at landlab's ``h_init`` (1e-5 m).
 """
 
 from __future__ import annotations

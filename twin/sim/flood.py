@@ -286,10 +286,10 @@ def simulate(
         raise ValueError("alpha must be in (0, 1] and theta in [0, 1]")
     if friction not in ("vector", "face"):
         raise ValueError(f"friction must be 'vector' or 'face', not {friction!r}")
-    if not isinstance(threads, int) or threads < 1 or threads > numba.config.NUMBA_NUM_THREADS:
+    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if not isinstance(threads, int) or not 1 <= threads <= most:
         raise ValueError(
-            f"threads must be an integer from 1 to NUMBA_NUM_THREADS "
-            f"({numba.config.NUMBA_NUM_THREADS}), not {threads!r}"
+            f"threads must be an integer from 1 to NUMBA_NUM_THREADS ({most}), not {threads!r}"
         )
     shape = (int(z.shape[0]), int(z.shape[1]))
     ny, nx = shape

@@ -18,6 +18,10 @@ a flow depth ``max(e) - max(z) = 0`` and so carries nothing, without a test in t
 
 Mass stays at round-off: each face discharge is computed once, scaled once by its upwind cell's
 limit, stored, and read by both its cells; no fast-math reassociation is enabled anywhere.
+
+The row functions here take their rows' bounds and, where a band of rows needs it, the rows
+they read as arguments: :mod:`twin.sim.flood_bands` runs the sweep over bands of rows, on one
+thread or several, with the same result.
 """
 
 from __future__ import annotations
@@ -172,7 +176,8 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, nxt, n2, xb, yb, p, sides, vector):
     """New (unlimited) discharges of row ``r``: its west faces ``qx[r]`` and north faces
     ``qy[r]`` (and the south edge ``qy[ny]`` on the last row), over columns ``c0:c1`` of the
     active region whose first row is ``r0``. Faces on the region's border (not the grid's edge)
-    are left as they are: both their cells are dry and they hold 0 (see :func:`step`).
+    are left as they are: both their cells are dry and they hold 0 (see
+    :func:`twin.sim.flood_bands.step`).
 
     The theta form averages a face's old discharge with its two neighbours' old ones along the
     flow, so the old values are copied aside first: ``xb[r % 2]`` the old ``qx[r]``
