@@ -381,8 +381,10 @@ def simulate(
     )  # fmt: skip
     packed = flood_inflows.pack(inflows, cell_area)
     started = time.perf_counter()
-    threads_before = numba.get_num_threads()
-    numba.set_num_threads(threads)
+    # numba's threads start only when asked for: a one-thread run (the default) leaves them be.
+    threads_before = numba.get_num_threads() if threads > 1 else 1
+    if threads > 1:
+        numba.set_num_threads(threads)
     try:
         while t < t_end - 1e-9:
             dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
@@ -427,7 +429,8 @@ def simulate(
                 if progress is not None:
                     progress(t - t0, duration_s)
     finally:
-        numba.set_num_threads(threads_before)
+        if threads > 1:
+            numba.set_num_threads(threads_before)
     wall = time.perf_counter() - started
     stored = float(h.sum(dtype=np.float64)) * cell_area
     vol["initial"] = initial
