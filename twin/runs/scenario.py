@@ -143,6 +143,9 @@ class SolverSpec(_Model):
     # (the older rule: a diagonal flow feels 1/sqrt(2) of its friction; twin.sim.flood).
     friction: Literal["vector", "face"] = "vector"
     dtype: Literal["float64", "float32"] = "float64"
+    # Threads sharing each step by bands of rows (twin.sim.flood_bands): the same result bit for
+    # bit; worth it on a whole city's grid, at most numba's NUMBA_NUM_THREADS.
+    threads: int = Field(1, ge=1)
 
 
 class ScenarioSpec(_Model):
@@ -455,6 +458,7 @@ def run(scenario: Scenario, progress: Callable[[float, float], None] | None = No
         drop_weir=s.solver.drop_weir,
         alpha_cap=s.solver.alpha_cap,
         friction=s.solver.friction,
+        threads=s.solver.threads,
         dtype=np.float32 if s.solver.dtype == "float32" else np.float64,
         progress=progress,
     )

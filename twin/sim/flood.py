@@ -29,9 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
+from twin.sim import flood_bands, flood_inflows
 from twin.sim import flood_kernels as fk
 from twin.sim.flood_kernels import G
 from twin.sim.flood_region import ActiveRegion
@@ -167,6 +169,7 @@ def simulate(
     alpha_cap: bool = True,
     active_region: bool = True,
     friction: Friction = "vector",
+    threads: int = 1,
 ) -> FloodResult:
     """Run the local-inertial model over ``duration_s``, from a dry grid, an initial depth or
     where an earlier run stopped (``initial_state``).
@@ -264,6 +267,11 @@ def simulate(
         (Bates et al. 2010, landlab), under which a flow along a grid diagonal feels 1/sqrt(2)
         of its friction and runs ahead of one along an axis (the "friction decoupling" of
         Cozzolino et al. 2019: the scheme loses its rotational invariance).
+    threads
+        Threads that share each step, by bands of rows (see :mod:`twin.sim.flood_bands`):
+        1 (default) runs on the calling thread; more, up to numba's ``NUMBA_NUM_THREADS``,
+        gives the same result bit for bit. Worth it on large grids (a step of a million cells
+        and more); the per-step start of the threads outweighs it on a small active region.
     """
     if dtype not in (np.float64, np.float32):
         raise ValueError("dtype must be numpy.float64 or numpy.float32")
@@ -278,6 +286,11 @@ def simulate(
         raise ValueError("alpha must be in (0, 1] and theta in [0, 1]")
     if friction not in ("vector", "face"):
         raise ValueError(f"friction must be 'vector' or 'face', not {friction!r}")
+    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if not isinstance(threads, int) or not 1 <= threads <= most:
+        raise ValueError(
+            f"threads must be an integer from 1 to NUMBA_NUM_THREADS ({most}), not {threads!r}"
+        )
     shape = (int(z.shape[0]), int(z.shape[1]))
     ny, nx = shape
     n, _ = _field(manning, shape, dtype, "manning")
@@ -315,10 +328,7 @@ def simulate(
     qy: FloatArray = np.zeros((ny + 1, nx), dtype=dtype)
     if st is not None:
         qx, qy = st.qx.astype(dtype, copy=True), st.qy.astype(dtype, copy=True)
-    fb = np.ones((4, nx + 2), dtype=dtype)  # limits of the rows in flight (see fk.step)
-    xb = np.zeros((2, nx + 1), dtype=dtype)
-    yb = np.zeros((2, nx), dtype=dtype)
-    acc = np.zeros((3, nx), dtype=np.float64)
+    bufs = flood_bands.buffers(shape, dtype)
     sinks = bool(drain.any() or infil.any())
     thr32 = float(np.float32(threshold_m))  # see fk._update_row: the maxima are float32
     p = fk.params(dtype)
@@ -369,46 +379,58 @@ def simulate(
         shape, wet_m=0.0 if sinks else min_flow_depth_m,
         seeds=[(f.rows, f.cols) for f in inflows], enabled=active_region,
     )  # fmt: skip
+    packed = flood_inflows.pack(inflows, cell_area)
     started = time.perf_counter()
-    while t < t_end - 1e-9:
-        dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
-        dt = min(dt, max_dt_s, next_out - t, t_end - t)
-        if inflows and inflow_cfl:
-            dt = _inflow_step(dt, t, hmax, inflows, alpha_eff * dx, cell_area, min_flow_depth_m)
-        t_new = next_out if next_out - t <= dt * (1 + 1e-12) else t + dt
-        dt = t_new - t
-        for inflow in inflows:
-            v = inflow.discharge.integral(t, t_new)
-            if v:
-                # Into the state before the fluxes, so the limiter lets it move this step.
-                h[inflow.rows, inflow.cols] += v / (len(inflow.rows) * cell_area)
-                vol["inflow"] += v
-        rain_d = rain.integral(t, t_new) if rain is not None else 0.0
-        if rain_d < 0:
-            raise ValueError(f"rain is negative between {t:.1f} s and {t_new:.1f} s")
-        p[fk.P_DT], p[fk.P_GDT], p[fk.P_GDX] = dt, G * dt, G * dt / dx
-        p[fk.P_K], p[fk.P_RAIN] = dt / dx, rain_d
-        # The rain the cells get, in the state's precision (float32 rounds it by up to 6e-8).
-        vol["rain"] += float(p[fk.P_RAIN]) * cell_area * rain_cells
-        track = maxima_every_step or t_new >= next_out - 1e-9
-        # Rain changes every cell; maxima taken at output times only must see every cell.
-        box = region.box(h, qx, qy, full=rain_d > 0 or (track and not maxima_every_step))
-        hmax, drained, infiltrated, outflow = fk.step(
-            h, zk, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb,
-            acc, p, t_new, threshold_m, thr32, sinks, sides, track, *box, friction == "vector",
-        )  # fmt: skip
-        region.after(h, box)
-        vol["drained"] += drained
-        vol["infiltrated"] += infiltrated
-        vol["outflow"] += outflow
-        t = t_new
-        steps += 1
-        if t >= next_out - 1e-9:
-            out_times.append(t)
-            samples.append([float(h[r, c]) for r, c in probes])
-            next_out = min(next_out + interval, t_end)
-            if progress is not None:
-                progress(t - t0, duration_s)
+    # numba's threads start only when asked for: a one-thread run (the default) leaves them be.
+    threads_before = numba.get_num_threads() if threads > 1 else 1
+    if threads > 1:
+        numba.set_num_threads(threads)
+    try:
+        while t < t_end - 1e-9:
+            dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
+            dt = min(dt, max_dt_s, next_out - t, t_end - t)
+            if inflows and inflow_cfl:
+                dt = flood_inflows.inflow_step(
+                    dt, t, hmax, alpha_eff * dx, min_flow_depth_m, *packed
+                )
+            t_new = next_out if next_out - t <= dt * (1 + 1e-12) else t + dt
+            dt = t_new - t
+            for i, inflow in enumerate(inflows):
+                v = flood_inflows.volume(i, t, t_new, *packed)
+                if v:
+                    # Into the state before the fluxes, so the limiter lets it move this step.
+                    h[inflow.rows, inflow.cols] += v / (len(inflow.rows) * cell_area)
+                    vol["inflow"] += v
+            rain_d = rain.integral(t, t_new) if rain is not None else 0.0
+            if rain_d < 0:
+                raise ValueError(f"rain is negative between {t:.1f} s and {t_new:.1f} s")
+            p[fk.P_DT], p[fk.P_GDT], p[fk.P_GDX] = dt, G * dt, G * dt / dx
+            p[fk.P_K], p[fk.P_RAIN] = dt / dx, rain_d
+            # The rain the cells get, in the state's precision (float32 rounds it by up to 6e-8).
+            vol["rain"] += float(p[fk.P_RAIN]) * cell_area * rain_cells
+            track = maxima_every_step or t_new >= next_out - 1e-9
+            # Rain changes every cell; maxima taken at output times only must see every cell.
+            box = region.box(h, qx, qy, full=rain_d > 0 or (track and not maxima_every_step))
+            hmax, drained, infiltrated, outflow = flood_bands.step(
+                h, zk, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, bufs, p,
+                t_new, threshold_m, thr32, sinks, sides, track, box, friction == "vector",
+                threads > 1,
+            )  # fmt: skip
+            region.after(h, box)
+            vol["drained"] += drained
+            vol["infiltrated"] += infiltrated
+            vol["outflow"] += outflow
+            t = t_new
+            steps += 1
+            if t >= next_out - 1e-9:
+                out_times.append(t)
+                samples.append([float(h[r, c]) for r, c in probes])
+                next_out = min(next_out + interval, t_end)
+                if progress is not None:
+                    progress(t - t0, duration_s)
+    finally:
+        if threads > 1:
+            numba.set_num_threads(threads_before)
     wall = time.perf_counter() - started
     stored = float(h.sum(dtype=np.float64)) * cell_area
     vol["initial"] = initial
@@ -451,41 +473,6 @@ def simulate(
         },
         state=state,
     )
-
-
-def _inflow_step(
-    dt: float,
-    t: float,
-    hmax: float,
-    inflows: Sequence[Inflow],
-    courant_m: float,
-    cell_area: float,
-    hmin: float,
-) -> float:
-    """The step (s), at most ``dt``, whose stability bound counts the depth the inflows add in it.
-
-    Inflows go into the state before the faces are computed, so the step must be stable for the
-    depth *after* them: on a dry grid the step is otherwise ``max_dt_s`` (10 s), and a strong
-    point inflow drops a column of water metres high into its cells, which collapses as a
-    spurious dam break whose peak outlasts the real flow. ``courant_m`` is ``alpha dx`` (m).
-    """
-
-    def bound(step: float) -> float:
-        add = max(f.discharge.integral(t, t + step) / (len(f.rows) * cell_area) for f in inflows)
-        return courant_m / math.sqrt(G * max(hmax + max(add, 0.0), hmin))
-
-    lo = bound(dt)
-    if lo >= dt:
-        return dt
-    # bound() grows as the step shrinks: lo is stable; bisect towards the largest stable step.
-    hi = dt
-    for _ in range(12):
-        mid = 0.5 * (lo + hi)
-        if bound(mid) >= mid:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 def pixel_index(

@@ -18,6 +18,10 @@ a flow depth ``max(e) - max(z) = 0`` and so carries nothing, without a test in t
 
 Mass stays at round-off: each face discharge is computed once, scaled once by its upwind cell's
 limit, stored, and read by both its cells; no fast-math reassociation is enabled anywhere.
+
+The row functions here take their rows' bounds and, where a band of rows needs it, the rows
+they read as arguments: :mod:`twin.sim.flood_bands` runs the sweep over bands of rows, on one
+thread or several, with the same result.
 """
 
 from __future__ import annotations
@@ -168,16 +172,18 @@ def _edge(hb, zb, z_in, inner_ok, out_old, q_old, n2b, p):
 
 
 @_jit
-def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector):
+def _faces_row(r, r0, c0, c1, h, z, qx, qy, nxt, n2, xb, yb, p, sides, vector):
     """New (unlimited) discharges of row ``r``: its west faces ``qx[r]`` and north faces
     ``qy[r]`` (and the south edge ``qy[ny]`` on the last row), over columns ``c0:c1`` of the
     active region whose first row is ``r0``. Faces on the region's border (not the grid's edge)
-    are left as they are: both their cells are dry and they hold 0 (see :func:`step`).
+    are left as they are: both their cells are dry and they hold 0 (see
+    :func:`twin.sim.flood_bands.step`).
 
     The theta form averages a face's old discharge with its two neighbours' old ones along the
     flow, so the old values are copied aside first: ``xb[r % 2]`` the old ``qx[r]``
     (``xb[(r - 1) % 2]`` still holds the old ``qx[r - 1]``), ``yb[r % 2]`` the old ``qy[r]``
-    (``yb[(r - 1) % 2]`` the old ``qy[r - 1]``); ``qy[r + 1]`` is not yet overwritten.
+    (``yb[(r - 1) % 2]`` the old ``qy[r - 1]``); ``nxt`` is the old ``qy[r + 1]`` (that row
+    itself, not yet overwritten, or a copy of it kept aside: see :mod:`twin.sim.flood_bands`).
 
     ``vector``: the friction of an inner face takes the magnitude of the old discharge vector,
     ``sqrt(q² + q_t²)``, ``q_t`` the mean of the old discharges of the four faces of the other
@@ -194,8 +200,8 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector):
     xo = xb[r % 2]
     xo[c0 : c1 + 1] = qxr[c0 : c1 + 1]
     if vector:
-        # qy[r] and qy[r + 1] still hold the old discharges (qy[r] is updated below).
-        qn, qs, quarter = qy[r], qy[r + 1], pt5 * pt5
+        # qy[r] and nxt still hold the old discharges (qy[r] is updated below).
+        qn, qs, quarter = qy[r], nxt, pt5 * pt5
         for c in range(c0 + 1, c1):
             z0, z1 = zr[c - 1], zr[c]
             qo = xo[c]
@@ -247,31 +253,12 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector):
                         n2r[c], p,
                     )  # fmt: skip
     elif r > r0:
-        prev, hu, zu = yb[(r - 1) % 2], h[r - 1], z[r - 1]
         n2u = n2[r - 1 if n2.shape[0] > 1 else 0]
-        nxt = qy[r + 1]
-        if vector:
-            # The old qx of rows r - 1 and r (r > r0: both copied aside this step).
-            xu, quarter = xb[(r - 1) % 2], pt5 * pt5
-            for c in range(c0, c1):
-                qo = old[c]
-                qt = quarter * ((xu[c] + xu[c + 1]) + (xo[c] + xo[c + 1]))
-                qyr[c] = _face(
-                    hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], math.sqrt(qo * qo + qt * qt),
-                    theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
-                )  # fmt: skip
-        else:
-            for c in range(c0, c1):
-                qo = old[c]
-                qyr[c] = _face(
-                    hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], abs(qo),
-                    theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
-                )  # fmt: skip
-        if capped:
-            for c in range(c0, c1):
-                qyr[c] = _cap(
-                    qyr[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, weir, big, g
-                )
+        # The old qx of rows r - 1 and r (r > r0: both copied aside this step).
+        _north_row(
+            c0, c1, h[r - 1], z[r - 1], hr, zr, n2u, n2r, old, yb[(r - 1) % 2], nxt,
+            xb[(r - 1) % 2], xo, qyr, p, vector,
+        )  # fmt: skip
     if r == ny - 1:
         qys = qy[ny]
         j = max(r - 1, 0)
@@ -285,11 +272,45 @@ def _faces_row(r, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector):
 
 
 @_jit
-def _limits_row(r, c0, c1, h, qx, qy, fr, p):
-    """Per cell of row ``r`` (columns ``c0:c1``), the share of its outgoing discharges it can
-    afford (1 unless it would run dry), into ``fr[c0 + 1 : c1 + 1]``."""
+def _north_row(c0, c1, hu, zu, hr, zr, n2u, n2r, old, prev, nxt, xu, xo, out, p, vector):
+    """New (unlimited, capped) discharges of the faces between two rows, columns ``c0:c1``, into
+    ``out``: the rows' depths, beds and n² (``hu`` ... of the upper row, ``hr`` ... of the
+    lower), the faces' old discharges ``old`` and those of the faces above (``prev``) and below
+    (``nxt``) for the theta form, and the old west faces of both rows (``xu``, ``xo``) for the
+    vector friction. Reads only old state, so a band of rows can compute the faces on its lower
+    border itself (:mod:`twin.sim.flood_bands`), bit for bit what the band below computes."""
+    theta, half, pt5 = p[P_THETA], p[P_HALF], p[P_PT5]
+    fc = _consts(p)
+    if vector:
+        quarter = pt5 * pt5
+        for c in range(c0, c1):
+            qo = old[c]
+            qt = quarter * ((xu[c] + xu[c + 1]) + (xo[c] + xo[c + 1]))
+            out[c] = _face(
+                hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], math.sqrt(qo * qo + qt * qt),
+                theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
+            )  # fmt: skip
+    else:
+        for c in range(c0, c1):
+            qo = old[c]
+            out[c] = _face(
+                hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], abs(qo),
+                theta * qo + half * (prev[c] + nxt[c]), pt5 * (n2u[c] + n2r[c]), fc,
+            )  # fmt: skip
+    zero, froude, g, weir, big = p[P_ZERO], p[P_FROUDE], p[P_G], p[P_WEIR], p[P_ACTIVE]
+    if (froude > 0) or (weir > 0):
+        for c in range(c0, c1):
+            out[c] = _cap(
+                out[c], hu[c] + zu[c], hr[c] + zr[c], zu[c], zr[c], zero, froude, weir, big, g
+            )
+
+
+@_jit
+def _limits_row(c0, c1, hr, qxr, qn, qs, fr, p):
+    """Per cell of a row (columns ``c0:c1``; its depths ``hr``, west faces ``qxr``, north and
+    south faces ``qn``, ``qs``), the share of its outgoing discharges it can afford (1 unless
+    it would run dry), into ``fr[c0 + 1 : c1 + 1]``."""
     zero, one, dt, dx = p[P_ZERO], p[P_ONE], p[P_DT], p[P_DX]
-    hr, qxr, qn, qs = h[r], qx[r], qy[r], qy[r + 1]
     for c in range(c0, c1):
         out = max(-qxr[c], zero) + max(qxr[c + 1], zero)
         out += max(-qn[c], zero) + max(qs[c], zero)
@@ -311,26 +332,32 @@ def _scale(q, f_pos, f_neg, o_pos, o_neg, i0, i1):
 
 
 @_jit
-def _update_row(
-    r, c0, c1, h, z, qx, qy, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fu, fc, fd, acc,
-    p, t_new, thr, thr32, sinks, track,
-):  # fmt: skip
+def _scale_row(r, c0, c1, qx, qy, fu, fc, fd, north, south):
     """Scale row ``r``'s faces by their upwind cells' limits (``fu``, ``fc``, ``fd``: rows
-    ``r - 1``, ``r``, ``r + 1``, padded with 1 either side), apply continuity, rain (the
-    step's depth ``p[P_RAIN]`` times the cell's factor in ``rainw``, float64, one row when
-    uniform) and sinks (``sinks``: whether any drainage or infiltration is set), and track the
-    maxima (only when ``track``: else just the grid's maximum depth, for the next step).
-    Returns the outflow (m²/s summed over the edge faces of the row).
+    ``r - 1``, ``r``, ``r + 1``, padded with 1 either side): its west faces, its south faces
+    (``south``) and its north faces (``north``: only on the grid's north edge, or on a band's
+    border, see :mod:`twin.sim.flood_bands`). A face is scaled once: the north faces of a row
+    are the south faces of the row above."""
+    if north:
+        _scale(qy[r], fu, fc, 1, 1, c0, c1)
+    _scale(qx[r], fc, fc, 0, 1, c0, c1 + 1)
+    if south:
+        _scale(qy[r + 1], fc, fd, 1, 1, c0, c1)
 
-    A face is scaled once: the west faces of the row and its south faces here, its north faces
-    as the south faces of row ``r - 1`` (or here, on the north edge).
+
+@_jit
+def _cont_row(
+    r, c0, c1, h, z, qx, qy, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, acc, p, t_new,
+    thr, thr32, sinks, track,
+):  # fmt: skip
+    """Apply continuity to row ``r`` from its scaled faces, rain (the step's depth
+    ``p[P_RAIN]`` times the cell's factor in ``rainw``, float64, one row when uniform) and
+    sinks (``sinks``: whether any drainage or infiltration is set), and track the maxima (only
+    when ``track``: else just the per-column maximum depth in ``acc[0]``, for the next step).
+    Returns the outflow (m²/s summed over the edge faces of the row).
     """
     ny, nx = h.shape
     qxr, qn, qs = qx[r], qy[r], qy[r + 1]
-    if r == 0:
-        _scale(qn, fu, fc, 1, 1, c0, c1)
-    _scale(qxr, fc, fc, 0, 1, c0, c1 + 1)
-    _scale(qs, fc, fd, 1, 1, c0, c1)
     outflow = float(qxr[nx]) - float(qxr[0])
     if r == 0:
         for c in range(c0, c1):
@@ -399,46 +426,3 @@ def _update_row(
         if wet & (hz > mhr[c]):
             mhr[c] = hz
     return outflow
-
-
-@_jit
-def step(
-    h, z, qx, qy, n2, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr, fb, xb, yb, acc, p,
-    t_new, thr, thr32, sinks, sides, track, r0, r1, c0, c1, vector,
-):  # fmt: skip
-    """One time step in place: faces, limits and continuity in one sweep (see the module), over
-    the active region ``[r0:r1, c0:c1]`` (the whole grid: ``0, ny, 0, nx``).
-
-    The region must hold every cell that can change this step, and a ring of cells around them
-    that are dry and have never been wet: then every face on its border joins two cells at or
-    below ``min_flow_depth_m`` and was, and stays, 0, so skipping the cells outside changes
-    nothing, bit for bit (:func:`twin.sim.flood.simulate` keeps it so).
-
-    ``fb`` (4, nx + 2) holds the limits of three rows in flight (row ``r`` in ``fb[r % 3]``) and
-    a row of ones (``fb[3]``, for beyond the region's first and last rows); columns 0 and nx + 1
-    are ones too. ``xb`` (2, nx + 1) and ``yb`` (2, nx) hold the old discharges of two rows
-    (see :func:`_faces_row`). ``vector``: the friction takes the discharge vector's magnitude.
-    ``rainw``: the rain factor per cell (float64; one row when uniform). ``acc``
-    (3, nx), float64: per-column maxima of depth, drained and infiltrated depths, reduced at
-    the end so that the row loops carry no reduction. ``track``: update the maxima this step.
-
-    Returns ``(h_max (m), drained (m³), infiltrated (m³), outflow (m³))`` over the step.
-    """
-    acc[:] = 0.0
-    outflow = 0.0
-    for s in range(r0, r1 + 2):
-        if s < r1:
-            _faces_row(s, r0, c0, c1, h, z, qx, qy, n2, xb, yb, p, sides, vector)
-        r = s - 1
-        if r0 <= r < r1:
-            _limits_row(r, c0, c1, h, qx, qy, fb[r % 3], p)
-        r = s - 2
-        if r0 <= r < r1:
-            outflow += _update_row(
-                r, c0, c1, h, z, qx, qy, drain, infil, rainw, maxd, tmax, maxv, maxhr, t_thr,
-                fb[(r - 1) % 3] if r > r0 else fb[3], fb[r % 3],
-                fb[(r + 1) % 3] if r < r1 - 1 else fb[3], acc, p, t_new, thr, thr32, sinks, track,
-            )  # fmt: skip
-    dx = float(p[P_DX])
-    area = dx * dx
-    return acc[0].max(), acc[1].sum() * area, acc[2].sum() * area, outflow * float(p[P_DT]) * dx
