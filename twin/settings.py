@@ -281,6 +281,16 @@ class Settings(BaseSettings):
             'rules with dispatch = "auto".'
         ),
     )
+    flood_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Threads each storm run on the twin uses (twin simulate flood, the API's runs, "
+            "the demo): the flood step is shared by fixed bands of rows, so the depths are the "
+            "same bit for bit whatever the number."
+        ),
+    )
     nowcast_every_s: float = Field(
         default=300,
         ge=0,

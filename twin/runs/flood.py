@@ -309,7 +309,7 @@ def _run(
             if progress is not None:
                 progress(t / total)
 
-        result = _simulate(grid, rain, total, params.dtype, report)
+        result = _simulate(grid, rain, total, params.dtype, report, settings.flood_threads)
     timings["simulate_s"] = round(result.wall_s, 3)
     t1 = time.perf_counter()
     out_dir = settings.data_dir / "runs" / str(run_id)
@@ -338,6 +338,7 @@ def _simulate(
     total: float,
     dtype: str,
     report: Callable[[float, float], None],
+    threads: int = 1,
 ) -> FloodResult:
     return simulate(
         grid.bed,
@@ -352,6 +353,7 @@ def _simulate(
         threshold_m=ROAD_SLOWED_M,
         dtype=np.float32 if dtype == "float32" else np.float64,
         progress=report,
+        threads=threads,
     )
 
 
