@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import uvicorn
 from owslib.ogcapi.processes import Processes
 
 from tests.services import free_port
+from twin.access.tokens import add_user
 from twin.api.app import create_app
 from twin.settings import Settings
 
@@ -77,7 +79,7 @@ def test_landing_and_conformance(server: str) -> None:
     rels = {link["rel"]: link["href"] for link in landing["links"]}
     assert rels["http://www.opengis.net/def/rel/ogc/1.0/processes"] == f"{server}/processes"
     classes = _client(server).conformance()["conformsTo"]
-    for c in ("core", "json", "job-list"):
+    for c in ("core", "json", "job-list", "dismiss"):
         assert f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{c}" in classes
     # The Features classes are still there.
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in classes
@@ -264,3 +266,182 @@ def test_traffic_through_owslib(server: str) -> None:
     ok = httpx.get(f"{server}/jobs", params={"status": "successful", "limit": 500}).json()
     assert {j["status"] for j in ok["jobs"]} == {"successful"}
     assert httpx.get(f"{server}/jobs", params={"status": "done"}).status_code == 400
+
+
+# --- Dismiss (DELETE /jobs/{id}, the OGC "dismiss" class). OWSLib has no dismiss call: the
+# requests are the spec's own (DELETE on the job's URL, the statusInfo back).
+
+#: A storm long enough to be still running when it is dismissed (minutes of solver time).
+LONG = {"duration_min": 1440, "after_min": 0, "return_period_years": 100}
+
+
+def _start(base: str, inputs: dict[str, Any], token: str | None = None) -> str:
+    headers = {"Prefer": "respond-async"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    r = httpx.post(f"{base}/processes/flood/execution", json={"inputs": inputs}, headers=headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["jobID"])
+
+
+def _dismiss(base: str, job: str, token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.delete(f"{base}/jobs/{job}", headers=headers)
+
+
+def _run_row(settings: Settings, job: str) -> dict[str, Any]:
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT status, started_at, finished_at, dismissed_at, summary,"
+            " (SELECT count(*) FROM twin.flood_cell_result WHERE run_id = r.id)"
+            " FROM twin.sim_run r WHERE id = %s",
+            (int(job),),
+        ).fetchone()
+    assert row is not None
+    keys = ("status", "started_at", "finished_at", "dismissed_at", "summary", "cells")
+    return dict(zip(keys, row, strict=True))
+
+
+def _settle(settings: Settings, jobs: list[str], timeout: float = 180) -> None:
+    """Wait until the worker is done with these runs (queued or running: not yet)."""
+    deadline = time.monotonic() + timeout
+    while any(_run_row(settings, j)["status"] in ("queued", "running") for j in jobs):
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.3)
+
+
+def _forget_runs(settings: Settings, jobs: list[str]) -> None:
+    """Clean up: the runs a test made (their results and events go with them)."""
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("DELETE FROM twin.sim_run WHERE id = ANY(%s)", ([int(j) for j in jobs],))
+
+
+def test_dismiss_finished_job(server: str, tiny_settings: Settings) -> None:
+    job = _start(server, SHORT)
+    try:
+        assert _poll(server, job)["status"] == "successful"
+        r = _dismiss(server, job)
+        assert r.status_code == 200, r.text
+        info = r.json()
+        assert info["jobID"] == job and info["status"] == "dismissed"
+        assert info["processID"] == "flood" and info["type"] == "process"
+        assert not any(x["rel"].endswith("/results") for x in info["links"])
+        # The job is gone from the job API ...
+        for path in (f"/jobs/{job}", f"/jobs/{job}/results"):
+            got = httpx.get(server + path)
+            assert got.status_code == 404 and got.json()["type"] == EXC + "no-such-job", path
+        again = _dismiss(server, job)
+        assert again.status_code == 404 and again.json()["type"] == EXC + "no-such-job"
+        jobs = httpx.get(f"{server}/jobs", params={"limit": 500}).json()["jobs"]
+        assert job not in {j["jobID"] for j in jobs}
+        # ... the run and its results stay, as they were.
+        run = httpx.get(f"{server}/api/simulations/{job}").json()
+        assert run["status"] == "succeeded" and run["summary"]
+        row = _run_row(tiny_settings, job)
+        assert row["dismissed_at"] is not None and row["cells"] > 0
+        with psycopg.connect(tiny_settings.database_url) as conn:
+            audit = conn.execute(
+                "SELECT detail->>'was', detail->>'cancelled' FROM twin.audit_log"
+                " WHERE action = 'simulation.dismiss' AND resource = %s",
+                (f"sim_run/{job}",),
+            ).fetchall()
+        assert audit == [("succeeded", "false")]
+    finally:
+        _forget_runs(tiny_settings, [job])
+
+
+def test_dismiss_cancels_running_and_queued(server: str, tiny_settings: Settings) -> None:
+    """A running storm stops (and keeps no results); a queued one never starts. The proof it
+    stopped: a storm queued behind it (one worker) finishes long before the day-long storm
+    could have."""
+    running = _start(server, LONG)
+    queued = _start(server, LONG)
+    after = ""
+    try:
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{server}/jobs/{running}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the long storm did not start"
+            time.sleep(0.2)
+        assert httpx.get(f"{server}/jobs/{queued}").json()["status"] == "accepted"
+        for job in (queued, running):
+            r = _dismiss(server, job)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "dismissed" and r.json()["jobID"] == job
+        after = _start(server, SHORT)
+        t0 = time.monotonic()
+        assert _poll(server, after, timeout=120)["status"] == "successful"
+        waited = time.monotonic() - t0
+        q, rr = _run_row(tiny_settings, queued), _run_row(tiny_settings, running)
+        assert q["status"] == "cancelled" and q["started_at"] is None and q["cells"] == 0
+        assert rr["status"] == "cancelled" and rr["started_at"] is not None
+        assert rr["cells"] == 0 and not rr["summary"], rr  # no results kept
+        assert q["finished_at"] and rr["finished_at"]
+        # /api/simulations tells the same story.
+        assert httpx.get(f"{server}/api/simulations/{running}").json()["status"] == "cancelled"
+        assert waited < 120, waited
+    finally:
+        for job in (running, queued):  # never leave a day-long storm on the worker
+            _dismiss(server, job)
+        jobs = [j for j in (running, queued, after) if j]
+        _settle(tiny_settings, jobs)
+        _forget_runs(tiny_settings, jobs)
+
+
+@pytest.fixture(scope="module")
+def users(tiny_settings: Settings) -> Iterator[dict[str, str]]:
+    """Tokens: two analysts, a city operator and an operator scoped to one district."""
+    tag = uuid.uuid4().hex[:8]
+    names = {k: f"dismiss-{k}-{tag}" for k in ("alice", "bob", "op", "district_op")}
+    out = {}
+    with psycopg.connect(tiny_settings.database_url) as c:
+        code = c.execute(
+            "SELECT code FROM twin.admin_area WHERE level = 'district' ORDER BY id LIMIT 1"
+        ).fetchone()
+        assert code is not None
+        _, out["alice"] = add_user(c, names["alice"], "analyst")
+        _, out["bob"] = add_user(c, names["bob"], "analyst")
+        _, out["op"] = add_user(c, names["op"], "operator")
+        _, out["district_op"] = add_user(c, names["district_op"], "operator",
+                                         f"district:{code[0]}")  # fmt: skip
+    yield out
+    with psycopg.connect(tiny_settings.database_url) as c:
+        c.execute("DELETE FROM twin.app_user WHERE name = ANY(%s)", (list(names.values()),))
+
+
+def test_dismiss_rights(secure_server: str, tiny_settings: Settings,
+                        users: dict[str, str]) -> None:  # fmt: skip
+    """Only the job's creator or a city operator may dismiss it: not the public, another
+    analyst, nor an operator of one district; refusals change nothing."""
+    alices = _start(secure_server, SHORT, users["alice"])
+    bobs = _start(secure_server, SHORT, users["bob"])
+    try:
+        for who in (None, users["bob"], users["district_op"]):
+            r = _dismiss(secure_server, alices, who)
+            assert r.status_code == 403, (who, r.text)
+            assert r.json()["status"] == 403 and alices in r.json()["detail"]
+        assert _run_row(tiny_settings, alices)["dismissed_at"] is None
+        assert httpx.get(f"{secure_server}/jobs/{alices}").status_code == 200
+        # A run started by the CLI (the demo's storm) is no anonymous caller's here.
+        demo = next(j["jobID"] for j in httpx.get(f"{secure_server}/jobs").json()["jobs"]
+                    if j["jobID"] not in (alices, bobs))  # fmt: skip
+        assert _dismiss(secure_server, demo).status_code == 403
+        assert _dismiss(secure_server, alices, users["alice"]).status_code == 200
+        assert _dismiss(secure_server, bobs, users["op"]).status_code == 200
+        with psycopg.connect(tiny_settings.database_url) as conn:
+            actors = conn.execute(
+                "SELECT resource, detail->>'actor' FROM twin.audit_log"
+                " WHERE action = 'simulation.dismiss' AND resource = ANY(%s) ORDER BY id",
+                ([f"sim_run/{alices}", f"sim_run/{bobs}"],),
+            ).fetchall()
+        assert len(actors) == 2
+        assert {r: a for r, a in actors}[f"sim_run/{bobs}"].startswith("dismiss-op-")
+        assert {r: a for r, a in actors}[f"sim_run/{alices}"].startswith("dismiss-alice-")
+    finally:
+        _settle(tiny_settings, [alices, bobs])
+        _forget_runs(tiny_settings, [alices, bobs])
+
+
+@pytest.mark.parametrize("job", ["999999999", "abc", "-1"])
+def test_dismiss_unknown_is_404(server: str, job: str) -> None:
+    r = _dismiss(server, job)
+    assert r.status_code == 404 and r.json()["type"] == EXC + "no-such-job"

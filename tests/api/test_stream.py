@@ -225,3 +225,76 @@ def test_a_bad_cursor_is_a_400_naming_it(
     r = tiny_client.get("/api/stream", headers=headers, params=params)
     assert r.status_code == 400
     assert name in r.text
+
+
+def test_the_public_gets_readings_only_where_it_gets_sensorthings(tiny_settings: Settings) -> None:
+    """Where the public is cleared for general data only (the default), the stream with
+    readings is refused to it, as ``/sta/v1.1`` and ``/api/live`` are."""
+    from twin.api.app import create_app
+
+    closed = tiny_settings.model_copy(update={"public_clearance": "general"})
+    with TestClient(create_app(closed)) as client:
+        for path in ("/api/stream?readings=true&timeout=1", "/api/live?limit=1",
+                     "/sta/v1.1/Observations", "/sta/v1.1/Datastreams"):  # fmt: skip
+            r = client.get(path)
+            assert r.status_code == 401, (path, r.status_code)
+
+
+@pytest.mark.parametrize("caller", ["A", "public"])
+def test_readings_follow_the_sensorthings_rule_and_never_more(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District], caller: str
+) -> None:
+    """The rule for readings is the rest of the API's: ``twin.sensor`` and ``twin.observation``
+    carry no admin area and no row-level security, and every caller cleared for important
+    data (a viewer or above, scoped or not; the public where TWIN_PUBLIC_CLEARANCE=important,
+    as on this demo) reads every Datastream at ``/sta/v1.1``, ``/api/live`` and
+    ``/api/history``.
+
+    The attack: a caller (a district's scoped operator; the public) holds the stream open
+    with readings while a device posts. Every reading it receives is one ``/sta/v1.1`` shows
+    that same caller, with the same values and no field more."""
+    from twin.sense.devices import add_device
+
+    headers = world["A"].headers if caller == "A" else {}
+    name = f"stream-dev-{time.monotonic_ns()}"
+
+    def make(c: psycopg.Connection) -> tuple[int, str]:
+        row = c.execute("SELECT id FROM twin.sensor ORDER BY id LIMIT 1").fetchone()
+        assert row is not None, "the tiny demo has sensors"
+        return int(row[0]), add_device(c, name, [int(row[0])])[1]
+
+    ds, token = write(tiny_settings, make)
+    posted: list[int] = []
+
+    def post_later() -> None:
+        time.sleep(1.0)
+        for v in (1.25, 2.5):
+            r = tiny_client.post(f"/sta/v1.1/Datastreams({ds})/Observations", json={"result": v},
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert r.status_code == 201, r.text
+            posted.append(int(r.headers["Location"].rsplit("(", 1)[1].rstrip(")")))
+
+    poster = threading.Thread(target=post_later)
+    poster.start()
+    try:
+        got = events(tiny_client, headers=headers, readings="true", timeout=4)
+        poster.join()
+        readings = [d for _, d in of_kind(got, "observation")]
+        assert sorted(d["@iot.id"] for d in readings if d["@iot.id"] in posted) == sorted(posted)
+        for d in readings:
+            shown = tiny_client.get(f"/sta/v1.1/Observations({d['@iot.id']})", headers=headers)
+            assert shown.status_code == 200, shown.text
+            sta, rest = shown.json(), {k: v for k, v in d.items() if k != "Datastream"}
+            assert set(rest) <= set(sta), set(rest) - set(sta)
+            assert {k: sta[k] for k in rest} == rest
+            of = tiny_client.get(f"/sta/v1.1/Observations({d['@iot.id']})/Datastream",
+                                 headers=headers)  # fmt: skip
+            assert of.status_code == 200 and d["Datastream"] == {"@iot.id": of.json()["@iot.id"]}
+    finally:
+        poster.join()
+
+        def clean(c: psycopg.Connection) -> None:
+            c.execute("DELETE FROM twin.observation WHERE id = ANY(%s)", (posted,))
+            c.execute("DELETE FROM twin.app_user WHERE name = %s", (name,))
+
+        write(tiny_settings, clean)

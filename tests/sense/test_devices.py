@@ -265,3 +265,69 @@ def test_the_cli_lists_grants_and_takes_the_bridge_password_from_the_url(
     assert (tmp_path / "passwd").stat().st_mode & 0o777 == 0o600
     assert f"topic write v1.1/Datastreams({b})/Observations" in (tmp_path / "acl").read_text()
     assert f"topic write v1.1/Datastreams({a})/" not in (tmp_path / "acl").read_text()
+
+
+def _token_principal(db: str, token: str) -> Any:
+    from twin.access.tokens import principal_for_token
+
+    async def look() -> Any:
+        async with await psycopg.AsyncConnection.connect(db) as c:
+            return await principal_for_token(c, token, cache_s=0)
+
+    return asyncio.run(look())
+
+
+def test_a_deleted_device_can_no_longer_connect_or_write(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`twin sense device delete`: the broker (restarted on the regenerated files) refuses the
+    device and still takes the bridge; the HTTP token stands for no one; the device's grants
+    are gone and its past readings stay; the deletion is in the audit trail."""
+    ds = make_sensor(db, "dev-del")
+    monkeypatch.setenv("TWIN_DATABASE_URL", db)
+    monkeypatch.delenv("TWIN_MQTT_URL", raising=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["sense", "device", "add", "dev-del", "-d", str(ds), "--json"])
+    assert r.exit_code == 0, r.output
+    made = json.loads(r.output)
+    with psycopg.connect(db) as c:
+        c.execute("INSERT INTO twin.observation (sensor_id, observed_at, value)"
+                  " VALUES (%s, '2026-07-01T00:00:00Z', 3.5)", (ds,))  # fmt: skip
+    r = runner.invoke(app, ["sense", "acl", "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    bridge = json.loads(r.output)["bridge_password"]
+    port = free_port()
+    conf = tmp_path / "broker.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\npersistence false\nuser {getpass.getuser()}\n"
+                    + (tmp_path / "mosquitto.conf").read_text())  # fmt: skip
+    with serving([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)], port):
+        assert connack(port, "dev-del", made["mqtt_password"]) == 0
+    assert _token_principal(db, made["token"]) is not None
+
+    r = runner.invoke(app, ["sense", "device", "delete", "dev-del", "--acl-out", str(tmp_path),
+                            "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.output)
+    assert done["datastreams"] == [ds] and done["observations_kept"] == 1
+    assert "bridge_password" not in done["acl"]  # the bridge keeps its password
+    assert "dev-del" not in (tmp_path / "passwd").read_text()
+    assert "dev-del" not in (tmp_path / "acl").read_text()
+    assert f"Datastreams({ds})" not in (tmp_path / "acl").read_text().split("user twin-bridge")[0]
+    with serving([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)], port):
+        assert connack(port, "dev-del", made["mqtt_password"]) != 0
+        assert connack(port, "twin-bridge", bridge) == 0
+    assert _token_principal(db, made["token"]) is None
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT count(*) FROM twin.sense_device WHERE name = 'dev-del'"
+                         ).fetchone() == (0,)  # fmt: skip
+        assert c.execute("SELECT count(*) FROM twin.sense_device_datastream WHERE sensor_id = %s",
+                         (ds,)).fetchone() == (0,)  # fmt: skip
+        assert c.execute("SELECT disabled FROM twin.app_user WHERE name = 'dev-del'"
+                         ).fetchone() == (True,)  # fmt: skip
+        audit = c.execute("SELECT detail->>'name', detail->>'actor' FROM twin.audit_log"
+                          " WHERE action = 'sense.device.delete'").fetchall()  # fmt: skip
+    assert rows(db, ds) == [("00:00", 3.5)]  # its past readings stay
+    assert len(audit) == 1 and audit[0][0] == "dev-del" and audit[0][1].startswith("cli:")
+    # Again: the error names the device, nothing else changes.
+    r = runner.invoke(app, ["sense", "device", "delete", "dev-del"])
+    assert r.exit_code == 2 and "dev-del" in r.output

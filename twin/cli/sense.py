@@ -1,7 +1,8 @@
 """``twin sense ...``: the MQTT bridge of the SensorThings API (``run``), where sensing
 stands (``status``: datastreams, readings, the latest one, whether the broker answers), the
-devices that may write (``device add | list | grant | password``) and the broker's password
-and ACL files that hold them to their own datastreams (``acl``).
+devices that may write (``device add | list | grant | password | delete``), the broker's
+password and ACL files that hold them to their own datastreams (``acl``) and a Datastream's
+physical range (``range``).
 
 ``partitions`` shows (and with ``--ensure`` / ``--detach`` maintains) the daily partitions of
 ``twin.observation``; ``rollups`` brings the roll-ups of readings up to date.
@@ -27,6 +28,7 @@ import typer
 from twin.access.tokens import AuthError
 from twin.cli.support import JsonOpt, emit, fail, load_settings
 from twin.db.engine import DatabaseNotConfiguredError, database_url
+from twin.errors import InvalidParameterError, NotFoundError
 
 sense_app = typer.Typer(help="Sensor data in: the MQTT bridge and its status.",
                         no_args_is_help=True)  # fmt: skip
@@ -185,8 +187,10 @@ def _with_conn(work: Callable[[psycopg.Connection], T]) -> T:
     try:
         with psycopg.connect(url) as conn:
             return work(conn)
-    except AuthError as exc:
+    except (AuthError, InvalidParameterError) as exc:
         fail(str(exc), code=2)
+    except NotFoundError as exc:
+        fail(str(exc))
     except psycopg.OperationalError as exc:
         fail(f"database unavailable: {str(exc).splitlines()[0]}")
 
@@ -257,6 +261,75 @@ def device_password(name: str, as_json: JsonOpt = False) -> None:
          f"new MQTT password for {name} (shown once): {password}")  # fmt: skip
 
 
+@device_app.command("delete")
+def device_delete(
+    name: Annotated[str, typer.Argument(help="The device's name.")],
+    acl_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--acl-out",
+            help="Where `twin sense acl` writes the broker's files: they "
+            "are written again there, without the device.",
+        ),
+    ] = None,
+    mqtt_url: MqttOpt = None,
+    bridge_user: Annotated[
+        str | None, typer.Option(help="The bridge's MQTT user (as for `twin sense acl`).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a device: revoke its HTTP token, its MQTT password and its datastream grants
+    (its past Observations stay; its user stays, revoked, with its audit trail). With
+    --acl-out, write the broker's files again (the bridge keeps its password); reload the
+    broker after."""
+    from twin.cli.tasks import actor
+    from twin.sense.devices import delete_device
+
+    done = _with_conn(lambda c: delete_device(c, name, actor=actor()))  # commits
+    result: dict[str, Any] = dict(done)
+    human = (f"device {name} deleted: token and MQTT password revoked, datastreams "
+             f"{', '.join(map(str, done['datastreams'])) or 'none'} no longer its own; "
+             f"{done['observations_kept']} past observations kept")  # fmt: skip
+    if acl_out is None:
+        human += "\nnext: twin sense acl --out DIR, then reload the broker"
+    else:
+        result["acl"], words = _write_acl(acl_out, mqtt_url, bridge_user, keep_bridge=True)
+        human += f"\n{words}\nreload the broker (SIGHUP) to apply"
+    emit(result, as_json, human)
+
+
+@sense_app.command("range")
+def range_cmd(
+    datastream: Annotated[int, typer.Argument(min=1, help="The Datastream's @iot.id.")],
+    low: Annotated[
+        float | None, typer.Option("--min", help="Lowest value it can measure (its unit).")
+    ] = None,
+    high: Annotated[
+        float | None, typer.Option("--max", help="Highest value it can measure (its unit).")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="No physical range.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set (or --clear) a Datastream's physical range, its properties.physicalRange: readings
+    outside it are refused (dead letters). A side left out is unbounded. Audited."""
+    from twin.cli.tasks import actor
+    from twin.sense.ranges import PROPERTY, Limits, set_range
+
+    if clear and (low is not None or high is not None):
+        fail(f"Datastream {datastream}: give --clear or --min/--max, not both", 2)
+    if not clear and low is None and high is None:
+        fail(f"Datastream {datastream}: give --min and/or --max, or --clear", 2)
+
+    before, after = _with_conn(lambda c: set_range(c, datastream, Limits(low, high),
+                                                   actor=actor()))  # fmt: skip
+    shown = None if after == Limits() else {"min": after.low, "max": after.high}
+    emit({"datastream": datastream, PROPERTY: shown,
+          "before": None if before == Limits() else {"min": before.low, "max": before.high}},
+         as_json, f"Datastream {datastream}: physical range "
+         f"{'cleared' if shown is None else after.text()} (was {before.text()}); the MQTT "
+         "bridge applies it within 30 s")  # fmt: skip
+
+
 @sense_app.command("acl")
 def acl(
     out: Annotated[Path, typer.Option("--out", help="Directory for passwd, acl, mosquitto.conf.")],
@@ -273,6 +346,18 @@ def acl(
 
     Each active device may write only its own datastreams' Observations; the bridge reads
     them all and writes the fan-out topics. Reload the broker (SIGHUP) after."""
+    result, human = _write_acl(out, mqtt_url, bridge_user)
+    emit(result, as_json, human + "\nreload the broker (SIGHUP) to apply")
+
+
+def _write_acl(
+    out: Path, mqtt_url: str | None, bridge_user: str | None, *, keep_bridge: bool = False
+) -> tuple[dict[str, Any], str]:
+    """Write the broker's files under ``out`` (``twin sense acl``); the result and its words.
+
+    The bridge's password: that of TWIN_MQTT_URL; else, with ``keep_bridge``, the bridge's
+    line of the password file already there (a regeneration keeps the running bridge in);
+    else a new one, printed once."""
     from twin.sense.bridge import parse_mqtt_url
     from twin.sense.devices import BRIDGE_USER, broker_files, new_password
 
@@ -286,21 +371,30 @@ def acl(
             fail(str(exc), 2)
     user = bridge_user or (broker.username if broker and broker.username else BRIDGE_USER)
     given = broker.password if broker and broker.username == user else None
+    kept = None
+    if given is None and keep_bridge and (out / "passwd").is_file():
+        kept = next((line.split(":", 1)[1] for line in (out / "passwd").read_text().splitlines()
+                     if line.startswith(f"{user}:")), None)  # fmt: skip
     password = given or new_password()
     files = _with_conn(
         lambda c: broker_files(
-            c, out, bridge_password=password, bridge_user=user, selects=settings.mqtt_selects
+            c,
+            out,
+            bridge_password=password,
+            bridge_user=user,
+            selects=settings.mqtt_selects,
+            bridge_hash=kept,
         )
     )
     paths = files.write(out)
     result: dict[str, Any] = {"files": [str(p) for p in paths], "devices": files.devices,
                               "bridge_user": user}  # fmt: skip
     human = f"wrote {', '.join(str(p) for p in paths)} ({files.devices} devices)"
-    if given is None:
+    if given is None and kept is None:
         result["bridge_password"] = password
         human += (f"\nbridge password (shown once): {password}\nrun the bridge with "
                   f"TWIN_MQTT_URL=mqtt://{user}:<password>@HOST:PORT")  # fmt: skip
-    emit(result, as_json, human + "\nreload the broker (SIGHUP) to apply")
+    return result, human
 
 
 @sense_app.command("storm-file")

@@ -65,12 +65,16 @@ def _submit(
             act_as(conn, caller, settings.api_db_role)
         if check is not None:
             check(conn)
-        run_id = store.create_run(conn, kind, params)
+        run_id = store.create_run(conn, kind, params,
+                                  created_by=caller.user_id if caller else None)  # fmt: skip
     pool: ThreadPoolExecutor = app.state.jobs
 
     def work() -> None:
         try:
             run(settings, run_id)
+        except store.RunCancelled:  # dismissed while queued or running
+            log.info("%s run %d cancelled", kind, run_id)
+            return
         except Exception:  # recorded on the run itself; the worker must live on
             log.exception("%s run %d failed", kind, run_id)
             return

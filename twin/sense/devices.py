@@ -30,7 +30,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from twin.access.tokens import AuthError, add_user, forget_user
+from twin.access import audit
+from twin.access.principal import Principal
+from twin.access.tokens import AuthError, add_user, forget_user, set_disabled
 
 #: Mosquitto's own default (``mosquitto_passwd``); the passwords are random, 32 bytes.
 PBKDF2_ITERATIONS = 101
@@ -154,6 +156,29 @@ def new_device_password(conn: psycopg.Connection, name: str) -> str:
     return password
 
 
+def delete_device(conn: psycopg.Connection, name: str, *, actor: str) -> dict[str, Any]:
+    """Delete a device: its bearer token is revoked (its user stays, disabled, with its audit
+    trail, so the name stays taken), its MQTT password and its datastream grants are gone;
+    the Observations it wrote stay. Audited (``sense.device.delete``, as ``actor``) in the
+    caller's transaction. The broker learns of it at the next ``twin sense acl`` and reload.
+
+    Returns the device's name, id, its former datastreams and how many Observations of them
+    are kept."""
+    device, _ = _device(conn, name)
+    ids = [r[0] for r in conn.execute(
+        "SELECT sensor_id FROM twin.sense_device_datastream WHERE device_id = %s ORDER BY 1",
+        (device,)).fetchall()]  # fmt: skip
+    set_disabled(conn, name)  # the device's user has its name (add_device)
+    conn.execute("DELETE FROM twin.sense_device WHERE id = %s", (device,))  # grants cascade
+    row = conn.execute("SELECT count(*) FROM twin.observation WHERE sensor_id = ANY(%s)",
+                       (ids,)).fetchone()  # fmt: skip
+    kept = int(row[0]) if row else 0
+    audit.record_sync(conn, Principal(name=actor, role="admin"), "sense.device.delete",
+                      f"sense_device/{device}", detail={"name": name, "datastreams": ids,
+                                                        "observations_kept": kept})  # fmt: skip
+    return {"id": device, "name": name, "datastreams": ids, "observations_kept": kept}
+
+
 def list_devices(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """Devices with their datastreams and state (never a secret)."""
     cur = conn.cursor(row_factory=dict_row)
@@ -193,9 +218,12 @@ class BrokerFiles:
 def broker_files(
     conn: psycopg.Connection, out: Path, *, bridge_password: str,
     bridge_user: str = BRIDGE_USER, selects: list[str] | None = None,
+    bridge_hash: str | None = None,
 ) -> BrokerFiles:  # fmt: skip
     """The password file, ACL file and ``mosquitto.conf`` snippet for the devices now active
-    (a revoked device's user is left out, so it can no longer connect)."""
+    (a revoked device's user is left out, so it can no longer connect). ``bridge_hash``: the
+    bridge's password hash to keep (from the password file written before), instead of a hash
+    of ``bridge_password``."""
     if not NAME.fullmatch(bridge_user):
         raise AuthError(f"bridge user: {bridge_user!r}: letters, digits, '.', '_' or '-'")
     bad = [s for s in selects or () if not SELECT.fullmatch(s)]
@@ -207,7 +235,10 @@ def broker_files(
         "SELECT d.name, d.mqtt_password_hash FROM twin.sense_device d").fetchall())  # fmt: skip
     if bridge_user in hashes:
         raise AuthError(f"bridge user: {bridge_user!r} is also a device's name")
-    passwd = [f"{bridge_user}:{mosquitto_hash(bridge_password)}"]
+    if bridge_hash is not None and not bridge_hash.startswith("$7$"):
+        raise AuthError(f"bridge user: {bridge_user!r}: its line in the password file is not a "
+                        "mosquitto $7$ hash; run `twin sense acl` to write a new one")  # fmt: skip
+    passwd = [f"{bridge_user}:{bridge_hash or mosquitto_hash(bridge_password)}"]
     acl = ["# Written by `twin sense acl`; regenerate it rather than editing it.",
            "# Each device writes only its own datastreams' Observations and reads only their",
            "# topics; the bridge reads every datastream's Observations and writes the fan-out.",

@@ -9,9 +9,15 @@ the range (or an error item in the dataArray form).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import AsyncConnection
+
+from twin.access import audit
+from twin.access.principal import Principal
+from twin.errors import InvalidParameterError, NotFoundError
 
 #: The dead-letter reasons of readings refused on their content (MQTT and HTTP alike).
 OUT_OF_RANGE = "out of range"
@@ -50,3 +56,32 @@ async def limits_of(conn: AsyncConnection, ids: set[int] | list[int]) -> dict[in
         "SELECT id, value_min, value_max FROM twin.sensor WHERE id = ANY(%(i)s)", {"i": list(ids)}
     )
     return {r[0]: Limits(r[1], r[2]) for r in await cur.fetchall()}
+
+
+def set_range(
+    conn: psycopg.Connection, datastream: int, limits: Limits, *, actor: str
+) -> tuple[Limits, Limits]:
+    """Set a Datastream's physical range (``Limits()``: clear it); the range before and after.
+
+    Audited (``sense.datastream.range``, as ``actor``) in the caller's transaction. The MQTT
+    bridge sees the change within its limits cache time (30 s); the HTTP API at once.
+    NotFoundError for an unknown datastream, InvalidParameterError (naming ``--min`` /
+    ``--max``) for a bound that is not finite or a min above the max; nothing is changed."""
+    for name, value in (("--min", limits.low), ("--max", limits.high)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidParameterError(name, f"Datastream {datastream}: expected a finite number")
+    if limits.low is not None and limits.high is not None and limits.low > limits.high:
+        raise InvalidParameterError("--min", f"Datastream {datastream}: min {limits.low:g} is "
+                                    f"above max {limits.high:g}")  # fmt: skip
+    row = conn.execute("SELECT value_min, value_max FROM twin.sensor WHERE id = %s FOR UPDATE",
+                       (datastream,)).fetchone()  # fmt: skip
+    if row is None:
+        raise NotFoundError(f"datastream: no Datastream with @iot.id {datastream}")
+    before = Limits(row[0], row[1])
+    conn.execute("UPDATE twin.sensor SET value_min = %s, value_max = %s WHERE id = %s",
+                 (limits.low, limits.high, datastream))  # fmt: skip
+    audit.record_sync(conn, Principal(name=actor, role="admin"), "sense.datastream.range",
+                      f"datastream/{datastream}", detail={
+                          PROPERTY: {"min": limits.low, "max": limits.high},
+                          "before": {"min": before.low, "max": before.high}})  # fmt: skip
+    return before, limits

@@ -19,6 +19,8 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ValidationError
 
 from twin import __version__
+from twin.access import audit
+from twin.access.principal import Principal
 from twin.api.deps import Conn, PrincipalDep, SettingsDep
 from twin.api.errors import (
     EXCEPTION_STATUS,
@@ -40,6 +42,7 @@ from twin.api.schemas.processes import (
     StatusInfo,
 )
 from twin.db.queries import query
+from twin.settings import Settings
 
 router = APIRouter(tags=["processes"])
 
@@ -51,6 +54,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
 ]
 #: A synchronous execution waits this long for its run, then answers as an asynchronous one.
 SYNC_WAIT_S = 120.0
@@ -76,6 +80,10 @@ STATUS = {"queued": "accepted", "running": "running", "succeeded": "successful",
           "failed": "failed", "cancelled": "dismissed"}  # fmt: skip
 OGC_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": OgcException, "description": "no such process or job (OGC exception)"},
+}
+DISMISS_ERRORS: dict[int | str, dict[str, Any]] = {
+    **OGC_ERRORS,
+    403: {"model": OgcException, "description": "not the job's creator nor an operator"},
 }
 
 
@@ -194,14 +202,25 @@ def _results(base: str, run: dict[str, Any], settings: Any, who: Any) -> dict[st
 
 
 async def _job(conn: Conn, job_id: str) -> dict[str, Any] | None:
-    """The run of a job id (flood and traffic runs only), or None."""
+    """The run of a job id (flood and traffic runs not dismissed), or None."""
     if not (job_id.isascii() and job_id.isdigit()) or len(job_id) > 18:
         return None
     try:
         run = await sims.load_run(conn, int(job_id))
     except NotFoundError:
         return None
-    return run if run["kind"] in PROCESSES else None
+    return run if run["kind"] in PROCESSES and run["dismissed_at"] is None else None
+
+
+def may_dismiss(who: Principal, run: dict[str, Any], settings: Settings) -> bool:
+    """Who may dismiss a job: an operator or admin of the whole city; the user who started
+    it (with the right to run simulations still); where simulations are open to the public
+    (the demo), a caller without a token a job started without one (or by the CLI)."""
+    if who.can_operate and not who.scoped:
+        return True
+    if who.user_id is not None:
+        return who.user_id == run["created_by"] and who.can_run_simulations
+    return settings.open_simulations and run["created_by"] is None
 
 
 @router.post(
@@ -268,7 +287,7 @@ async def list_jobs(
             raise InvalidParameterError("status", f"must be one of {sorted(set(STATUS.values()))}")
     kind = processID[0] if processID and len(set(processID)) == 1 else None
     cur = await conn.cursor(row_factory=dict_row).execute(
-        query(sims.SQL, "runs_list"), {"kind": kind, "limit": 10_000 if status else limit}
+        query(sims.SQL, "jobs_list"), {"kind": kind, "limit": 10_000 if status else limit}
     )
     base = public_base(request)
     wanted = set(processID or PROCESSES)
@@ -307,3 +326,39 @@ async def job_results(
         return ogc_error(404, "result-not-ready", "Result not ready",
                          f"job {jobId} is {STATUS.get(run['status'], run['status'])}")  # fmt: skip
     return _results(public_base(request), run, settings, who)
+
+
+@router.delete("/jobs/{jobId}", response_model=StatusInfo, responses=DISMISS_ERRORS,
+               summary="Dismiss a job: cancel it if queued or running, and drop it from /jobs",
+               response_model_exclude_none=True)  # fmt: skip
+async def dismiss_job(
+    jobId: str,
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> Any:
+    """OGC API Processes dismiss. A queued run never starts; a running one stops at its next
+    progress report (about a second) and keeps no results; a finished run keeps its status and
+    results in ``/api/simulations``. The job then answers 404 here. Audited
+    (``simulation.dismiss``)."""
+    run = await _job(conn, jobId)
+    if run is None:
+        return _no_job(jobId)
+    if not may_dismiss(who, run, settings):
+        detail = f"job {jobId}: only its creator or an operator may dismiss it"
+        return ogc_error(403, "about:blank", "Forbidden", detail)
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        query(sims.SQL, "job_dismiss"), {"id": run["id"]}
+    )
+    done = await cur.fetchone()
+    if done is None:  # dismissed meanwhile by another request
+        return _no_job(jobId)
+    await audit.record(conn, who, "simulation.dismiss", f"sim_run/{run['id']}",
+                       detail={"kind": run["kind"], "was": run["status"],
+                               "cancelled": done["status"] != run["status"]})  # fmt: skip
+    info = _status(public_base(request), done)
+    info["status"] = "dismissed"
+    info["message"] = info["message"] or f"job {jobId} dismissed"
+    info["links"] = [x for x in info["links"] if x["rel"] != REL + "results"]
+    return StatusInfo.model_validate(info).model_dump(mode="json", exclude_none=True)

@@ -39,6 +39,9 @@ class SimRun(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     summary: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Set when the run's OGC API Processes job is dismissed (DELETE /jobs/{id}): the job
+    # leaves /jobs; the run and its results stay.
+    dismissed_at: Mapped[datetime | None]
 
 
 class FloodCellResult(Base):
