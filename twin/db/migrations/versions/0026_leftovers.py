@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026_leftovers"
-down_revision: str | None = "0022_comment_paths"
+down_revision: str | None = "0024_ensemble"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
