@@ -85,8 +85,15 @@ def demo(
             *progress_columns(), console=console, transient=False, disable=as_json
         ) as progress:
             result = build_demo(settings, size=size, seed=seed, reporter=_RichReporter(progress))
+            if as_json:  # each stage's time as it ends, for long runs (the JSON comes at the end)
+                console.print(json.dumps({"timings_s": result.timings_s,
+                                          "peak_rss_mb": round(result.peak_rss_mb)}))  # fmt: skip
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
+            if as_json and storm:
+                console.print(json.dumps({"storm": storm}, default=str))
             traffic = _demo_traffic(settings, progress, storm)
+            if as_json:
+                console.print(json.dumps({"traffic": traffic}, default=str))
             risk = _demo_risk(settings, progress)
         with psycopg.connect(database_url(settings)) as conn:
             if storm or traffic:
@@ -264,13 +271,28 @@ async def _demo_dispatch(url: str, limit: int = 5) -> list[int]:
     return ids
 
 
+#: Zones of the demo's morning peak by city size: the origin-based solver keeps a flow per
+#: origin and link, so the large city (507 k links) takes res-7 zones (about 5 km², some 400
+#: origins) where 2,700 res-8 origins would need 11 GB.
+ZONE_RES = {"large": 7}
+
+
+def _zone_res(settings: Settings) -> int:
+    with psycopg.connect(database_url(settings)) as conn:
+        row = conn.execute("SELECT source FROM twin.city_meta WHERE id = 1").fetchone()
+    size = str(row[0]).split(":")[1] if row and str(row[0]).startswith("demo:") else ""
+    return ZONE_RES.get(size, 8)
+
+
 def _demo_traffic(
     settings: Settings, progress: Any, storm: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The morning peak, with the demo storm's road closures when there was one."""
     from twin.runs import traffic as traffic_runs
 
-    params = traffic_runs.TrafficParams(flood_runs=(storm["run_id"],) if storm else ())
+    params = traffic_runs.TrafficParams(
+        flood_runs=(storm["run_id"],) if storm else (), zone_res=_zone_res(settings)
+    )
     task = progress.add_task("morning peak (traffic)", total=100)
     return traffic_runs.run_traffic(
         settings, params, progress=lambda f: progress.update(task, completed=round(100 * f))
