@@ -197,8 +197,14 @@ def test_the_change_feed_reads_partitioned_transitions(conn: psycopg.Connection)
     )
     rows = conn.execute(
         query("feed.sql", "transitions"),
-        {"tx": 0, "kind": 0, "id": 0, "lo": "1:1:", "hi": f"{2**62 + 1}:{2**62 + 1}:",
-         "limit": 1000},  # fmt: skip
+        {
+            "tx": 0,
+            "kind": 0,
+            "id": 0,
+            "lo": "1:1:",
+            "hi": f"{2**62 + 1}:{2**62 + 1}:",
+            "limit": 1000,
+        },
     ).fetchall()
     assert [r[4] for r in rows if r[2] == task] == ["open", "accepted"]
     held = {

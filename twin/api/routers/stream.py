@@ -11,7 +11,10 @@ Alerts and tasks are read from the change feed (:mod:`twin.feed`) as the caller,
 every ``TWIN_STREAM_POLL_S``: row-level security scopes them exactly as ``/api/alerts`` and
 ``/api/tasks``, so a district user never receives another district's events. Each of those
 events has an ``id``; a client that reconnects with ``Last-Event-ID`` (browsers do it by
-themselves) gets every change after that event and nothing twice. Tile and reading events carry
+themselves) gets every change after that event and nothing twice; the id is a snapshot (see
+:mod:`twin.feed`), so no transaction running elsewhere, however long, holds an event back. An
+id that is malformed, or names transactions that had not started, is a 400 naming the header
+(or ``since``). Tile and reading events carry
 no id: they say what is current, not what happened, and a reconnect starts with the current
 tile versions. A stream lasts at most a minute; the client reconnects.
 """
