@@ -9,13 +9,14 @@ Each row instead records the transaction that last wrote it (``tx``, migration 0
 The cursor is a snapshot, not a horizon. A read runs in one REPEATABLE READ transaction, so the
 rows it sees are exactly those written by transactions visible in its snapshot ``S'``
 (``pg_current_snapshot()``). A reader that already has everything visible in ``S`` asks for the
-rows whose ``tx`` is not visible in ``S`` (``tx >= pg_snapshot_xmin(S)`` picks them out on the
-``tx`` index); once it has them all it has everything visible in ``S'``, and ``S'`` is its new
-cursor. A transaction still running at ``S'`` is not visible in it, so its rows come on a later
-read whenever it commits, however long it runs and whatever committed after it started: a long
-write transaction elsewhere (a bulk load in another database of the cluster, a long ingest
-here) holds nothing back. The price is the event id: a snapshot lists the transactions running
-when it was taken, so the id grows with them (a few digits each, written relative to ``xmin``).
+rows whose ``tx`` is not visible in ``S`` (at or above its ``xmax``, or one of its running
+transactions: the ``tx`` index picks them out); once it has them all it has everything visible
+in ``S'``, and ``S'`` is its new cursor. A transaction still running at ``S'`` is not visible in
+it, so its rows come on a later read whenever it commits, however long it runs and whatever
+committed after it started: a long write transaction elsewhere (a bulk load in another database
+of the cluster, a long ingest here) holds nothing back. The price is the event id: a snapshot
+lists the transactions running when it was taken, so the id grows with them (a few digits
+each, written relative to ``xmin``).
 
 One read delivers at most ``limit`` rows of each kind, and a client may drop the connection
 after any event, so an event id can stand inside a batch: ``(done, batch, last)`` means "every
@@ -240,7 +241,8 @@ async def changes(
     if not now.covers(after.batch or after.done):
         raise CursorError("an event id of this stream, not one from the future")
     lo, hi, last = after.done, after.batch or now, after.last or (0, 0, 0)
-    params = {"lo": lo.pg(), "hi": hi.pg(), "tx": last[0], "kind": last[1], "id": last[2],
+    params = {"lo": lo.pg(), "lo_xip": list(lo.xip), "from_tx": max(lo.xmax, last[0]),
+              "hi": hi.pg(), "hi_xmax": hi.xmax, "tx": last[0], "kind": last[1], "id": last[2],
               "limit": limit}  # fmt: skip
     out: list[Change] = []
     capped = False

@@ -202,7 +202,10 @@ def test_the_change_feed_reads_partitioned_transitions(conn: psycopg.Connection)
             "kind": 0,
             "id": 0,
             "lo": "1:1:",
+            "lo_xip": [],
+            "from_tx": 1,
             "hi": f"{2**62 + 1}:{2**62 + 1}:",
+            "hi_xmax": 2**62 + 1,
             "limit": 1000,
         },
     ).fetchall()
