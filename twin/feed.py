@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -84,9 +85,18 @@ class Snapshot:
         if self.xmax < self.xmin or not inside or not ordered:
             raise CursorError(f"{_FORMAT} (xmin <= running transactions < xmax, ascending)")
 
+    @cached_property
+    def _running(self) -> frozenset[int]:
+        return frozenset(self.xip)
+
+    @cached_property
+    def _text(self) -> str:
+        tail = "-" + ",".join(str(x - self.xmin) for x in self.xip) if self.xip else ""
+        return f"{self.xmin}-{self.xmax - self.xmin}{tail}"
+
     def visible(self, tx: int) -> bool:
         """Whether transaction ``tx`` had ended when the snapshot was taken."""
-        return tx < self.xmin or (tx < self.xmax and tx not in self.xip)
+        return tx < self.xmin or (tx < self.xmax and tx not in self._running)
 
     def covers(self, other: Snapshot) -> bool:
         """Whether every transaction visible in ``other`` is visible in this one."""
@@ -103,8 +113,7 @@ class Snapshot:
         return cls(int(xmin), int(xmax), tuple(int(x) for x in xip.split(",") if x))
 
     def __str__(self) -> str:
-        tail = "-" + ",".join(str(x - self.xmin) for x in self.xip) if self.xip else ""
-        return f"{self.xmin}-{self.xmax - self.xmin}{tail}"
+        return self._text
 
     @classmethod
     def _of(cls, xmin: str, dmax: str, dxip: str | None) -> Snapshot:
@@ -121,7 +130,9 @@ class Cursor:
     batch: Snapshot | None = None
     last: Key | None = None
 
-    def __post_init__(self) -> None:
+    def check(self) -> Cursor:
+        """This cursor, when it is consistent (CursorError if not): a batch follows ``done``
+        and ``last`` is a key of the batch. The feed's own cursors are, by construction."""
         if (self.batch is None) != (self.last is None):
             raise CursorError(f"{_FORMAT} (a batch needs its last key)")
         if self.batch is not None and self.last is not None:
@@ -130,6 +141,7 @@ class Cursor:
                 raise CursorError(f"{_FORMAT} (the batch must follow the done snapshot)")
             if not self.batch.visible(tx):
                 raise CursorError(f"{_FORMAT} (the last key must be of the batch)")
+        return self
 
     def __str__(self) -> str:
         if self.batch is None or self.last is None:
@@ -154,7 +166,7 @@ class Cursor:
         last = (_xid(int(g[6])), int(g[7]), int(g[8]))
         if last[2] > MAX_TX:
             raise CursorError(f"{_FORMAT} (row id out of range)")
-        return cls(done, Snapshot._of(g[3], g[4], g[5]), last)
+        return cls(done, Snapshot._of(g[3], g[4], g[5]), last).check()
 
     @classmethod
     def _legacy(cls, tx: int, kind: int, id_: int) -> Cursor:
@@ -165,7 +177,7 @@ class Cursor:
         done = Snapshot(_xid(tx), tx)
         if kind == 0 and id_ == 0:
             return cls(done)
-        return cls(done, Snapshot(_xid(tx + 1), tx + 1), (tx, kind, id_))
+        return cls(done, Snapshot(_xid(tx + 1), tx + 1), (tx, kind, id_)).check()
 
 
 @dataclass(frozen=True)
