@@ -26,11 +26,15 @@ def world(tiny_settings: Settings) -> dict[str, District]:
 
 
 def horizon(settings: Settings) -> str:
-    """A cursor before anything this test writes next (the oldest running transaction)."""
+    """A cursor before anything this test writes next: the event id of a reader that has every
+    transaction visible in a snapshot taken now (``xmin-<xmax-xmin>-<xip-xmin>,...``)."""
     with psycopg.connect(settings.database_url) as c:
-        row = c.execute("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint").fetchone()
+        row = c.execute("SELECT pg_current_snapshot()::text").fetchone()
     assert row is not None
-    return f"{row[0]}.0.0"
+    xmin, xmax, xip = (part for part in str(row[0]).split(":"))
+    low = int(xmin)
+    tail = ",".join(str(int(x) - low) for x in xip.split(",") if x)
+    return f"{low}-{int(xmax) - low}" + (f"-{tail}" if tail else "")
 
 
 def add_alert(c: psycopg.Connection, district: District, tag: str) -> int:
@@ -51,10 +55,15 @@ def write(settings: Settings, fn: Any) -> Any:
 
 
 def events(
-    client: TestClient, *, headers: dict[str, str] | None = None, **params: Any
+    client: TestClient,
+    *,
+    headers: dict[str, str] | None = None,
+    into: list[tuple[str | None, str, Any]] | None = None,
+    **params: Any,
 ) -> list[tuple[str | None, str, Any]]:
-    """(id, event, data) of each event until the stream closes (``limit`` / ``timeout``)."""
-    out: list[tuple[str | None, str, Any]] = []
+    """(id, event, data) of each event until the stream closes (``limit`` / ``timeout``), also
+    appended to ``into`` as each arrives."""
+    out: list[tuple[str | None, str, Any]] = [] if into is None else into
     current: dict[str, str] = {}
     with client.stream("GET", "/api/stream", params=params, headers=headers or {}) as r:
         assert r.status_code == 200, r.read()
@@ -122,6 +131,63 @@ def test_task_transitions_reach_the_patch_and_no_one_else(
     assert task_id not in {t["task_id"] for _, t in of_kind(got_b, "task")}
 
 
+def wait_for(got: list[tuple[str | None, str, Any]], ids: set[int], seconds: float) -> bool:
+    """Whether alerts ``ids`` all arrived in ``got`` within ``seconds`` (polled)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if ids <= {x["id"] for _, x in of_kind(list(got), "alert")}:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def other_database(settings: Settings) -> str:
+    """The URL of another database of the same cluster (``postgres``)."""
+    info = psycopg.conninfo.conninfo_to_dict(settings.database_url)
+    return psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
+
+
+def test_a_long_write_transaction_elsewhere_holds_no_event_back(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    """A bulk load in another database of the cluster, and a long ingest in this one, hold
+    transaction ids for minutes; an alert committed meanwhile reaches the reader at once."""
+    a = world["A"]
+    start = horizon(tiny_settings)
+    holders = [psycopg.connect(tiny_settings.database_url), psycopg.connect(other_database(
+        tiny_settings))]  # fmt: skip
+    try:
+        held = []
+        for h in holders:
+            row = h.execute("SELECT (pg_current_xact_id()::text)::bigint").fetchone()
+            assert row is not None
+            held.append(int(row[0]))
+        got: list[tuple[str | None, str, Any]] = []
+        t = threading.Thread(target=lambda: events(tiny_client, headers=a.headers, since=start,
+                                                   timeout=6, into=got))  # fmt: skip
+        t.start()
+        alert = write(tiny_settings, lambda c: add_alert(c, a, "during-load"))
+        arrived = wait_for(got, {alert}, 5.0)
+        # Both holders were still running then (they end below), below the alert's own
+        # transaction: a horizon (the oldest running transaction) would have held it back.
+        with psycopg.connect(tiny_settings.database_url) as c:
+            row = c.execute(
+                "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint,"
+                " (SELECT tx FROM twin.alert WHERE id = %s), bool_or(pg_visible_in_snapshot("
+                "x::text::xid8, pg_current_snapshot())) FROM unnest(%s::bigint[]) x",
+                (alert, held),
+            ).fetchone()
+        assert row is not None and row[2] is False
+        assert row[0] <= min(held) and max(held) < row[1]
+        assert arrived, "the alert waited for the long transactions"
+        t.join(10)
+    finally:
+        for h in holders:
+            h.rollback()
+            h.close()
+    write(tiny_settings, lambda c: c.execute("DELETE FROM twin.alert WHERE id = %s", (alert,)))
+
+
 def test_resume_misses_nothing_when_commits_come_out_of_order(
     tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
 ) -> None:
@@ -134,27 +200,54 @@ def test_resume_misses_nothing_when_commits_come_out_of_order(
     got: list[tuple[str | None, str, Any]] = []
 
     def listen() -> None:
-        got.extend(events(tiny_client, headers=a.headers, since=start, limit=2, timeout=20))
+        events(tiny_client, headers=a.headers, since=start, timeout=20, into=got)
 
     t = threading.Thread(target=listen)
     t.start()
-    time.sleep(2.0)
-    # The later commit is held back while the earlier transaction may still commit below it.
-    assert not [x for _, x in of_kind(got, "alert") if x["id"] in (early, late)]
-    first.commit()
-    first.close()
-    t.join(25)
-    alerts = [(i, x["id"]) for i, x in of_kind(got, "alert")]
-    assert [x for _, x in alerts] == [early, late]
-    # Resuming after the first event gives the second, and after the second, nothing of ours.
-    first_id = alerts[0][0]
-    assert first_id is not None
-    again = events(tiny_client, headers={**a.headers, "Last-Event-ID": first_id}, timeout=2)
-    assert [x["id"] for _, x in of_kind(again, "alert")] == [late]
-    last_id = alerts[1][0]
-    assert last_id is not None
-    after = events(tiny_client, headers={**a.headers, "Last-Event-ID": last_id}, timeout=2)
-    assert not of_kind(after, "alert")
+    try:
+        # The later commit arrives at once; the earlier transaction, still open, holds it not.
+        assert wait_for(got, {late}, 10.0)
+        assert early not in {x["id"] for _, x in of_kind(list(got), "alert")}
+        late_id = next(i for i, x in of_kind(list(got), "alert") if x["id"] == late)
+        assert late_id is not None
+        first.commit()
+        assert wait_for(got, {early}, 10.0)
+    finally:
+        first.close()
+        t.join(25)
+    ours = [(i, x["id"]) for i, x in of_kind(got, "alert") if x["id"] in (early, late)]
+    assert [x for _, x in ours] == [late, early]
+    # Resuming after the later event gives the earlier one, once; after it, nothing of ours.
+    again = events(tiny_client, headers={**a.headers, "Last-Event-ID": late_id}, timeout=2)
+    assert [x["id"] for _, x in of_kind(again, "alert") if x["id"] in (early, late)] == [early]
+    early_id = ours[1][0]
+    assert early_id is not None
+    after = events(tiny_client, headers={**a.headers, "Last-Event-ID": early_id}, timeout=2)
+    assert not [x for _, x in of_kind(after, "alert") if x["id"] in (early, late)]
+
+
+def test_a_client_that_leaves_inside_a_batch_resumes_exactly(
+    tiny_client: TestClient, tiny_settings: Settings, world: dict[str, District]
+) -> None:
+    """Five alerts in one transaction come in one read; a client that closes after each event
+    (``?limit=1``) and resumes from its id gets them all, each once, in order."""
+    a = world["A"]
+    start = horizon(tiny_settings)
+    mine = write(tiny_settings, lambda c: [add_alert(c, a, f"batch{n}") for n in range(5)])
+    seen: list[int] = []
+    cursor = start
+    for _ in range(50):
+        got = of_kind(events(tiny_client, headers=a.headers, since=cursor, limit=1, timeout=2),
+                      "alert")  # fmt: skip
+        if not got:
+            break
+        event_id, data = got[-1]
+        assert event_id is not None
+        cursor = event_id
+        if data["id"] in mine:
+            seen.append(data["id"])
+    assert seen == sorted(mine)
+    write(tiny_settings, lambda c: c.execute("DELETE FROM twin.alert WHERE id = ANY(%s)", (mine,)))
 
 
 def test_a_changed_alert_comes_again_with_its_new_status(
@@ -217,6 +310,11 @@ def test_tile_versions_come_first_and_on_every_bump(
         ({"Last-Event-ID": "not-an-id"}, {}, "Last-Event-ID"),
         ({}, {"since": "1.7.3"}, "since"),
         ({}, {"since": "99999999999999999999.0.1"}, "since"),
+        ({}, {"since": "1000-5-7"}, "since"),  # a running transaction past xmax
+        ({}, {"since": "1000-5-2,1"}, "since"),  # not ascending
+        ({}, {"since": "1000-5/1000-3/1001.0.1"}, "since"),  # the batch before the done one
+        ({"Last-Event-ID": "9000000000000000000-0"}, {}, "Last-Event-ID"),  # from the future
+        ({}, {"since": "4294967296-0"}, "since"),  # transaction id 0 of epoch 1
     ],
 )
 def test_a_bad_cursor_is_a_400_naming_it(

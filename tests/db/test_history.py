@@ -197,7 +197,17 @@ def test_the_change_feed_reads_partitioned_transitions(conn: psycopg.Connection)
     )
     rows = conn.execute(
         query("feed.sql", "transitions"),
-        {"tx": 0, "kind": 0, "id": 0, "upto": 2**62, "limit": 1000},
+        {
+            "tx": 0,
+            "kind": 0,
+            "id": 0,
+            "lo": "1:1:",
+            "lo_xip": [],
+            "from_tx": 1,
+            "hi": f"{2**62 + 1}:{2**62 + 1}:",
+            "hi_xmax": 2**62 + 1,
+            "limit": 1000,
+        },
     ).fetchall()
     assert [r[4] for r in rows if r[2] == task] == ["open", "accepted"]
     held = {

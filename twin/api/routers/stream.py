@@ -11,7 +11,10 @@ Alerts and tasks are read from the change feed (:mod:`twin.feed`) as the caller,
 every ``TWIN_STREAM_POLL_S``: row-level security scopes them exactly as ``/api/alerts`` and
 ``/api/tasks``, so a district user never receives another district's events. Each of those
 events has an ``id``; a client that reconnects with ``Last-Event-ID`` (browsers do it by
-themselves) gets every change after that event and nothing twice. Tile and reading events carry
+themselves) gets every change after that event and nothing twice; the id is a snapshot (see
+:mod:`twin.feed`), so no transaction running elsewhere, however long, holds an event back. An
+id that is malformed, or names transactions that had not started, is a 400 naming the header
+(or ``since``). Tile and reading events carry
 no id: they say what is current, not what happened, and a reconnect starts with the current
 tile versions. A stream lasts at most a minute; the client reconnects.
 """
@@ -35,6 +38,7 @@ from twin.access.principal import CALLER_SQL, Principal, caller_params
 from twin.api.deps import PoolDep, PrincipalDep, SettingsDep, client_address, require
 from twin.api.errors import InvalidParameterError
 from twin.api.routers.live import HEARTBEAT_S, STREAM_S, hub_of
+from twin.db.queries import query
 from twin.sense.bridge import ORIGIN
 from twin.sense.live import LiveHub
 from twin.settings import Settings
@@ -66,20 +70,20 @@ class _Reader:
     async def read(self, after: feed.Cursor | None) -> tuple[list[feed.Change], feed.Cursor,
                                                              dict[str, int]]:  # fmt: skip
         async with self.pool.connection() as conn:
+            # One snapshot for the whole read: the rows seen are those the new cursor covers.
+            await conn.execute(query("feed.sql", "begin"))
             await conn.execute(CALLER_SQL, self.params)
-            if after is None:
-                after = feed.Cursor(await feed.horizon(conn))
             changes, cursor = await feed.changes(conn, after)
             return changes, cursor, await feed.versions(conn)
 
 
 async def _events(
-    reader: _Reader, after: feed.Cursor | None, *, poll_s: float, limit: int | None,
-    hub: LiveHub | None, seconds: float,
+    reader: _Reader, first: tuple[list[feed.Change], feed.Cursor, dict[str, int]], *,
+    poll_s: float, limit: int | None, hub: LiveHub | None, seconds: float,
 ) -> AsyncIterator[bytes]:  # fmt: skip
     yield b"retry: 1000\n: alerts, tasks, tiles\n\n"
     end = time.monotonic() + seconds
-    changes, cursor, versions = await reader.read(after)
+    changes, cursor, versions = first
     yield _event("tiles", versions)
     sent = 0
     beat = time.monotonic() + HEARTBEAT_S
@@ -123,7 +127,10 @@ async def stream(
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(description="resume after this event")] = None,
     since: Annotated[
-        str | None, Query(max_length=64, description="resume after this event id (as the header)")
+        str | None,
+        Query(
+            max_length=feed.MAX_ID_CHARS, description="resume after this event id (as the header)"
+        ),
     ] = None,
     readings: Annotated[bool, Query(description="also new sensor readings")] = False,
     limit: Annotated[
@@ -135,18 +142,18 @@ async def stream(
 ) -> StreamingResponse:
     """Changes as they are committed, scoped to the caller; resumable with ``Last-Event-ID``."""
     text = last_event_id if last_event_id is not None else since
-    after = None
-    if text is not None:
-        try:
-            after = feed.Cursor.parse(text)
-        except ValueError as exc:
-            name = "Last-Event-ID" if last_event_id is not None else "since"
-            raise InvalidParameterError(name, str(exc)) from None
+    name = "Last-Event-ID" if last_event_id is not None else "since"
     reader = _Reader(pool, who, settings, client_address(request))
+    try:
+        after = feed.Cursor.parse(text) if text is not None else None
+        # The first read before the answer starts: an id from the future is a 400 too.
+        first = await reader.read(after)
+    except feed.CursorError as exc:
+        raise InvalidParameterError(name, str(exc)) from None
     hub = hub_of(request.app) if readings else None
     return StreamingResponse(
         _events(
-            reader, after, poll_s=settings.stream_poll_s, limit=limit, hub=hub, seconds=timeout
+            reader, first, poll_s=settings.stream_poll_s, limit=limit, hub=hub, seconds=timeout
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

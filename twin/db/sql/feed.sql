@@ -1,10 +1,18 @@
 -- The change feed of /api/stream (twin.feed). Rows carry ``tx``, the id of the transaction that
--- last wrote them (migration 0019). A read takes rows after the cursor (tx, kind, id) and below
--- the oldest transaction still running: no row can appear below that mark later, so resuming
--- from the last event seen misses nothing. Run as the caller: row-level security scopes them.
+-- last wrote them (migration 0019). A read runs in one REPEATABLE READ transaction and takes
+-- the rows whose tx is not visible in the reader's snapshot ``lo`` but is in ``hi`` (the
+-- transaction's own snapshot, or the batch being finished), after the key (tx, kind, id).
+-- Not visible in lo means: one of its running transactions (``lo_xip``), or at or above its
+-- xmax; the two branches let the tx index pick those rows out (``from_tx``: lo's xmax, or the
+-- last key's tx inside a batch, if higher; ``hi_xmax``: hi's xmax) without reading what
+-- committed since the oldest running transaction. Run as the caller: row-level security
+-- scopes them.
 
--- name: horizon
-SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS upto
+-- name: begin
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+
+-- name: snapshot
+SELECT pg_current_snapshot()::text AS snapshot, current_setting('transaction_isolation') AS iso
 
 -- name: alerts
 SELECT al.tx, al.id, al.rule_id, al.subject, al.level, al.status, al.cell, al.value,
@@ -12,8 +20,14 @@ SELECT al.tx, al.id, al.rule_id, al.subject, al.level, al.status, al.cell, al.va
        al.last_seen, al.acknowledged_at, al.resolved_at, al.area_id, a.code AS area_code,
        a.name AS area_name, a.level AS area_level, ST_X(ST_PointOnSurface(a.geom)) AS lon,
        ST_Y(ST_PointOnSurface(a.geom)) AS lat
-FROM twin.alert al LEFT JOIN twin.admin_area a ON a.id = al.area_id
-WHERE al.tx >= %(tx)s AND (al.tx, 0, al.id) > (%(tx)s, %(kind)s, %(id)s) AND al.tx < %(upto)s
+FROM (SELECT * FROM twin.alert WHERE tx = ANY(%(lo_xip)s::bigint[])
+      UNION ALL
+      SELECT * FROM twin.alert WHERE tx >= %(from_tx)s AND tx < %(hi_xmax)s) al
+LEFT JOIN twin.admin_area a ON a.id = al.area_id
+WHERE al.tx < %(hi_xmax)s
+  AND NOT pg_visible_in_snapshot((al.tx::text)::xid8, %(lo)s::pg_snapshot)
+  AND pg_visible_in_snapshot((al.tx::text)::xid8, %(hi)s::pg_snapshot)
+  AND (al.tx, 0, al.id) > (%(tx)s, %(kind)s, %(id)s)
 ORDER BY al.tx, al.id
 LIMIT %(limit)s
 
@@ -21,10 +35,15 @@ LIMIT %(limit)s
 SELECT tt.tx, tt.id, tt.task_id, tt.from_state, tt.to_state, tt.actor, tt.note, tt.at,
        t.title, t.state, t.priority, t.alert_id, t.cell, t.due_at, t.area_id,
        a.code AS area_code, a.name AS area_name, a.level AS area_level
-FROM twin.task_transition tt
+FROM (SELECT * FROM twin.task_transition WHERE tx = ANY(%(lo_xip)s::bigint[])
+      UNION ALL
+      SELECT * FROM twin.task_transition WHERE tx >= %(from_tx)s AND tx < %(hi_xmax)s) tt
 JOIN twin.task t ON t.id = tt.task_id
 LEFT JOIN twin.admin_area a ON a.id = t.area_id
-WHERE tt.tx >= %(tx)s AND (tt.tx, 1, tt.id) > (%(tx)s, %(kind)s, %(id)s) AND tt.tx < %(upto)s
+WHERE tt.tx < %(hi_xmax)s
+  AND NOT pg_visible_in_snapshot((tt.tx::text)::xid8, %(lo)s::pg_snapshot)
+  AND pg_visible_in_snapshot((tt.tx::text)::xid8, %(hi)s::pg_snapshot)
+  AND (tt.tx, 1, tt.id) > (%(tx)s, %(kind)s, %(id)s)
 ORDER BY tt.tx, tt.id
 LIMIT %(limit)s
 

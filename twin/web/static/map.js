@@ -366,15 +366,18 @@ function parseEvent(text) {
   if (out.data !== undefined) out.data = JSON.parse(out.data);
   return out;
 }
-async function follow(key, url, onEvents) {
+async function follow(key, url, onEvents, onRefused) {
   const slot = `${key}Abort`;
   if (state[slot]) state[slot].abort();
   const ctrl = new AbortController();
   state[slot] = ctrl;
-  const again = (ms) => { if (state[slot] === ctrl) setTimeout(() => follow(key, url, onEvents), ms); };
+  const again = (ms) => { if (state[slot] === ctrl) setTimeout(() => follow(key, url, onEvents, onRefused), ms); };
   try {
     const r = await fetch(url(), {
       headers: { Accept: "text/event-stream", ...authHeaders() }, signal: ctrl.signal });
+    // 400: the stream refuses the resume point (e.g. an event id from before a database
+    // restore); `onRefused` drops it, and the stream opens again from now.
+    if (r.status === 400 && onRefused) { onRefused(); again(200); return; }
     if (!r.ok || !r.body) throw new Error(`${key}: ${r.status}`);
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -445,7 +448,7 @@ function followStream() {
         state.tileVersions = { ...(known || {}), ...data };
       }
     }
-  });
+  }, () => { state.streamCursor = null; refreshAlerts(); refreshCard(); });
 }
 
 // ----------------------------------------------------------------------------- time slider
