@@ -316,11 +316,13 @@ def _forget_runs(settings: Settings, jobs: list[str]) -> None:
         conn.execute("DELETE FROM twin.sim_run WHERE id = ANY(%s)", ([int(j) for j in jobs],))
 
 
-def test_dismiss_finished_job(server: str, tiny_settings: Settings) -> None:
+def test_dismiss_finished_job(server: str, tiny_settings: Settings, users: dict[str, str]) -> None:
     job = _start(server, SHORT)
     try:
         assert _poll(server, job)["status"] == "successful"
-        r = _dismiss(server, job)
+        # Not by the public, even where it may start runs (anonymous callers are all alike).
+        assert _dismiss(server, job).status_code == 403
+        r = _dismiss(server, job, users["op"])
         assert r.status_code == 200, r.text
         info = r.json()
         assert info["jobID"] == job and info["status"] == "dismissed"
@@ -330,7 +332,7 @@ def test_dismiss_finished_job(server: str, tiny_settings: Settings) -> None:
         for path in (f"/jobs/{job}", f"/jobs/{job}/results"):
             got = httpx.get(server + path)
             assert got.status_code == 404 and got.json()["type"] == EXC + "no-such-job", path
-        again = _dismiss(server, job)
+        again = _dismiss(server, job, users["op"])
         assert again.status_code == 404 and again.json()["type"] == EXC + "no-such-job"
         jobs = httpx.get(f"{server}/jobs", params={"limit": 500}).json()["jobs"]
         assert job not in {j["jobID"] for j in jobs}
@@ -350,7 +352,9 @@ def test_dismiss_finished_job(server: str, tiny_settings: Settings) -> None:
         _forget_runs(tiny_settings, [job])
 
 
-def test_dismiss_cancels_running_and_queued(server: str, tiny_settings: Settings) -> None:
+def test_dismiss_cancels_running_and_queued(
+    server: str, tiny_settings: Settings, users: dict[str, str]
+) -> None:
     """A running storm stops (and keeps no results); a queued one never starts. The proof it
     stopped: a storm queued behind it (one worker) finishes long before the day-long storm
     could have."""
@@ -364,7 +368,7 @@ def test_dismiss_cancels_running_and_queued(server: str, tiny_settings: Settings
             time.sleep(0.2)
         assert httpx.get(f"{server}/jobs/{queued}").json()["status"] == "accepted"
         for job in (queued, running):
-            r = _dismiss(server, job)
+            r = _dismiss(server, job, users["op"])
             assert r.status_code == 200, r.text
             assert r.json()["status"] == "dismissed" and r.json()["jobID"] == job
         after = _start(server, SHORT)
@@ -381,7 +385,7 @@ def test_dismiss_cancels_running_and_queued(server: str, tiny_settings: Settings
         assert waited < 120, waited
     finally:
         for job in (running, queued):  # never leave a day-long storm on the worker
-            _dismiss(server, job)
+            _dismiss(server, job, users["op"])
         jobs = [j for j in (running, queued, after) if j]
         _settle(tiny_settings, jobs)
         _forget_runs(tiny_settings, jobs)

@@ -304,6 +304,16 @@ def check_job(ctx: Ctx, who: Caller) -> None:
             assert ok(ctx.get(who, path)).json() == ok(ctx.get(None, path)).json()
 
 
+def check_dismiss(ctx: Ctx, who: Caller) -> None:
+    """Runs are the city's: neither a district's user nor the public may dismiss one; the
+    job stays as it was."""
+    for run in ctx.runs("flood") + ctx.runs("traffic"):
+        before = ok(ctx.get(None, f"/jobs/{run}")).json()
+        r = ctx.send("DELETE", who, f"/jobs/{run}")
+        assert r.status_code == 403, (run, r.text)
+        assert ok(ctx.get(None, f"/jobs/{run}")).json() == before
+
+
 def check_runs(ctx: Ctx, who: Caller) -> None:
     got = ok(ctx.get(who, "/api/simulations?limit=500")).json()["runs"]
     assert got == ok(ctx.get(None, "/api/simulations?limit=500")).json()["runs"]
@@ -567,6 +577,7 @@ ROUTES: dict[tuple[str, str], Callable[[Ctx, Caller], None]] = {
     ("GET", "/jobs"): check_jobs,
     ("GET", "/jobs/{jobId}"): check_job,
     ("GET", "/jobs/{jobId}/results"): check_job,
+    ("DELETE", "/jobs/{jobId}"): check_dismiss,
     ("GET", "/api/nowcast"): check_nowcast("/api/nowcast"),
     ("GET", "/api/nowcast/cells"): check_nowcast("/api/nowcast/cells?horizon=60"),
     ("GET", "/api/layers"): check_layers,

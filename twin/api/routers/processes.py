@@ -213,14 +213,16 @@ async def _job(conn: Conn, job_id: str) -> dict[str, Any] | None:
 
 
 def may_dismiss(who: Principal, run: dict[str, Any], settings: Settings) -> bool:
-    """Who may dismiss a job: an operator or admin of the whole city; the user who started
-    it (with the right to run simulations still); where simulations are open to the public
-    (the demo), a caller without a token a job started without one (or by the CLI)."""
+    """Who may dismiss a job: an operator or admin of the whole city, or the user who started
+    it (with the right to run simulations still). Never a caller without a token, even where
+    simulations are open to the public (the demo): anonymous callers cannot be told apart, so
+    one could cancel another's run, or the city's own (CLI) runs."""
+    del settings  # the rule is the same whatever the twin opens to the public
     if who.can_operate and not who.scoped:
         return True
     if who.user_id is not None:
         return who.user_id == run["created_by"] and who.can_run_simulations
-    return settings.open_simulations and run["created_by"] is None
+    return False
 
 
 @router.post(
