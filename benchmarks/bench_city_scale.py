@@ -68,6 +68,8 @@ async def _sizes(base: str, paths: list[str], concurrency: int) -> list[tuple[st
             while not queue.empty():
                 p = queue.get_nowait()
                 r = await client.get(p, headers={"Accept-Encoding": "identity"})
+                if r.status_code == 401:  # a layer the public may not see: not a public tile
+                    continue
                 if r.status_code not in (200, 204):
                     raise SystemExit(f"{p}: {r.status_code} {r.text[:200]}")
                 out.append((p, len(r.content)))

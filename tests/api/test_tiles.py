@@ -186,6 +186,15 @@ def test_roads_generalise_by_zoom(client: TestClient) -> None:
         for f in _decode(client.get(f"/tiles/roads/11/{x}/{y}.mvt"))["roads"]["features"]
     }
     assert classes and classes <= {"motorway", "expressway", "trunk", "primary"}
+    # At z10 only the through roads (the primary roads of a big city fill a tile).
+    x, y = tile_of(LON, LAT, 10)
+    overview = {
+        f["properties"]["road_class"]
+        for f in _decode(client.get(f"/tiles/roads/10/{x}/{y}.mvt")).get("roads", {"features": []})[
+            "features"
+        ]
+    }
+    assert overview <= {"motorway", "expressway", "trunk"}
 
 
 def test_ingest_invalidates_the_tile_without_restart(

@@ -125,7 +125,10 @@ LAYERS: dict[str, TileLayer] = {
             {"road_class": "t.road_class", "name": "t.name", "lanes": "t.lanes",
              "free_speed_kmh": "t.free_speed_kmh", "bridge": "t.bridge"},
             minzoom=9, geometry="line", simplify_below=14,
+            # By z10 a tile spans a Hangzhou-sized city's 54 k primary links (600 KB at the
+            # large demo city): the overview keeps the through roads, primary roads from z11.
             zoom_filters=(
+                (10, "t.road_class IN ('motorway', 'expressway', 'trunk')"),
                 (11, "t.road_class IN ('motorway', 'expressway', 'trunk', 'primary')"),
                 (13, "t.road_class NOT IN ('residential', 'service')"),
             ),
