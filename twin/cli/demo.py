@@ -91,7 +91,7 @@ def demo(
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
             if as_json and storm:
                 console.print(json.dumps({"storm": storm}, default=str))
-            traffic = _demo_traffic(settings, progress, storm)
+            traffic = _demo_traffic(settings, progress, storm, size)
             if as_json:
                 console.print(json.dumps({"traffic": traffic}, default=str))
             risk = _demo_risk(settings, progress)
@@ -277,21 +277,14 @@ async def _demo_dispatch(url: str, limit: int = 5) -> list[int]:
 ZONE_RES = {"large": 7}
 
 
-def _zone_res(settings: Settings) -> int:
-    with psycopg.connect(database_url(settings)) as conn:
-        row = conn.execute("SELECT source FROM twin.city_meta WHERE id = 1").fetchone()
-    size = str(row[0]).split(":")[1] if row and str(row[0]).startswith("demo:") else ""
-    return ZONE_RES.get(size, 8)
-
-
 def _demo_traffic(
-    settings: Settings, progress: Any, storm: dict[str, Any] | None
+    settings: Settings, progress: Any, storm: dict[str, Any] | None, size: str
 ) -> dict[str, Any]:
     """The morning peak, with the demo storm's road closures when there was one."""
     from twin.runs import traffic as traffic_runs
 
     params = traffic_runs.TrafficParams(
-        flood_runs=(storm["run_id"],) if storm else (), zone_res=_zone_res(settings)
+        flood_runs=(storm["run_id"],) if storm else (), zone_res=ZONE_RES.get(size, 8)
     )
     task = progress.add_task("morning peak (traffic)", total=100)
     return traffic_runs.run_traffic(
