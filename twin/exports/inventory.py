@@ -198,7 +198,7 @@ async def _cells(
 
 
 async def _risk(
-    conn: AsyncConnection, who: Principal, base: str, settings: Settings
+    conn: AsyncConnection, who: Principal, base: str, settings: Settings, city: Bbox | None
 ) -> list[Dataset]:
     layers = [lyr for lyr in catalog_for(settings).all_layers()
               if who.cleared_for(lyr.classification)]  # fmt: skip
@@ -211,7 +211,7 @@ async def _risk(
         ds = Dataset(
             id=f"risk-{lyr.id}", kind="risk", title=f"Risk: {lyr.title}",
             title_zh=f"风险 {lyr.title_zh}", description=lyr.description or lyr.title,
-            label=lyr.classification, rows=int(st["n"]) if st else 0, bbox=_bbox(st),
+            label=lyr.classification, rows=int(st["n"]) if st else 0, bbox=_bbox(st) or city,
             modified=st.get("computed_at"), keywords=("risk", lyr.family),
             distributions=[
                 Distribution(f"{base}/api/risk?layer={lyr.id}",
@@ -329,7 +329,7 @@ async def inventory(
     if wanted("cells"):
         datasets += await _cells(conn, who, base, versions)
     if wanted("risk"):
-        datasets += await _risk(conn, who, base, settings)
+        datasets += await _risk(conn, who, base, settings, _bbox(city[0]))
     if wanted("flood_run"):
         datasets += await _flood_runs(conn, who, base, settings)
     if wanted("raster"):

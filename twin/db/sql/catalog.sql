@@ -2,7 +2,13 @@
 -- caller (row-level security applies to every count and extent).
 
 -- name: city
-SELECT name, source, updated_at FROM twin.city_meta WHERE id = 1;
+-- With the city's extent: the coverage of a dataset defined over the city that has no rows yet
+-- (a risk layer before its first run).
+SELECT m.name, m.source, m.updated_at,
+       ST_XMin(e) AS xmin, ST_YMin(e) AS ymin, ST_XMax(e) AS xmax, ST_YMax(e) AS ymax
+FROM twin.city_meta m
+CROSS JOIN (SELECT ST_Extent(geom) AS e FROM twin.admin_area WHERE level = 'city') x
+WHERE m.id = 1;
 
 -- name: versions
 SELECT layer, updated_at FROM twin.layer_version;
