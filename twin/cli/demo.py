@@ -49,6 +49,13 @@ def demo(
         float, typer.Option(help="Return period of the demo storm (years); 0: no storm.")
     ] = 50.0,
     storm_duration: Annotated[str, typer.Option(help="Duration of the demo storm.")] = "1h",
+    with_traffic: Annotated[
+        bool,
+        typer.Option(
+            "--traffic/--no-traffic",
+            help="Run the morning peak (off: time the other stages at city scale).",
+        ),
+    ] = True,
     live: Annotated[
         bool,
         typer.Option(
@@ -91,8 +98,8 @@ def demo(
             storm = _demo_storm(settings, progress, storm_years, storm_duration)
             if as_json and storm:
                 console.print(json.dumps({"storm": storm}, default=str))
-            traffic = _demo_traffic(settings, progress, storm, size)
-            if as_json:
+            traffic = _demo_traffic(settings, progress, storm, size) if with_traffic else {}
+            if as_json and traffic:
                 console.print(json.dumps({"traffic": traffic}, default=str))
             risk = _demo_risk(settings, progress)
         with psycopg.connect(database_url(settings)) as conn:

@@ -85,7 +85,7 @@ def place_buildings(frame: CityFrame, parcels: pd.DataFrame) -> pd.DataFrame:
         inner = shapely.buffer(p.geometry, -SETBACK_M)
         if inner.is_empty:
             continue
-        boxes = _lattice(inner, t, rng)
+        boxes = _lattice(inner, t, rng, pitch_scale=frame.spec.building_pitch)
         if len(boxes) == 0:
             continue
         footprint = shapely.area(boxes).sum()
@@ -121,7 +121,9 @@ def place_buildings(frame: CityFrame, parcels: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _lattice(inner: shapely.Geometry, t: Typology, rng: np.random.Generator) -> np.ndarray:
+def _lattice(
+    inner: shapely.Geometry, t: Typology, rng: np.random.Generator, *, pitch_scale: float = 1.0
+) -> np.ndarray:
     w, d = t.size
     minx, miny, maxx, maxy = shapely.bounds(inner)
     if t.single:
@@ -129,7 +131,8 @@ def _lattice(inner: shapely.Geometry, t: Typology, rng: np.random.Generator) -> 
         box = shapely.box(c.x - w / 2, c.y - d / 2, c.x + w / 2, c.y + d / 2)
         inside = bool(shapely.contains(inner, box))
         return np.array([box], dtype=object) if inside else np.empty(0, dtype=object)
-    px, py = t.pitch
+    # A 2 m gap at least, so a tighter lattice never makes footprints touch.
+    px, py = max(t.pitch[0] * pitch_scale, w + 2.0), max(t.pitch[1] * pitch_scale, d + 2.0)
     nx = int((maxx - minx - w) // px) + 1
     ny = int((maxy - miny - d) // py) + 1
     if nx <= 0 or ny <= 0:
