@@ -100,3 +100,26 @@ def test_refused_points_and_bad_workers_are_named() -> None:
         h3c.latlng_to_cell(lat, lng, 9, workers=0)
     with pytest.raises(ValueError, match="workers"):
         grid.points_to_cells([120.0], [30.0], 9, workers=0)
+
+
+@pytest.mark.parametrize("res", [0, 2, 7, 10, 15])
+def test_cell_boundaries_match_h3_vertex_for_vertex(res: int) -> None:
+    # Random cells over the globe, the pentagons, and res-0 cells (whose edges cross
+    # icosahedron faces: up to 10 vertices).
+    lat, lng = _globe(3_000)
+    cells = [h3.latlng_to_cell(a, b, res) for a, b in zip(lat, lng, strict=True)]
+    cells += list(h3.get_pentagons(res)) + list(h3.get_res0_cells())
+    ints = np.array([int(c, 16) for c in cells], dtype=np.uint64)
+    nverts, verts = h3c.cell_boundaries(ints)
+    assert {5, 6} <= set(nverts.tolist()) and nverts.max() <= h3c.MAX_VERTS
+    for c, n, v in zip(cells, nverts.tolist(), verts, strict=True):
+        assert tuple(map(tuple, v[:n].tolist())) == h3.cell_to_boundary(c)
+    # grid.boundaries builds the same polygons as grid.boundary, one at a time.
+    polys = grid.boundaries(ints.astype(np.int64))
+    one = [grid.boundary(int(c)) for c in ints.astype(np.int64)]
+    assert [p.wkb for p in polys] == [p.wkb for p in one]
+
+
+def test_a_refused_cell_is_named() -> None:
+    with pytest.raises(ValueError, match="cell 1"):
+        h3c.cell_boundaries(np.array([int(h3.latlng_to_cell(0, 0, 5), 16), 7], dtype=np.uint64))

@@ -1,4 +1,4 @@
-"""H3's own C ``latLngToCell`` over whole arrays, on several cores.
+"""H3's own C ``latLngToCell`` (and ``cellToBoundary``) over whole arrays, on several cores.
 
 h3-py calls H3's C library once per point through Python, which holds the interpreter lock:
 one core at about 1.5 million points a second. This module calls the *same* C function, the
@@ -31,6 +31,16 @@ _lat_lng_to_cell.restype = ctypes.c_uint32
 _degs_to_rads = _lib.degsToRads  # double degsToRads(double degrees), as h3-py converts
 _degs_to_rads.argtypes = [ctypes.c_double]
 _degs_to_rads.restype = ctypes.c_double
+_cell_to_boundary = _lib.cellToBoundary  # H3Error cellToBoundary(H3Index h, CellBoundary *gp)
+_cell_to_boundary.argtypes = [ctypes.c_uint64, ctypes.c_void_p]
+_cell_to_boundary.restype = ctypes.c_uint32
+_is_valid_cell = _lib.isValidCell  # int isValidCell(H3Index h), h3-py's check before it
+_is_valid_cell.argtypes = [ctypes.c_uint64]
+_is_valid_cell.restype = ctypes.c_int
+_rads_to_degs = _lib.radsToDegs  # double radsToDegs(double radians), as h3-py converts back
+_rads_to_degs.argtypes = [ctypes.c_double]
+_rads_to_degs.restype = ctypes.c_double
+MAX_VERTS = 10  # MAX_CELL_BNDRY_VERTS
 
 # Below this many points one thread does it (a thread pool costs more than it saves).
 _MIN_PER_WORKER = 50_000
@@ -55,6 +65,59 @@ def _kernel(  # pragma: no cover - compiled; exercised through latlng_to_cell
             return i
         out[i] = cell[0]
     return -1
+
+
+@numba.njit(nogil=True, cache=True)
+def _boundary_kernel(  # pragma: no cover - compiled; exercised through cell_boundaries
+    to_boundary: object,
+    is_valid: object,
+    to_degs: object,
+    cells: npt.NDArray[np.uint64],
+    nverts: npt.NDArray[np.int64],
+    out: npt.NDArray[np.float64],
+) -> int:
+    # struct CellBoundary {int numVerts; LatLng verts[10];}: the int is padded to 8 bytes, so
+    # the vertices (lat, lng radians) start at the second double.
+    buf = np.zeros(1 + 2 * MAX_VERTS, np.float64)
+    count = buf[:1].view(np.int32)
+    for i in range(cells.size):
+        if is_valid(cells[i]) == 0 or to_boundary(cells[i], buf.ctypes) != 0:  # type: ignore[operator]
+            return i
+        n = count[0]
+        nverts[i] = n
+        for j in range(n):
+            out[i, j, 0] = to_degs(buf[1 + 2 * j])  # type: ignore[operator]
+            out[i, j, 1] = to_degs(buf[2 + 2 * j])  # type: ignore[operator]
+    return -1
+
+
+def cell_boundaries(
+    cells: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Vertices of cells' boundaries, exactly as ``h3.cell_to_boundary`` gives them.
+
+    Parameters
+    ----------
+    cells
+        H3 cells (``uint64``).
+
+    Returns
+    -------
+    (nverts, verts): the vertex count of each cell (5 to 10), and an ``(n, 10, 2)`` array of
+    (lat, lng) in degrees, counter-clockwise, of which the first ``nverts[i]`` rows are used.
+
+    Raises
+    ------
+    ValueError
+        naming the first cell that is not a valid H3 cell.
+    """
+    cells = np.ascontiguousarray(cells, dtype=np.uint64)
+    nverts = np.zeros(cells.size, dtype=np.int64)
+    verts = np.full((cells.size, MAX_VERTS, 2), np.nan)
+    bad = _boundary_kernel(_cell_to_boundary, _is_valid_cell, _rads_to_degs, cells, nverts, verts)
+    if bad >= 0:
+        raise ValueError(f"cell {bad}: {int(cells[bad]):#x} is not a valid H3 cell")
+    return nverts, verts
 
 
 def default_workers() -> int:

@@ -143,7 +143,7 @@ def _copy_cell_shapes(
         mask = res_arr == r
         if coarser and mask.any():
             parents[mask] = grid.parent(cell_arr[mask], coarser[-1])
-    polys = np.asarray([grid.boundary(int(c)) for c in cell_arr], dtype=object)
+    polys = grid.boundaries(cell_arr)
     lon, lat = grid.cell_centers(cell_arr)
     frame = pd.DataFrame(
         {

@@ -115,7 +115,9 @@ LAYERS: dict[str, TileLayer] = {
             "parcels", "Land parcels", "parcel",
             {"land_use": "t.land_use", "class": "left(t.land_use, 1)", "plot_ratio": "t.plot_ratio",
              "code": "t.code"},
-            minzoom=11, simplify_below=15,
+            # From z12: a z11 tile spans some 20 k parcels of a Hangzhou-sized city (945 KB at
+            # the large demo city); below that the cells layer is the overview.
+            minzoom=12, simplify_below=15,
             fields={"land_use": "String", "class": "String", "plot_ratio": "Number",
                     "code": "String"},
             description="Parcels with their GB 50137 land-use class.",

@@ -107,12 +107,16 @@ INSERT INTO twin.cell_stats (
     road_length_m, land_use_mix, geom
 )
 SELECT g.res, g.cell, g.parent,
-       -- The grid patch holding the cell centre, else the one overlapping the cell most.
-       (SELECT a.id FROM twin.admin_area a
-        WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.geom)
-        ORDER BY ST_Intersects(a.geom, g.center) DESC,
-                 ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id
-        LIMIT 1),
+       -- The grid patch holding the cell centre, else the one overlapping the cell most
+       -- (ties: the larger overlap, then the lower id). The centre is looked up first: one
+       -- point in one patch, where a coarse cell overlaps dozens of patches.
+       coalesce(
+           (SELECT a.id FROM twin.admin_area a
+            WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center)
+            ORDER BY ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id LIMIT 1),
+           (SELECT a.id FROM twin.admin_area a
+            WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.geom)
+            ORDER BY ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id LIMIT 1)),
        coalesce(s.population, 0), coalesce(s.population_by_age, '{}'), coalesce(s.elderly, 0),
        coalesce(s.jobs, 0), coalesce(s.buildings, 0), coalesce(s.floor_area_m2, 0),
        s.height_mean_m, s.height_max_m, coalesce(s.enterprises, 0), coalesce(s.hazard_sites, 0),
