@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import shapely
@@ -13,11 +14,12 @@ import shapely
 from twin.exports.source import arrow_schema, chunks
 from twin.exports.writers import ROW_GROUP_ROWS, write
 
+Row = tuple[Any, ...]
 NAMES = ["fid", "geometry", "xmin", "ymin", "xmax", "ymax", "height_m"]
 OIDS = [20, 17, 701, 701, 701, 701, 701]
 
 
-def _rows(n: int) -> list[tuple[object, ...]]:
+def _rows(n: int) -> list[Row]:
     out = []
     for i in range(n):
         x, y = 120 + (i % 100) * 1e-3, 30 + (i // 100) * 1e-3
@@ -26,12 +28,10 @@ def _rows(n: int) -> list[tuple[object, ...]]:
     return out
 
 
-def _fetcher(
-    rows: list[tuple[object, ...]], sizes: list[int]
-) -> Callable[[int], list[tuple[object, ...]]]:
+def _fetcher(rows: list[Row], sizes: list[int]) -> Callable[[int], list[Row]]:
     at = [0]
 
-    def fetch(n: int) -> list[tuple[object, ...]]:
+    def fetch(n: int) -> list[Row]:
         sizes.append(n)
         got = rows[at[0] : at[0] + n]
         at[0] += len(got)
