@@ -52,11 +52,13 @@ def _write(
 
 
 def trim_heap() -> None:
-    """Return the freed heap to the system (glibc's ``malloc_trim``; elsewhere nothing).
+    """Return the freed heap to the system: Arrow's pool, then glibc's ``malloc_trim``
+    (elsewhere nothing).
 
     The API writes in a worker thread, and glibc gives such a thread an arena of its own that
     it keeps, at its high-water mark, after the thread is done: without this a server's RSS
     climbs by tens of MB with each of the first downloads (benchmarks/bench_export_rss.py)."""
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages too
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
