@@ -12,8 +12,11 @@ from psycopg import sql
 from twin import features
 from twin.tiles.catalog import TileLayer
 
-#: Rows fetched from the server-side cursor per round trip (and per Arrow batch).
-CHUNK_ROWS = 20_000
+#: Rows fetched from the server-side cursor per round trip (and per Arrow batch). A chunk is
+#: held as Python tuples until it becomes a batch, at several hundred bytes a row above its
+#: Arrow size; 5,000 rows keep that near 20 MB (benchmarks/bench_export_rss.py) and cost a
+#: round trip per 5,000 rows. GeoParquet row groups are larger (twin.exports.writers).
+CHUNK_ROWS = 5_000
 
 #: PostgreSQL type oid -> Arrow type (anything else travels as text).
 _ARROW: dict[int, pa.DataType] = {
@@ -90,9 +93,14 @@ def _plain(v: Any) -> Any:
 def chunks(
     fetch: Callable[[int], Sequence[Sequence[Any]]], schema: pa.Schema, size: int = CHUNK_ROWS
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches from ``fetch(size)`` (a cursor's fetchmany) until it comes back empty."""
+    """Record batches from ``fetch(size)`` (a cursor's fetchmany) until it comes back empty.
+
+    The rows of a chunk are let go before the batch is handed on, so that the next fetch does
+    not hold two chunks of Python rows at once."""
     while True:
         rows = fetch(size)
         if not rows:
             return
-        yield to_batch(rows, schema)
+        batch = to_batch(rows, schema)
+        del rows
+        yield batch

@@ -1,9 +1,9 @@
 """Writers: Arrow record batches in, one file out, batch by batch.
 
-GeoParquet 1.1 with pyarrow (WKB geometry, ``geo`` metadata, a ``bbox`` covering column, one
-row group per batch); FlatGeobuf (with its packed Hilbert R-tree index) and GeoPackage through
-GDAL (pyogrio's ``write_arrow`` pulls the batches from a stream); CSV with WKT through
-pyarrow's incremental CSV writer.
+GeoParquet 1.1 with pyarrow (WKB geometry, ``geo`` metadata, a ``bbox`` covering column, row
+groups of :data:`ROW_GROUP_ROWS` rows gathered from the batches); FlatGeobuf (with its packed
+Hilbert R-tree index) and GeoPackage through GDAL (pyogrio's ``write_arrow`` pulls the batches
+from a stream); CSV with WKT through pyarrow's incremental CSV writer.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import pyarrow.parquet as pq
 import shapely
 
 from twin.errors import InvalidParameterError
+
+#: Rows per GeoParquet row group: the batches (a few MB of Arrow each) are gathered up to this
+#: many, so that a reader's bbox pruning sees row groups of a useful size.
+ROW_GROUP_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,16 @@ def _counted(batches: Iterable[pa.RecordBatch], tally: Tally) -> Iterator[pa.Rec
 def _parquet(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, gtype: str) -> None:
     meta = {b"geo": json.dumps(geo_metadata(gtype)).encode()}
     with pq.ParquetWriter(path, schema.with_metadata(meta), compression="zstd") as w:
+        held: list[pa.RecordBatch] = []
+        rows = 0
         for b in batches:
-            w.write_batch(b, row_group_size=max(b.num_rows, 1))
+            held.append(b)
+            rows += b.num_rows
+            if rows >= ROW_GROUP_ROWS:
+                w.write_table(pa.Table.from_batches(held, schema), row_group_size=rows)
+                held, rows = [], 0
+        if rows:
+            w.write_table(pa.Table.from_batches(held, schema), row_group_size=rows)
 
 
 def _no_bbox(schema: pa.Schema) -> pa.Schema:

@@ -1,6 +1,7 @@
 """``/api/live``: Server-Sent Events of new observations, for the map to follow readings
-without a reload; the router's lifespan also runs the MQTT bridge when ``TWIN_MQTT_URL`` is set,
-the rule watch (``TWIN_LIVE_ALERTS``) and, with it, the nowcast loop (``TWIN_NOWCAST_EVERY_S``).
+without a reload; the router's lifespan also runs the MQTT bridge when ``TWIN_MQTT_URL`` is set
+(in one process only, however many ``TWIN_WORKERS``: :mod:`twin.sense.elect`), the rule watch
+(``TWIN_LIVE_ALERTS``) and, with it, the nowcast loop (``TWIN_NOWCAST_EVERY_S``).
 
 Each event is ``event: observation`` with the SensorThings Observation JSON (``@iot.id``,
 ``phenomenonTime``, ``result``, ``Datastream``) as data; a comment line every 15 s keeps
@@ -27,6 +28,7 @@ from twin.api.deps import require
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs.nowloop import NowcastLoop
 from twin.sense.bridge import ORIGIN, Bridge, running
+from twin.sense.elect import Elected
 from twin.sense.live import LiveHub
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,11 @@ async def _bridge(app: FastAPI, settings: Any, url: str, hub: LiveHub) -> AsyncI
                     client_id=settings.mqtt_client_id,
                     session_expiry_s=settings.mqtt_session_expiry_s)  # fmt: skip
     app.state.sense_bridge = bridge
-    log.info("MQTT bridge on %s", settings.mqtt_url)
-    async with running(bridge):
+    # Every worker of `twin serve --workers N` gets here; the advisory lock keyed by the client
+    # id lets one of them run the bridge (the others stand by and take over if it goes).
+    election = app.state.sense_election = Elected(bridge, url, name=settings.mqtt_client_id)
+    log.info("MQTT bridge on %s (in the process that holds its lock)", settings.mqtt_url)
+    async with running(election):
         yield
 
 
