@@ -27,6 +27,9 @@ from twin.risk.catalog import LEVELS, ONEMAP, Catalog, CatalogError, Layer
 from twin.risk.scoring import combine, roll_up, score_layer
 
 RISK_VERSION_KEY = "risk_score"
+# Bumped by a compute of every layer: when the stored scores last were a full compute of the
+# catalog (twin.risk.incremental patches them only if no layer file is newer).
+RISK_FULL_KEY = "risk_score_full"
 
 
 class ComputeError(RuntimeError):
@@ -246,6 +249,8 @@ def compute_risk(
             SNAPSHOT_SQL,
             {"layers": list(out), "res": [lyr.res for lyr, _ in out.values()], "at": at},
         )
-        bump_layer_versions(conn, (RISK_VERSION_KEY,))
+        bump_layer_versions(
+            conn, (RISK_VERSION_KEY,) if only else (RISK_VERSION_KEY, RISK_FULL_KEY)
+        )
     result.seconds = time.perf_counter() - t0
     return result
