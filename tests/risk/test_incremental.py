@@ -94,8 +94,7 @@ def _buildings(url: str, path: Path, n: int, seed: int) -> Path:
 def _rows(url: str) -> dict[tuple[str, int, int], tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT layer_id, res, cell, score, level, components, small_count"
-            " FROM twin.risk_score"
+            "SELECT layer_id, res, cell, score, level, components, small_count FROM twin.risk_score"
         ).fetchall()
     return {(lid, res, int(c)): (s, lv, comp, sm) for lid, res, c, s, lv, comp, sm in rows}
 

@@ -32,8 +32,10 @@ STORED_SQL = """
 SELECT cell, score, level, components, small_count FROM twin.risk_score
 WHERE layer_id = %(layer)s AND res = %(res)s
 """
+# Without components (what a roll-up or the one map reads of a child: not its parts).
 STORED_AT_SQL = """
-SELECT cell, score, level, components, small_count FROM twin.risk_score
+SELECT cell, score, level, CASE WHEN %(components)s THEN components END, small_count
+FROM twin.risk_score
 WHERE layer_id = %(layer)s AND res = %(res)s AND cell = ANY(%(cells)s)
 """
 DELETE_SQL = "DELETE FROM twin.risk_score WHERE layer_id = %s AND res = %s AND cell = ANY(%s)"
@@ -43,14 +45,21 @@ Write = tuple[str, int, list[int], pd.DataFrame]
 
 
 def stored(
-    conn: psycopg.Connection, layer_id: str, res: int, cells: npt.ArrayLike | None = None
+    conn: psycopg.Connection,
+    layer_id: str,
+    res: int,
+    cells: npt.ArrayLike | None = None,
+    *,
+    components: bool = True,
 ) -> pd.DataFrame:
-    """The stored rows of a layer at ``res``: every cell, or only ``cells``."""
+    """The stored rows of a layer at ``res``: every cell, or only ``cells`` (``components``
+    None unless asked for)."""
     if cells is None:
         rows = conn.execute(STORED_SQL, {"layer": layer_id, "res": res}).fetchall()
     else:
         at = np.asarray(cells, dtype=np.int64).tolist()
-        rows = conn.execute(STORED_AT_SQL, {"layer": layer_id, "res": res, "cells": at}).fetchall()
+        rows = conn.execute(STORED_AT_SQL, {"layer": layer_id, "res": res, "cells": at,
+                                            "components": components}).fetchall()  # fmt: skip
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["cell"] = df["cell"].astype(np.int64)
     return df
@@ -98,7 +107,7 @@ def children(cells: npt.ArrayLike, res: int) -> npt.NDArray[np.int64]:
 def roll_up_writes(
     conn: psycopg.Connection,
     layer: Layer,
-    rows: pd.DataFrame | None,
+    rows: pd.DataFrame,
     cells: set[int],
     resolutions: list[int],
 ) -> list[Write]:
@@ -110,14 +119,14 @@ def roll_up_writes(
     """
     if not cells:
         return []
-    new = only(rows if rows is not None else stored(conn, layer.id, layer.res, []), cells)
+    new = only(rows, cells)
     writes: list[Write] = [(layer.id, layer.res, sorted(cells), new)]
     coarser = sorted((r for r in resolutions if r < layer.res), reverse=True)
     if not coarser:
         return writes
     # The children under every touched parent, down from the coarsest touched parents.
     top = np.unique(grid.parent(cell_array(cells), coarser[-1]))
-    kids = stored(conn, layer.id, layer.res, children(top, layer.res))
+    kids = stored(conn, layer.id, layer.res, children(top, layer.res), components=False)
     kids = patched(kids, new, cells)
     kid_cells = kids["cell"].to_numpy(dtype=np.int64)
     for res in coarser:

@@ -197,7 +197,9 @@ def refresh_cells(
             # The one map at the touched cells, from every combined layer's rows there.
             scored_parts = {}
             for p in parts:
-                there = diff.stored(conn, p, by_id[p].res, diff.cell_array(touched))
+                there = diff.stored(
+                    conn, p, by_id[p].res, diff.cell_array(touched), components=False
+                )
                 if p in diffs:
                     there = diff.patched(there, new[p], diffs[p] & touched)
                 scored_parts[p] = there
