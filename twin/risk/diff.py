@@ -10,7 +10,6 @@ inputs writes; ``computed_at`` tells which rows changed.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +36,11 @@ STORED_AT_SQL = """
 SELECT cell, score, level, CASE WHEN %(components)s THEN components END, small_count
 FROM twin.risk_score
 WHERE layer_id = %(layer)s AND res = %(res)s AND cell = ANY(%(cells)s)
+"""
+# The rows of several layers at the given cells (one resolution: the cells'), no components.
+STORED_LAYERS_SQL = """
+SELECT layer_id, cell, score, level, NULL AS components, small_count FROM twin.risk_score
+WHERE layer_id = ANY(%(layers)s) AND cell = ANY(%(cells)s)
 """
 DELETE_SQL = "DELETE FROM twin.risk_score WHERE layer_id = %s AND res = %s AND cell = ANY(%s)"
 
@@ -65,10 +69,21 @@ def stored(
     return df
 
 
+def stored_layers(
+    conn: psycopg.Connection, layer_ids: list[str], cells: npt.ArrayLike
+) -> dict[str, pd.DataFrame]:
+    """Per layer id, its stored rows at ``cells`` (without components), in one query."""
+    at = np.asarray(cells, dtype=np.int64).tolist()
+    rows = conn.execute(STORED_LAYERS_SQL, {"layers": layer_ids, "cells": at}).fetchall()
+    df = pd.DataFrame(rows, columns=["layer_id", *COLUMNS])
+    df["cell"] = df["cell"].astype(np.int64)
+    return {lid: df[df["layer_id"] == lid][COLUMNS].reset_index(drop=True) for lid in layer_ids}
+
+
 def _key(df: pd.DataFrame) -> dict[int, tuple[Any, ...]]:
-    """cell -> what a stored row says (components as canonical JSON)."""
+    """cell -> what a stored row says (components as parsed JSON: dicts compare by content)."""
     return {
-        int(c): (float(s), str(lv), json.dumps(comp, sort_keys=True), bool(sc))
+        int(c): (float(s), str(lv), comp, bool(sc))
         for c, s, lv, comp, sc in zip(
             df["cell"], df["score"], df["level"], df["components"], df["small_count"], strict=True
         )

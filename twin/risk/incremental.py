@@ -195,14 +195,10 @@ def refresh_cells(
         touched = {c for p in parts if p in diffs for c in diffs[p]}
         if touched:
             # The one map at the touched cells, from every combined layer's rows there.
-            scored_parts = {}
+            scored_parts = diff.stored_layers(conn, parts, diff.cell_array(touched))
             for p in parts:
-                there = diff.stored(
-                    conn, p, by_id[p].res, diff.cell_array(touched), components=False
-                )
                 if p in diffs:
-                    there = diff.patched(there, new[p], diffs[p] & touched)
-                scored_parts[p] = there
+                    scored_parts[p] = diff.patched(scored_parts[p], new[p], diffs[p] & touched)
             new[ONEMAP] = combine(scored_parts)
             old = diff.stored(conn, ONEMAP, onemap.res, diff.cell_array(touched))
             diffs[ONEMAP] = diff.changed(new[ONEMAP], old)
