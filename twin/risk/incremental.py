@@ -105,7 +105,7 @@ def _restricted(
     conn: psycopg.Connection, layer: Layer, params: dict[str, Any], cells: npt.NDArray[np.int64]
 ) -> pd.DataFrame:
     """The layer's source rows at ``cells`` only."""
-    query = sql.SQL(RESTRICTED_SQL).format(sql.SQL(layer.sql))  # type: ignore[arg-type]
+    query = sql.SQL(RESTRICTED_SQL).format(sql.SQL(layer.sql))
     wrapped = dataclasses.replace(layer, sql=query.as_string(conn))
     return read_inputs(conn, wrapped, {**params, "cells": cells.tolist()})
 
