@@ -4,7 +4,9 @@ cell are the same (score, level, components, small-count flag), and fewer rows a
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import shapely
 
 from twin import grid
+from twin.alerts.refresh import refresh
 from twin.city.demo import build_demo
 from twin.ingest.vector import ingest_vector
 from twin.risk.catalog import load_catalog
@@ -150,3 +153,22 @@ def test_second_ingest_patches_a_patched_map(settings: Settings, tmp_path: Path)
     incremental = _rows(url)
     compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
     assert incremental == _rows(url)
+
+
+def test_refresh_patches_only_a_full_compute_of_the_current_files(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The ingest's refresh: incremental after a full compute, in full once a layer file is
+    newer than the last full compute (its scores may rest on the old file)."""
+    url = settings.database_url or ""
+    catalog = load_catalog(settings.layers_dir, resolutions=RES)
+    compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
+    report = ingest_vector("buildings", _buildings(url, tmp_path / "b.geojson", 10, 4), settings)
+    patched = refresh(settings, at=AS_OF, cells=report.changed_cells)["risk"]
+    assert "rows" in patched and "computed_at" not in patched
+    later = time.time() + 5
+    os.utime(settings.layers_dir / "fire.toml", (later, later))
+    catalog = load_catalog(settings.layers_dir, resolutions=RES)
+    assert not can_refresh(url, catalog)
+    full = refresh(settings, at=AS_OF, cells=report.changed_cells)["risk"]
+    assert "computed_at" in full
