@@ -21,9 +21,8 @@ from h3.api import basic_int
 
 from twin import grid
 from twin.city.load import bump_layer_versions
-from twin.db.copy import copy_rows
 from twin.risk.catalog import Layer
-from twin.risk.compute import RISK_VERSION_KEY, _frame_rows
+from twin.risk.compute import RISK_VERSION_KEY, _frame_rows, copy_scores
 from twin.risk.scoring import roll_up
 
 COLUMNS = ["cell", "score", "level", "components", "small_count"]
@@ -169,7 +168,7 @@ def write_changes(conn: psycopg.Connection, writes: list[Write], at: datetime) -
             frames.append(_frame_rows(lid, res, rows.reset_index(drop=True), at))
     if frames:
         table = pd.concat(frames, ignore_index=True)
-        copy_rows(conn, "twin.risk_score", list(table.columns), table)
+        copy_scores(conn, table)
         n += len(table)
     bump_layer_versions(conn, (RISK_VERSION_KEY,))
     return n

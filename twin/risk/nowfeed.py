@@ -27,13 +27,13 @@ import psycopg
 
 from twin import grid
 from twin.city.load import bump_layer_versions
-from twin.db.copy import copy_rows
 from twin.db.runs import latest_run_id
 from twin.risk import diff
 from twin.risk.catalog import ONEMAP, Catalog, Layer
 from twin.risk.compute import (
     RISK_VERSION_KEY,
     _frame_rows,
+    copy_scores,
     mark_hidden_people,
     read_inputs,
     source_params,
@@ -137,7 +137,7 @@ def update_nowcast_layers(
                     frames.append(_frame_rows(lid, res, rows.reset_index(drop=True), at))
             if frames:
                 table = pd.concat(frames, ignore_index=True)
-                copy_rows(conn, "twin.risk_score", list(table.columns), table)
+                copy_scores(conn, table)
                 out["rows"] += len(table)
             bump_layer_versions(conn, (RISK_VERSION_KEY,))
     out["seconds"] = round(time.perf_counter() - t0, 3)
