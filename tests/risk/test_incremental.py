@@ -172,3 +172,28 @@ def test_refresh_patches_only_a_full_compute_of_the_current_files(
     assert not can_refresh(url, catalog)
     full = refresh(settings, at=AS_OF, cells=report.changed_cells)["risk"]
     assert "computed_at" in full
+
+
+def test_a_count_hidden_elsewhere_flags_the_stored_score(settings: Settings) -> None:
+    """The suppression model decides the whole city again after each ingest: a cell that now
+    hides a count gets its people scores flagged, though its inputs did not change."""
+    url = settings.database_url or ""
+    catalog = load_catalog(settings.layers_dir, resolutions=RES)
+    compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
+    with psycopg.connect(url) as conn:
+        cell = conn.execute(
+            "SELECT r.cell FROM twin.risk_score r JOIN twin.cell_stats s"
+            " ON s.res = r.res AND s.cell = r.cell WHERE r.layer_id = 'crowd_density'"
+            " AND r.res = 9 AND NOT r.small_count AND cardinality(s.hidden) = 0"
+            " ORDER BY r.cell LIMIT 1"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "UPDATE twin.cell_stats SET hidden = '{jobs}' WHERE res = 9 AND cell = %s", (cell,)
+        )
+    out = refresh_cells(url, catalog, [], resolutions=RES, k=K, tables=(), as_of=AS_OF)
+    assert out["layers"]["crowd_density"]["changed"] == 1
+    assert "fire" not in out["layers"]  # no people input: nothing to flag
+    incremental = _rows(url)
+    assert incremental[("crowd_density", 9, cell)][3] is True
+    compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
+    assert incremental == _rows(url)

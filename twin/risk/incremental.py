@@ -59,19 +59,26 @@ _TABLE = re.compile(r"\btwin\.(\w+)\b(?!\s*\()")  # a schema-qualified table, no
 
 RESTRICTED_SQL = "SELECT * FROM (\n{}\n) AS src WHERE src.cell = ANY(%(cells)s::bigint[])"
 
-# Stored rows whose small-count flag the current suppression decisions would set otherwise: the
-# flag is "a people input is 1..k-1" (from the stored raw values) or "the cell hides a count".
+# Stored rows whose small-count flag the current suppression decisions would set otherwise. The
+# flag is "a people input is 1..k-1" (the stored raw values: unchanged where the inputs are) or
+# "the cell hides a count": it drifts where a cell hides a count it did not, or no longer hides
+# one and its flag does not come from its own raw values.
 FLAG_DRIFT_SQL = """
-SELECT r.cell FROM twin.risk_score r
-LEFT JOIN twin.cell_stats s ON %(stats)s AND s.res = r.res AND s.cell = r.cell
-LEFT JOIN twin.flood_cell_result f
-       ON %(flood)s AND f.run_id = %(run)s AND f.res = r.res AND f.cell = r.cell
-WHERE r.layer_id = %(layer)s AND r.res = %(res)s
-  AND r.small_count IS DISTINCT FROM (
-      coalesce(cardinality(s.hidden) > 0, false) OR coalesce(f.people_hidden, false)
-      OR EXISTS (SELECT 1 FROM unnest(%(people)s::text[]) AS p(name)
-                 WHERE (r.components -> p.name ->> 'value')::float8 >= 1
-                   AND (r.components -> p.name ->> 'value')::float8 < %(k)s))
+WITH r AS (
+    SELECT r.cell, r.small_count, r.components,
+           coalesce(cardinality(s.hidden) > 0, false) OR coalesce(f.people_hidden, false) AS hidden
+    FROM twin.risk_score r
+    LEFT JOIN twin.cell_stats s ON %(stats)s AND s.res = r.res AND s.cell = r.cell
+    LEFT JOIN twin.flood_cell_result f
+           ON %(flood)s AND f.run_id = %(run)s AND f.res = r.res AND f.cell = r.cell
+    WHERE r.layer_id = %(layer)s AND r.res = %(res)s
+)
+SELECT cell FROM r
+WHERE (NOT small_count AND hidden)
+   OR (small_count AND NOT hidden
+       AND NOT EXISTS (SELECT 1 FROM unnest(%(people)s::text[]) AS p(name)
+                       WHERE (components -> p.name ->> 'value')::float8 >= 1
+                         AND (components -> p.name ->> 'value')::float8 < %(k)s))
 """
 
 
