@@ -101,3 +101,17 @@ def test_roll_up_keeps_the_worst_child_and_counts() -> None:
     assert row["components"]["worst_child"] == kids[1]
     # The parent shows the 60 of a child without a small count: nothing to hide.
     assert not row["small_count"]
+
+
+def test_roll_up_breaks_ties_by_the_smaller_cell_whatever_the_row_order() -> None:
+    parent = h3.latlng_to_cell(31.2, 121.5, 8)
+    kids = sorted(h3.cell_to_children(parent, 9))[:3]  # hex order is integer order here
+    ints = [h3.str_to_int(c) for c in kids]
+    df = pd.DataFrame({"cell": ints, "score": [40.0, 40.0, 40.0],
+                       "level": ["yellow", "yellow", "yellow"], "components": [{}, {}, {}],
+                       "small_count": [True, False, False]})  # fmt: skip
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        out = roll_up(df.iloc[order], [h3.str_to_int(parent)] * 3).iloc[0]
+        # Equal level and score: the first cell by id is both the worst and the top child.
+        assert out["components"]["worst_child"] == kids[0]
+        assert out["small_count"]

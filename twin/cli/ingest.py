@@ -65,9 +65,11 @@ def _run_ingest(fn: Any, as_json: bool) -> None:
     except (DatabaseNotConfiguredError, psycopg.OperationalError) as exc:
         _fail(f"database: {exc}")
     # New data changes the risk map and may fire rules; a broken layer file is only logged.
+    # New buildings change it only where they stand: rescore those cells (twin.risk.incremental).
     from twin.alerts.refresh import refresh_quietly
 
-    refresh_quietly(_settings())
+    cells = getattr(report, "changed_cells", None) or None
+    refresh_quietly(_settings(), cells=cells)
     _print_report(report, as_json)
 
 

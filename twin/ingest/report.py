@@ -56,6 +56,9 @@ class Report:
     rejected: dict[str, list[int]] = field(default_factory=dict)  # reason -> rows
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # The finest cells whose rows the ingest changed, old and new positions (not reported):
+    # the building ingest's incremental risk refresh rescores only these.
+    changed_cells: list[int] = field(default_factory=list, repr=False)
 
     def reject(self, reason: str, rows: list[int]) -> None:
         if rows:

@@ -89,6 +89,8 @@ def ingest_vector(
         report.details["cells_refreshed"] = refresh_cell_stats(
             conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
         )
+    if kind == "buildings":
+        report.changed_cells = [int(c) for c in affected]
     report.loaded = len(frame)
     report.seconds = time.perf_counter() - t0
     return report

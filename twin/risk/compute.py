@@ -18,15 +18,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
 
 from twin import grid
 from twin.city.load import bump_layer_versions, ewkb
-from twin.db.copy import copy_rows
+from twin.db.copy import copy_arrow
 from twin.db.runs import latest_run_id, nowcast_step_id
 from twin.risk.catalog import LEVELS, ONEMAP, Catalog, CatalogError, Layer
 from twin.risk.scoring import combine, roll_up, score_layer
 
 RISK_VERSION_KEY = "risk_score"
+# Bumped by a compute of every layer: when the stored scores last were a full compute of the
+# catalog (twin.risk.incremental patches them only if no layer file is newer).
+RISK_FULL_KEY = "risk_score_full"
 
 
 class ComputeError(RuntimeError):
@@ -40,6 +44,9 @@ class ComputeResult:
     traffic_run: int | None
     levels: dict[str, dict[str, int]] = field(default_factory=dict)  # layer -> level -> cells
     seconds: float = 0.0
+    # Where the time went: per layer its source query, then scoring (the one map, roll-ups and
+    # rows to write included) and writing (delete, COPY, snapshot).
+    timings: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +55,7 @@ class ComputeResult:
             "traffic_run": self.traffic_run,
             "layers": self.levels,
             "seconds": round(self.seconds, 3),
+            "timings_s": self.timings,
         }
 
 
@@ -95,6 +103,13 @@ def _frame_rows(layer_id: str, res: int, df: pd.DataFrame, at: datetime) -> pd.D
             "geom": ewkb([grid.boundary(int(c)) for c in cells]),
         }
     )
+
+
+def copy_scores(conn: psycopg.Connection, rows: pd.DataFrame) -> None:
+    """COPY rows of :func:`_frame_rows` into ``risk_score`` (Arrow's CSV writer: the rows carry
+    long JSON and EWKB strings, which pandas writes several times slower)."""
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    copy_arrow(conn, "twin.risk_score", list(rows.columns), table)
 
 
 SNAPSHOT_SQL = """
@@ -219,33 +234,47 @@ def compute_risk(
     need = {lyr.id: lyr for lyr in layers if lyr in todo or (with_onemap and lyr.id in parts)}
     at = as_of or datetime.now(UTC)
     scored: dict[str, pd.DataFrame] = {}
+    sources: dict[str, float] = {}
+    t_score = 0.0
     with psycopg.connect(url) as conn:
         conn.read_only = True
         flood_run = latest_run_id(conn, "flood")
         traffic_run = latest_run_id(conn, "traffic")
         params = source_params(conn, at, flood_run, traffic_run)
         for lyr in need.values():
-            scored[lyr.id] = score_layer(read_inputs(conn, lyr, params), lyr, k=k)
+            t = time.perf_counter()
+            inputs = read_inputs(conn, lyr, params)
+            sources[lyr.id] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            scored[lyr.id] = score_layer(inputs, lyr, k=k)
             mark_hidden_people(conn, lyr, scored[lyr.id], flood_run)
+            t_score += time.perf_counter() - t
+    t = time.perf_counter()
     result = ComputeResult(computed_at=at, flood_run=flood_run, traffic_run=traffic_run)
     out: dict[str, tuple[Layer, pd.DataFrame]] = {lyr.id: (lyr, scored[lyr.id]) for lyr in todo}
     if with_onemap:
         out[ONEMAP] = (onemap, combine({p: scored[p] for p in parts if p in scored}))
+    frames = []
+    for lid, (lyr, df) in out.items():
+        result.levels[lid] = {lvl: int((df["level"] == lvl).sum()) for lvl in LEVELS}
+        frames.append(_frame_rows(lid, lyr.res, df, at))
+        for res in sorted(r for r in resolutions if r < lyr.res):
+            up = roll_up(df, grid.parent(df["cell"].to_numpy(dtype=np.int64), res))
+            frames.append(_frame_rows(lid, res, up, at))
+    rows = pd.concat(frames, ignore_index=True)
+    t_score += time.perf_counter() - t
+    t = time.perf_counter()
     with psycopg.connect(url) as conn:
         conn.execute("DELETE FROM twin.risk_score WHERE layer_id = ANY(%s)", (list(out),))
-        frames = []
-        for lid, (lyr, df) in out.items():
-            result.levels[lid] = {lvl: int((df["level"] == lvl).sum()) for lvl in LEVELS}
-            frames.append(_frame_rows(lid, lyr.res, df, at))
-            for res in sorted(r for r in resolutions if r < lyr.res):
-                up = roll_up(df, grid.parent(df["cell"].to_numpy(dtype=np.int64), res))
-                frames.append(_frame_rows(lid, res, up, at))
-        rows = pd.concat(frames, ignore_index=True)
-        copy_rows(conn, "twin.risk_score", list(rows.columns), rows)
+        copy_scores(conn, rows)
         conn.execute(
             SNAPSHOT_SQL,
             {"layers": list(out), "res": [lyr.res for lyr, _ in out.values()], "at": at},
         )
-        bump_layer_versions(conn, (RISK_VERSION_KEY,))
+        bump_layer_versions(
+            conn, (RISK_VERSION_KEY,) if only else (RISK_VERSION_KEY, RISK_FULL_KEY)
+        )
+    result.timings = {"sources": sources, "score": round(t_score, 3),
+                      "write": round(time.perf_counter() - t, 3), "rows": len(rows)}  # fmt: skip
     result.seconds = time.perf_counter() - t0
     return result

@@ -17,7 +17,6 @@ layers that do not read the nowcast (they keep what the last full compute left).
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,61 +27,23 @@ import psycopg
 
 from twin import grid
 from twin.city.load import bump_layer_versions
-from twin.db.copy import copy_rows
 from twin.db.runs import latest_run_id
+from twin.risk import diff
 from twin.risk.catalog import ONEMAP, Catalog, Layer
 from twin.risk.compute import (
     RISK_VERSION_KEY,
     _frame_rows,
+    copy_scores,
     mark_hidden_people,
     read_inputs,
     source_params,
 )
 from twin.risk.scoring import combine, roll_up, score_layer
 
-COLUMNS = ["cell", "score", "level", "components", "small_count"]
-STORED_SQL = """
-SELECT cell, score, level, components, small_count FROM twin.risk_score
-WHERE layer_id = %(layer)s AND res = %(res)s
-"""
-
 
 def nowcast_layers(catalog: Catalog) -> list[Layer]:
     """The catalog's layers whose source query reads ``%(nowcast_step)s``."""
     return [lyr for lyr in catalog.layers if "%(nowcast_step)s" in lyr.sql]
-
-
-def _stored(conn: psycopg.Connection, layer_id: str, res: int) -> pd.DataFrame:
-    rows = conn.execute(STORED_SQL, {"layer": layer_id, "res": res}).fetchall()
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["cell"] = df["cell"].astype(np.int64)
-    return df
-
-
-def _key(df: pd.DataFrame) -> dict[int, tuple[Any, ...]]:
-    """cell -> what a stored row says (components as canonical JSON)."""
-    return {
-        int(c): (float(s), str(lv), json.dumps(comp, sort_keys=True), bool(sc))
-        for c, s, lv, comp, sc in zip(
-            df["cell"], df["score"], df["level"], df["components"], df["small_count"], strict=True
-        )
-    }
-
-
-def _changed(new: pd.DataFrame, old: pd.DataFrame) -> set[int]:
-    """Cells whose row differs between ``new`` and ``old`` (or is in only one of them)."""
-    a, b = _key(new), _key(old)
-    return {c for c in a.keys() | b.keys() if a.get(c) != b.get(c)}
-
-
-def _only(df: pd.DataFrame, cells: set[int]) -> pd.DataFrame:
-    return df[df["cell"].isin(np.fromiter(cells, dtype=np.int64, count=len(cells)))]
-
-
-def _patched(old: pd.DataFrame, new: pd.DataFrame, cells: set[int]) -> pd.DataFrame:
-    """``old`` with the rows of ``cells`` replaced by those of ``new`` (absent: dropped)."""
-    keep = old[~old["cell"].isin(np.fromiter(cells, dtype=np.int64, count=len(cells)))]
-    return pd.concat([keep, _only(new, cells)], ignore_index=True)
 
 
 def update_nowcast_layers(
@@ -133,27 +94,27 @@ def update_nowcast_layers(
         for lyr in fed:
             new = score_layer(read_inputs(conn, lyr, params), lyr, k=k)
             mark_hidden_people(conn, lyr, new, flood_run)
-            old = _stored(conn, lyr.id, lyr.res)
-            plan[lyr.id] = (lyr, old, new, _changed(new, old))
+            old = diff.stored(conn, lyr.id, lyr.res)
+            plan[lyr.id] = (lyr, old, new, diff.changed(new, old))
         touched = {c for lid, (_, _, _, ch) in plan.items() if lid in parts for c in ch}
         if touched:
             # The one map at the touched cells, from every combined layer's scores there.
             scored = {}
             for p in parts:
                 if p in plan:
-                    scored[p] = _only(plan[p][2], touched)
+                    scored[p] = diff.only(plan[p][2], touched)
                 else:
-                    scored[p] = _only(_stored(conn, p, by_id[p].res), touched)
+                    scored[p] = diff.only(diff.stored(conn, p, by_id[p].res), touched)
             new_cells = combine(scored)
-            old = _stored(conn, ONEMAP, onemap.res)
-            changed = _changed(new_cells, _only(old, touched))
-            plan[ONEMAP] = (onemap, old, _patched(old, new_cells, touched), changed)
+            old = diff.stored(conn, ONEMAP, onemap.res)
+            changed = diff.changed(new_cells, diff.only(old, touched))
+            plan[ONEMAP] = (onemap, old, diff.patched(old, new_cells, touched), changed)
     writes: list[tuple[str, int, list[int], pd.DataFrame]] = []  # layer, res, cells, rows
     for lid, (lyr, _old, new, changed) in plan.items():
         out["layers"][lid] = len(changed)
         if not changed:
             continue
-        writes.append((lid, lyr.res, sorted(changed), _only(new, changed)))
+        writes.append((lid, lyr.res, sorted(changed), diff.only(new, changed)))
         child_cells = new["cell"].to_numpy(dtype=np.int64)
         changed_arr = np.fromiter(changed, dtype=np.int64, count=len(changed))
         for res in sorted(r for r in resolutions if r < lyr.res):
@@ -176,7 +137,7 @@ def update_nowcast_layers(
                     frames.append(_frame_rows(lid, res, rows.reset_index(drop=True), at))
             if frames:
                 table = pd.concat(frames, ignore_index=True)
-                copy_rows(conn, "twin.risk_score", list(table.columns), table)
+                copy_scores(conn, table)
                 out["rows"] += len(table)
             bump_layer_versions(conn, (RISK_VERSION_KEY,))
     out["seconds"] = round(time.perf_counter() - t0, 3)

@@ -106,14 +106,16 @@ def score_layer(inputs: pd.DataFrame, layer: Layer, *, k: int) -> pd.DataFrame:
         if spec.people:
             small |= (raw >= 1) & (raw < k)
     keep = score > 0
-    components: list[dict[str, Any]] = []
-    for row in np.flatnonzero(keep):
-        comp = {}
-        for name, (raw, norm, points) in parts.items():
-            value = None if np.isnan(raw[row]) else float(raw[row])
-            comp[name] = {"value": value, "norm": round(float(norm[row]), 6),
-                          "points": round(float(points[row]), 4)}  # fmt: skip
-        components.append(comp)
+    names = list(parts)
+    columns = []  # per input, per kept cell: its component
+    for raw, norm, points in parts.values():
+        columns.append([
+            {"value": None if v != v else v, "norm": round(n, 6), "points": round(p, 4)}
+            for v, n, p in zip(
+                raw[keep].tolist(), norm[keep].tolist(), points[keep].tolist(), strict=True
+            )
+        ])  # fmt: skip
+    components = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
     kept_scores = np.round(score[keep], 4)
     return pd.DataFrame(
         {
@@ -126,6 +128,10 @@ def score_layer(inputs: pd.DataFrame, layer: Layer, *, k: int) -> pd.DataFrame:
     )
 
 
+def _ranks(levels: pd.Series) -> npt.NDArray[np.int64]:
+    return levels.map({lvl: i for i, lvl in enumerate(LEVELS)}).to_numpy(dtype=np.int64)
+
+
 def combine(scored: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The one-map index per cell: the highest score and the worst level over the layers.
 
@@ -136,28 +142,46 @@ def combine(scored: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
     Returns
     -------
-    Columns ``cell``, ``score``, ``level``, ``components`` (layer id -> {score, level}),
-    ``small_count`` (true when any layer's cell is).
+    Columns ``cell`` (ascending), ``score``, ``level``, ``components`` (layer id ->
+    {score, level, suppressed}), ``small_count`` (true when any layer's cell is).
     """
     frames = [df.assign(layer=lid) for lid, df in scored.items() if len(df)]
     if not frames:
         return pd.DataFrame(columns=["cell", "score", "level", "components", "small_count"])
     allf = pd.concat(frames, ignore_index=True)
-    allf["rank"] = allf["level"].map({lvl: i for i, lvl in enumerate(LEVELS)})
-    rows = []
-    for cell, g in allf.groupby("cell", sort=True):
-        comp = {r.layer: {"score": float(r.score), "level": r.level,
-                          "suppressed": bool(r.small_count)} for r in g.itertuples()}  # fmt: skip
-        rows.append(
-            (int(cell), float(g["score"].max()), LEVELS[int(g["rank"].max())], comp,
-             bool(g["small_count"].any()))
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=["cell", "score", "level", "components", "small_count"])
+    cells = allf["cell"].to_numpy(dtype=np.int64)
+    order = np.argsort(cells, kind="stable")  # per cell, the layers in the order given
+    cells = cells[order]
+    score = allf["score"].to_numpy(dtype=np.float64)[order]
+    rank = _ranks(allf["level"])[order]
+    small = allf["small_count"].to_numpy(dtype=bool)[order]
+    start = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    comps: list[dict[str, Any]] = []
+    for lid, sc, lv, sm, first in zip(
+        allf["layer"].to_numpy()[order].tolist(), score.tolist(),
+        allf["level"].to_numpy()[order].tolist(), small.tolist(),
+        np.isin(np.arange(len(cells)), start).tolist(), strict=True,
+    ):  # fmt: skip
+        if first:
+            comps.append({})
+        comps[-1][lid] = {"score": sc, "level": lv, "suppressed": sm}
+    return pd.DataFrame(
+        {
+            "cell": cells[start],
+            "score": np.maximum.reduceat(score, start),
+            "level": np.asarray(LEVELS, dtype=object)[np.maximum.reduceat(rank, start)],
+            "components": comps,
+            "small_count": np.logical_or.reduceat(small, start),
+        }
+    )
 
 
 def roll_up(scored: pd.DataFrame, parents: npt.ArrayLike) -> pd.DataFrame:
     """Scores at a coarser resolution: each parent takes its worst child (max score, worst
     level) and keeps which child and how many cells at each level lie below it.
+
+    Ties are broken by the smaller cell id, so the result does not depend on the row order
+    (an incremental refresh patches rows into a frame in another order than a full compute).
 
     Parameters
     ----------
@@ -165,20 +189,39 @@ def roll_up(scored: pd.DataFrame, parents: npt.ArrayLike) -> pd.DataFrame:
         Frame from :func:`score_layer` or :func:`combine`.
     parents
         The parent cell of each row of ``scored`` (int64 H3 ids at the coarser resolution).
+
+    Returns
+    -------
+    One row per parent (ascending): ``score`` and ``small_count`` of the child with the
+    highest score, ``level`` the worst child level, ``components`` {``cells``: level ->
+    children, ``worst_child``: hex id of the child with the worst level, then highest score}.
     """
     if not len(scored):
         return scored.iloc[0:0].copy()
-    df = scored.assign(parent=np.asarray(parents, dtype=np.int64))
-    df["rank"] = df["level"].map({lvl: i for i, lvl in enumerate(LEVELS)})
-    rows = []
-    for parent, g in df.groupby("parent", sort=True):
-        worst = g.sort_values(["rank", "score"], ascending=False).iloc[0]
-        top = g.sort_values("score", ascending=False).iloc[0]
-        counts = {lvl: int((g["level"] == lvl).sum()) for lvl in LEVELS}
-        # The parent shows its top child's score, so only that child's flag matters.
-        rows.append(
-            (int(parent), float(top["score"]), LEVELS[int(g["rank"].max())],
-             {"cells": counts, "worst_child": to_hex([int(worst["cell"])])[0]},
-             bool(top["small_count"]))
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=["cell", "score", "level", "components", "small_count"])
+    par = np.asarray(parents, dtype=np.int64)
+    cells = scored["cell"].to_numpy(dtype=np.int64)
+    score = scored["score"].to_numpy(dtype=np.float64)
+    rank = _ranks(scored["level"])
+    small = scored["small_count"].to_numpy(dtype=bool)
+    by_worst = np.lexsort((cells, -score, -rank, par))  # last key first
+    by_top = np.lexsort((cells, -score, par))
+    sorted_par = par[by_worst]
+    start = np.flatnonzero(np.r_[True, sorted_par[1:] != sorted_par[:-1]])
+    worst, top = by_worst[start], by_top[start]
+    group = np.cumsum(np.r_[True, sorted_par[1:] != sorted_par[:-1]]) - 1
+    counts = np.zeros((len(start), len(LEVELS)), dtype=np.int64)
+    np.add.at(counts, (group, rank[by_worst]), 1)
+    worst_hex = to_hex(cells[worst])
+    comps = [
+        {"cells": dict(zip(LEVELS, row, strict=True)), "worst_child": w}
+        for row, w in zip(counts.tolist(), worst_hex, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "cell": sorted_par[start],
+            "score": score[top],
+            "level": np.asarray(LEVELS, dtype=object)[rank[worst]],
+            "components": comps,
+            "small_count": small[top],
+        }
+    )

@@ -1,0 +1,222 @@
+"""The incremental risk refresh after an ingest: rescore only the cells the new data touched.
+
+After ``twin ingest buildings`` the risk map changes only where the buildings are, and only in the
+layers that read what the ingest wrote. :func:`refresh_cells` takes the (finest) cells whose data
+changed and the tables the ingest wrote, and for each layer whose source query names one of
+those tables (``twin.<table>``):
+
+- ``linear``, ``log`` and ``step`` inputs normalise cell by cell, so the source query is run
+  restricted to the touched cells at the layer's resolution (``SELECT * FROM (source) WHERE
+  cell = ANY(cells)``: the same rows the full query gives there) and only those cells rescored;
+- a layer with a ``quantile`` input ranks every cell against all the others (one new value can
+  move every rank), so its source is read in full and every cell rescored;
+
+then the rows compared with the stored ones and only those that changed rewritten
+(:mod:`twin.risk.diff`), the one map at the cells where a combined layer changed, and the parents
+at every coarser resolution. A layer whose source names none of the written tables keeps its
+inputs; its small-count flags are checked all the same (:data:`FLAG_DRIFT_SQL`), as the
+suppression model decides the whole city's hidden counts again after every refresh of the cell
+statistics. The rows are those a full ``twin risk compute`` at the same ``as_of`` writes
+(tests/risk/test_incremental.py checks every layer, every cell).
+
+What a full compute does that this does not: the ``risk_snapshot`` trend rows (as the nowcast
+feed), and the event windows of the untouched cells stay where the last full compute ended them.
+Locality is the contract: a source's row for a cell must depend only on the written tables' rows
+in that cell (true of every shipped layer for buildings; not of ``hazardous_chemicals`` for hazard
+sites, which reads sites within 500 m: that is why only the building ingest uses this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from twin import grid
+from twin.db.runs import latest_run_id
+from twin.risk import diff
+from twin.risk.catalog import ONEMAP, Catalog, Layer
+from twin.risk.compute import (
+    FLOOD_INPUTS,
+    RISK_FULL_KEY,
+    mark_hidden_people,
+    read_inputs,
+    source_params,
+)
+from twin.risk.scoring import combine, score_layer
+
+BUILDING_TABLES = ("building", "address", "cell_stats")  # what `twin ingest buildings` writes
+_TABLE = re.compile(r"\btwin\.(\w+)\b(?!\s*\()")  # a schema-qualified table, not a function
+
+RESTRICTED_SQL = "SELECT * FROM (\n{}\n) AS src WHERE src.cell = ANY(%(cells)s::bigint[])"
+
+# Stored rows whose small-count flag the current suppression decisions would set otherwise. The
+# flag is "a people input is 1..k-1" (the stored raw values: unchanged where the inputs are) or
+# "the cell hides a count": it drifts where a cell hides a count it did not, or no longer hides
+# one and its flag does not come from its own raw values.
+FLAG_DRIFT_SQL = """
+WITH r AS (
+    SELECT r.cell, r.small_count, r.components,
+           coalesce(cardinality(s.hidden) > 0, false) OR coalesce(f.people_hidden, false) AS hidden
+    FROM twin.risk_score r
+    LEFT JOIN twin.cell_stats s ON %(stats)s AND s.res = r.res AND s.cell = r.cell
+    LEFT JOIN twin.flood_cell_result f
+           ON %(flood)s AND f.run_id = %(run)s AND f.res = r.res AND f.cell = r.cell
+    WHERE r.layer_id = %(layer)s AND r.res = %(res)s
+)
+SELECT cell FROM r
+WHERE (NOT small_count AND hidden)
+   OR (small_count AND NOT hidden
+       AND NOT EXISTS (SELECT 1 FROM unnest(%(people)s::text[]) AS p(name)
+                       WHERE (components -> p.name ->> 'value')::float8 >= 1
+                         AND (components -> p.name ->> 'value')::float8 < %(k)s))
+"""
+
+
+LAST_FULL_SQL = """
+SELECT (SELECT updated_at FROM twin.layer_version WHERE layer = %(key)s),
+       array(SELECT DISTINCT layer_id FROM twin.risk_snapshot)
+"""
+
+
+def can_refresh(url: str, catalog: Catalog) -> bool:
+    """Whether the stored scores are a full compute of this catalog to patch: every layer and
+    the one map computed (a ``risk_snapshot`` row), the last full compute after every layer
+    file's last change."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(LAST_FULL_SQL, {"key": RISK_FULL_KEY}).fetchone()
+    when, computed = row if row is not None else (None, [])
+    if when is None:
+        return False
+    if any(lyr.id not in computed for lyr in catalog.all_layers()):
+        return False
+    return all(not lyr.path or Path(lyr.path).stat().st_mtime <= when.timestamp()
+               for lyr in catalog.layers)  # fmt: skip
+
+
+def tables_read(layer: Layer) -> set[str]:
+    """The ``twin.`` tables a layer's source query names."""
+    return set(_TABLE.findall(layer.sql))
+
+
+def _restricted(
+    conn: psycopg.Connection, layer: Layer, params: dict[str, Any], cells: npt.NDArray[np.int64]
+) -> pd.DataFrame:
+    """The layer's source rows at ``cells`` only."""
+    query = sql.SQL(RESTRICTED_SQL).format(sql.SQL(layer.sql))
+    wrapped = dataclasses.replace(layer, sql=query.as_string(conn))
+    return read_inputs(conn, wrapped, {**params, "cells": cells.tolist()})
+
+
+def _flag_drift(conn: psycopg.Connection, layer: Layer, k: int, flood_run: int | None) -> set[int]:
+    people = [i.name for i in layer.inputs if i.people]
+    if not people:
+        return set()
+    rows = conn.execute(FLAG_DRIFT_SQL, {
+        "layer": layer.id, "res": layer.res, "people": people, "k": k, "run": flood_run,
+        "stats": any(n not in FLOOD_INPUTS for n in people),
+        "flood": flood_run is not None and any(n in FLOOD_INPUTS for n in people),
+    })  # fmt: skip
+    return {int(c) for (c,) in rows}
+
+
+def refresh_cells(
+    url: str,
+    catalog: Catalog,
+    cells: npt.ArrayLike,
+    *,
+    resolutions: list[int],
+    k: int,
+    tables: tuple[str, ...] = BUILDING_TABLES,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Rescore the cells whose data changed; write only the rows that changed.
+
+    Parameters
+    ----------
+    url
+        Database URL.
+    catalog
+        The layer catalog; refused while any of its files is broken.
+    cells
+        H3 cells (int64, any resolution at least as fine as the layers') whose rows in
+        ``tables`` changed: old and new positions both.
+    resolutions
+        The twin's H3 resolutions (roll-ups to each one coarser than a layer's).
+    k
+        Suppression threshold for ``small_count``.
+    tables
+        The ``twin`` tables whose rows changed (default: what a building ingest writes).
+    as_of
+        The time event windows end at (default: now).
+
+    Returns
+    -------
+    ``layers``: per layer id recomputed, the cells rescored (``scope``) and the cells whose row
+    changed (``changed``) at its resolution; ``rows``: rows deleted plus written over every
+    resolution; ``seconds``.
+    """
+    if catalog.errors:
+        raise catalog.errors[0]
+    t0 = time.perf_counter()
+    at = as_of or datetime.now(UTC)
+    fine = np.unique(np.asarray(cells, dtype=np.int64))
+    onemap = catalog.get(ONEMAP)
+    assert onemap is not None
+    parts = [i.name for i in onemap.inputs]
+    by_id = {lyr.id: lyr for lyr in catalog.layers}
+    out: dict[str, Any] = {"layers": {}, "rows": 0}
+    new: dict[str, pd.DataFrame] = {}  # layer id -> its new rows at (at least) the changed cells
+    diffs: dict[str, set[int]] = {}
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        flood_run = latest_run_id(conn, "flood")
+        params = source_params(conn, at, flood_run, latest_run_id(conn, "traffic"))
+        for lyr in catalog.layers:
+            drift = _flag_drift(conn, lyr, k, flood_run)
+            reads = bool(tables_read(lyr) & set(tables))
+            if not reads and not drift:
+                continue
+            full = any(i.normalise == "quantile" for i in lyr.inputs)  # ranks: every cell
+            if full:
+                rows, old = read_inputs(conn, lyr, params), diff.stored(conn, lyr.id, lyr.res)
+            else:
+                own = fine[grid.resolution(fine) >= lyr.res] if reads else fine[:0]
+                scope = np.union1d(grid.parent(own, lyr.res), diff.cell_array(drift))
+                rows = _restricted(conn, lyr, params, scope)
+                old = diff.stored(conn, lyr.id, lyr.res, scope)
+            scored = score_layer(rows, lyr, k=k)
+            mark_hidden_people(conn, lyr, scored, flood_run)
+            new[lyr.id], diffs[lyr.id] = scored, diff.changed(scored, old)
+            out["layers"][lyr.id] = {"scope": len(rows) if full else len(scope),
+                                     "full": full, "changed": len(diffs[lyr.id])}  # fmt: skip
+        touched = {c for p in parts if p in diffs for c in diffs[p]}
+        if touched:
+            # The one map at the touched cells, from every combined layer's rows there.
+            scored_parts = diff.stored_layers(conn, parts, diff.cell_array(touched))
+            for p in parts:
+                if p in diffs:
+                    scored_parts[p] = diff.patched(scored_parts[p], new[p], diffs[p] & touched)
+            new[ONEMAP] = combine(scored_parts)
+            old = diff.stored(conn, ONEMAP, onemap.res, diff.cell_array(touched))
+            diffs[ONEMAP] = diff.changed(new[ONEMAP], old)
+            out["layers"][ONEMAP] = {"scope": len(touched), "full": False,
+                                     "changed": len(diffs[ONEMAP])}  # fmt: skip
+        writes: list[diff.Write] = []
+        for lid, cells_changed in diffs.items():
+            lyr = onemap if lid == ONEMAP else by_id[lid]
+            writes += diff.roll_up_writes(conn, lyr, new[lid], cells_changed, resolutions)
+    if writes:
+        with psycopg.connect(url) as conn:
+            out["rows"] = diff.write_changes(conn, writes, at)
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
