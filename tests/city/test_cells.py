@@ -139,3 +139,60 @@ def test_incremental_refresh_equals_full(city_url: str, tmp_path: Path) -> None:
         full = _snapshot(c)
         c.rollback()
     assert incremental == full
+
+
+def _direct_area_counts(c: psycopg.Connection) -> dict[int, tuple[int, int]]:
+    rows = c.execute(
+        "SELECT b.area_id, count(DISTINCT b.id), count(p.id) FROM twin.building b"
+        " LEFT JOIN twin.person p ON p.home_building_id = b.id"
+        " WHERE b.area_id IS NOT NULL GROUP BY b.area_id"
+    ).fetchall()
+    return {a: (nb, nr) for a, nb, nr in rows}
+
+
+def _stored_area_counts(c: psycopg.Connection) -> dict[int, tuple[int, int]]:
+    rows = c.execute("SELECT area_id, buildings, residents FROM twin.area_counts").fetchall()
+    return {a: (nb, nr) for a, nb, nr in rows}
+
+
+def test_area_counts_follow_buildings_and_residents_that_move(city_url: str) -> None:
+    with psycopg.connect(city_url) as c:
+        assert _stored_area_counts(c) == _direct_area_counts(c)
+        # Move 30 buildings (with their residents) into another patch, and re-home 50 people
+        # of other buildings there too; then refresh only the cells that changed.
+        src, dst = c.execute(
+            "SELECT a.id FROM twin.admin_area a WHERE a.level = 'grid' AND EXISTS"
+            " (SELECT 1 FROM twin.building b WHERE b.area_id = a.id) ORDER BY a.id LIMIT 2"
+        ).fetchall()
+        moved = c.execute(
+            "SELECT id, cell FROM twin.building WHERE area_id = %s ORDER BY id LIMIT 30", src
+        ).fetchall()
+        (target,) = c.execute(
+            "SELECT cell FROM twin.building WHERE area_id = %s ORDER BY id LIMIT 1", dst
+        ).fetchone()
+        c.execute(
+            "UPDATE twin.building SET cell = %s, area_id = %s WHERE id = ANY(%s)",
+            (target, dst[0], [i for i, _ in moved]),
+        )
+        chosen = (
+            "SELECT id FROM twin.person WHERE home_building_id IS NOT NULL"
+            " AND home_building_id <> ALL(%s) ORDER BY id DESC LIMIT 50"
+        )
+        before = c.execute(  # the residents' old places: an incremental refresh is given both
+            f"SELECT DISTINCT b.cell FROM twin.person p JOIN twin.building b"
+            f" ON b.id = p.home_building_id WHERE p.id IN ({chosen})",
+            ([i for i, _ in moved],),
+        ).fetchall()
+        rehomed = c.execute(
+            f"UPDATE twin.person SET home_building_id = %s, home_cell = %s WHERE id IN ({chosen})"
+            " RETURNING id",
+            (moved[0][0], target, [i for i, _ in moved]),
+        ).fetchall()
+        assert len(rehomed) == 50
+        affected = [cell for _, cell in moved] + [target] + [r[0] for r in before]
+        refresh_cell_stats(c, RES, as_of=AS_OF, cells=affected)
+        stored, direct = _stored_area_counts(c), _direct_area_counts(c)
+        c.rollback()
+    assert stored == direct
+    # The move was real: the source patch lost those buildings (all of them, or 30).
+    assert direct.get(src[0], (0, 0))[0] < direct[dst[0]][0]

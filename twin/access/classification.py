@@ -26,6 +26,8 @@ TABLES: dict[str, str] = {
     "building": "general",
     "city_meta": "general",  # the city's name, centre and CRS
     "cell_stats": "general",
+    # Unsuppressed residents per grid patch: only cockpits read it, and they suppress.
+    "area_counts": "core",
     "layer_version": "general",
     "parcel": "general",
     "parcel_cell": "general",

@@ -101,7 +101,37 @@ def refresh_cell_stats(
     cur = conn.execute(query(SQL, "insert_stats"))
     conn.execute(query(SQL, "drop_temp"))
     mark_hidden(conn, k=k)
+    refresh_area_counts(conn, None if full else scope, r0=r0)
     return cur.rowcount
+
+
+def refresh_area_counts(conn: psycopg.Connection, scope: Sequence[int] | None, *, r0: int) -> int:
+    """Rewrite ``twin.area_counts`` (buildings and residents per grid patch); returns the areas
+    written.
+
+    ``scope``: the cells at resolution ``r0`` whose entities changed (old and new places), as
+    :func:`refresh_cell_stats` works them out; None: every area. Redone are the patches that
+    overlap a cell in scope and the patches of the buildings now in scope, which covers a
+    building or resident that moved out of a patch as well as into one.
+    """
+    if scope is None:
+        conn.execute(query(SQL, "area_counts_delete"), {"areas": None})
+        return conn.execute(query(SQL, "area_counts_insert_all")).rowcount
+    if not scope:
+        return 0
+    shapes = shapely.to_wkb(
+        shapely.set_srid(grid.boundaries(np.asarray(scope, dtype=np.int64)), 4326),
+        hex=True,
+        include_srid=True,
+    )
+    areas = [
+        r[0]
+        for r in conn.execute(
+            query(SQL, "scope_areas"), {"cells": list(shapes), "scope": list(scope), "r0": r0}
+        ).fetchall()
+    ]
+    conn.execute(query(SQL, "area_counts_delete"), {"areas": areas})
+    return conn.execute(query(SQL, "area_counts_insert"), {"areas": areas}).rowcount
 
 
 def mark_hidden(conn: psycopg.Connection, *, k: int) -> int:

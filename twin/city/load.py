@@ -53,6 +53,7 @@ CITY_TABLES = (
     "observation_rollup_queue",
     "raster_asset",
     "cell_stats",
+    "area_counts",
     "sim_run",
     "flood_cell_result",
     "flood_link_result",

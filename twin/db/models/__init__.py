@@ -2,7 +2,7 @@
 ``tests/db/test_migrations.py`` proves the migrated schema and this metadata do not drift."""
 
 from twin.db.models.base import PART_SCHEMA, SCHEMA, Base
-from twin.db.models.cells import CellStats, LayerVersion
+from twin.db.models.cells import AreaCounts, CellStats, LayerVersion
 from twin.db.models.city import (
     Address,
     AdminArea,
@@ -76,6 +76,7 @@ __all__ = [
     "AdminAreaCell",
     "Alert",
     "AppUser",
+    "AreaCounts",
     "AuditLog",
     "Base",
     "Building",

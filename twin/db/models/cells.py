@@ -72,6 +72,22 @@ class CellStats(Base):
     updated_at: Mapped[datetime] = now_default()
 
 
+class AreaCounts(Base):
+    """Buildings and residents per admin area that buildings carry (a grid patch), kept by the
+    cell refresh (:func:`twin.city.cells.refresh_area_counts`) in the same transaction as the
+    cell statistics, so that a cockpit sums a few thousand rows where it counted 12 M people.
+    Raw counts: cockpits suppress them (:mod:`twin.reporting.cockpit`)."""
+
+    __tablename__ = "area_counts"
+
+    area_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("admin_area.id", ondelete="CASCADE"), primary_key=True
+    )
+    buildings: Mapped[int] = mapped_column(sa.Integer)
+    residents: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime] = now_default()
+
+
 class LayerVersion(Base):
     """A counter per served layer, bumped in the same transaction as any write to it, so tile
     cache keys that carry it can never serve a tile older than the committed data."""

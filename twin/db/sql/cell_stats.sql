@@ -172,3 +172,37 @@ CREATE TEMP TABLE _cs_hidden (res smallint, cell bigint, hidden text[]) ON COMMI
 UPDATE twin.cell_stats c SET hidden = h.hidden
 FROM _cs_hidden h
 WHERE c.res = h.res AND c.cell = h.cell AND c.hidden IS DISTINCT FROM h.hidden;
+
+-- name: area_counts_delete
+-- Buildings and residents per area the buildings carry (a grid patch): what the cockpits sum
+-- (twin.area_counts). %(areas)s: the areas to redo; NULL for all.
+DELETE FROM twin.area_counts WHERE %(areas)s::bigint[] IS NULL OR area_id = ANY(%(areas)s);
+
+-- name: area_counts_insert
+INSERT INTO twin.area_counts (area_id, buildings, residents)
+SELECT b.area_id, count(*), sum(r.n)
+FROM twin.building b
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM twin.person p WHERE p.home_building_id = b.id) r
+WHERE b.area_id = ANY(%(areas)s::bigint[])
+GROUP BY b.area_id;
+
+-- name: area_counts_insert_all
+-- The whole city: one pass over the residents rather than one index probe per building.
+INSERT INTO twin.area_counts (area_id, buildings, residents)
+SELECT b.area_id, count(*), coalesce(sum(r.n), 0)
+FROM twin.building b
+LEFT JOIN (SELECT home_building_id AS id, count(*) AS n FROM twin.person
+           WHERE home_building_id IS NOT NULL GROUP BY 1) r ON r.id = b.id
+WHERE b.area_id IS NOT NULL
+GROUP BY b.area_id;
+
+-- name: scope_areas
+-- Areas whose counts an incremental refresh must redo: every grid patch overlapping a cell
+-- in scope (old and new places of what changed), and the areas of the buildings now in it.
+SELECT a.id FROM twin.admin_area a
+WHERE a.level = 'grid'
+  AND ST_Intersects(a.geom, ST_Collect(ARRAY(
+      SELECT ST_GeomFromEWKB(decode(w, 'hex')) FROM unnest(%(cells)s::text[]) AS w)))
+UNION
+SELECT DISTINCT b.area_id FROM twin.building b
+WHERE b.area_id IS NOT NULL AND twin.h3_parent(b.cell, %(r0)s) = ANY(%(scope)s::bigint[]);

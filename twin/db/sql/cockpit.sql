@@ -38,17 +38,18 @@ WITH RECURSIVE down(id, grp) AS (
 SELECT id, grp FROM down;
 
 -- name: population
--- Residents whose home building lies in the group (building.area_id is a grid patch).
-SELECT m.grp, count(*) AS n
+-- Residents whose home building lies in the group (building.area_id is a grid patch), from the
+-- per-patch counts the cell refresh keeps (twin.area_counts): a city's worth of residents is
+-- summed from its patches instead of counted (5 s for 12 M people).
+SELECT m.grp, sum(c.residents) AS n
 FROM unnest(%(ids)s::bigint[], %(grps)s::bigint[]) AS m(id, grp)
-JOIN twin.building b ON b.area_id = m.id
-JOIN twin.person p ON p.home_building_id = b.id
+JOIN twin.area_counts c ON c.area_id = m.id
 GROUP BY m.grp;
 
 -- name: buildings
-SELECT m.grp, count(*) AS n
+SELECT m.grp, sum(c.buildings) AS n
 FROM unnest(%(ids)s::bigint[], %(grps)s::bigint[]) AS m(id, grp)
-JOIN twin.building b ON b.area_id = m.id
+JOIN twin.area_counts c ON c.area_id = m.id
 GROUP BY m.grp;
 
 -- name: events
