@@ -400,20 +400,23 @@ def _cont_row(
             hmax[c] = max(hmax[c], hr[c])
         return outflow
     mdr, tmr, mvr, mhr, ttr = maxd[r], tmax[r], maxv[r], maxhr[r], t_thr[r]
+    t32 = np.float32(t_new)
     for c in range(c0, c1):
         hn = hr[c]
         hmax[c] = max(hmax[c], hn)
+        # The max depth is kept in float32: it (and its time) moves when the depth rounded to
+        # float32 exceeds it, not when a float64 depth just above a float32 max sits still.
+        h32 = np.float32(hn)
         m = mdr[c]
-        if hn > m:
-            mdr[c] = hn
-            tmr[c] = t_new
+        if h32 > m:
+            mdr[c] = h32
+            tmr[c] = t32
         # The first arrival at the threshold without reading t_thr every step: the depth has
         # never reached it while the (float32) max is below float32(thr); at equality, ask.
         if (hn >= thr) & (m <= thr32) and ttr[c] > t_new:
-            ttr[c] = t_new
+            ttr[c] = t32
         # Velocity and hazard in float32, the precision they are kept in: its square root and
         # division cost a fraction of float64's, and these two were most of the row's time.
-        h32 = np.float32(hn)
         sx = np.float32(qxr[c] + qxr[c + 1])
         sy = np.float32(qn[c] + qs[c])
         qm = np.float32(0.5) * math.sqrt(sx * sx + sy * sy)  # |q| at the cell (m²/s)
