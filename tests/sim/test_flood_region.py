@@ -76,8 +76,11 @@ def storm_cell(shape: tuple[int, int], r: float, c: float, radius: float) -> np.
     [
         {},
         # (with sinks any water counts as wet: start dry, not from a film)
-        {"drainage_m_s": 5 * MM_H, "boundaries": Boundaries(south="open", east="open"),
-         "initial_depth": 0.0},
+        {
+            "drainage_m_s": 5 * MM_H,
+            "boundaries": Boundaries(south="open", east="open"),
+            "initial_depth": 0.0,
+        },
         {"maxima_every_step": False, "dtype": np.float32},
         {"inflows": [Inflow(np.array([40]), np.array([60]), Series.constant(0.2))]},
     ],
