@@ -93,3 +93,19 @@ def test_threads_checked() -> None:
     for bad in (0, numba.config.NUMBA_NUM_THREADS + 1):
         with pytest.raises(ValueError, match="threads"):
             simulate(bed, dx=1.0, duration_s=1.0, threads=bad)
+
+
+@TWO
+def test_a_storm_over_part_of_the_grid_one_thread_and_two_are_identical() -> None:
+    """Rain on a band of the grid only: the region spans a band border and starts inside a
+    band; one thread, two and the full sweep agree bit for bit."""
+    bed = town()
+    y, _ = np.mgrid[0 : bed.shape[0], 0 : bed.shape[1]]
+    field = ((y > BAND_ROWS - 20) & (y < BAND_ROWS + 15)).astype(np.float64)
+    kw = RAIN | {"rain_factor": field}
+    one = simulate(bed, threads=1, **kw)
+    two = simulate(bed, threads=2, **kw)
+    full = simulate(bed, threads=2, active_region=False, **kw)
+    assert one.extra["swept_share"] < 0.75
+    identical(one, two)
+    identical(two, full)

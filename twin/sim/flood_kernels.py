@@ -324,11 +324,13 @@ def _limits_row(c0, c1, hr, qxr, qn, qs, fr, p):
 def _scale(q, f_pos, f_neg, o_pos, o_neg, i0, i1):
     """Scale face discharges ``q[i0:i1]`` by the limit of their upwind cell:
     ``f_pos[o_pos + i]`` for a positive discharge, ``f_neg[o_neg + i]`` otherwise."""
-    for i in range(i0, i1):
-        v = q[i]
+    # Views from 0, so that the loop vectorises (see _cont_row).
+    qv, fp, fn = q[i0:i1], f_pos[o_pos + i0 : o_pos + i1], f_neg[o_neg + i0 : o_neg + i1]
+    for i in range(i1 - i0):
+        v = qv[i]
         # Both limits are loaded unconditionally: a load under the condition makes a gather.
-        a, b = f_pos[o_pos + i], f_neg[o_neg + i]
-        q[i] = v * (a if v > 0 else b)
+        a, b = fp[i], fn[i]
+        qv[i] = v * (a if v > 0 else b)
 
 
 @_jit
@@ -369,60 +371,71 @@ def _cont_row(
     zero, k, act = p[P_ZERO], p[P_K], p[P_ACTIVE]
     rain, vel_h, dt = p[P_RAIN], p[P_VELH], p[P_DT]
     hr_mid, hr_deep, df_mid, df_deep = p[P_HRMID], p[P_HRDEEP], p[P_DFMID], p[P_DFDEEP]
-    hr, zr = h[r], z[r]
+    # Every loop below runs over views that start at column c0, from 0: with a loop index
+    # that starts at a variable, numba's negative-index wraparound keeps LLVM from
+    # vectorising (these loops ran scalar once the kernels took column bounds).
+    n = c1 - c0
+    hr, zr = h[r, c0:c1], z[r, c0:c1]
+    qw, qnv, qsv = qxr[c0 : c1 + 1], qn[c0:c1], qs[c0:c1]
     # Continuity in float64 whatever the state's dtype, rounded once into the state: in
     # float32 the three roundings of a uniform rain on similar depths are alike from cell to
     # cell and bias the mass balance instead of averaging out.
     # A factor of 1 (uniform rain) leaves the rain bit for bit what it was without factors.
     k64, rain64 = np.float64(k), np.float64(rain)
-    rwr = rainw[r if rainw.shape[0] > 1 else 0]
-    for c in range(c0, c1):
-        dq = (np.float64(qxr[c]) - np.float64(qxr[c + 1])) + (np.float64(qn[c]) - np.float64(qs[c]))
-        hr[c] = np.float64(hr[c]) + dq * k64 + (rain64 * rwr[c] if zr[c] < act else 0.0)
+    rwr = rainw[r if rainw.shape[0] > 1 else 0, c0:c1]
+    for i in range(n):
+        dq = (np.float64(qw[i]) - np.float64(qw[i + 1])) + (np.float64(qnv[i]) - np.float64(qsv[i]))
+        hr[i] = np.float64(hr[i]) + dq * k64 + (rain64 * rwr[i] if zr[i] < act else 0.0)
     if sinks:
         # Sinks take at most what the cell holds; a cell at round-off below zero gives none.
-        drr = drain[r if drain.shape[0] > 1 else 0]
-        inr = infil[r if infil.shape[0] > 1 else 0]
-        drained, infiltrated = acc[1], acc[2]
-        for c in range(c0, c1):
-            hn = hr[c]
-            hd = hn - min(drr[c] * dt, max(hn, zero))
-            hi = hd - min(inr[c] * dt, max(hd, zero))
-            hr[c] = hi
+        drr = drain[r if drain.shape[0] > 1 else 0, c0:c1]
+        inr = infil[r if infil.shape[0] > 1 else 0, c0:c1]
+        drained, infiltrated = acc[1, c0:c1], acc[2, c0:c1]
+        for i in range(n):
+            hn = hr[i]
+            hd = hn - min(drr[i] * dt, max(hn, zero))
+            hi = hd - min(inr[i] * dt, max(hd, zero))
+            hr[i] = hi
             # Account what the subtractions really removed (exact in float64), not what the
             # sink asked for: float32 rounds each one, and a uniform drainage rounds every cell
             # the same way, an error that would pile up instead of averaging out.
-            drained[c] += np.float64(hn) - np.float64(hd)
-            infiltrated[c] += np.float64(hd) - np.float64(hi)
-    hmax = acc[0]
+            drained[i] += np.float64(hn) - np.float64(hd)
+            infiltrated[i] += np.float64(hd) - np.float64(hi)
+    hmax = acc[0, c0:c1]
+    for i in range(n):
+        hmax[i] = max(hmax[i], hr[i])
     if not track:
-        for c in range(c0, c1):
-            hmax[c] = max(hmax[c], hr[c])
         return outflow
-    mdr, tmr, mvr, mhr, ttr = maxd[r], tmax[r], maxv[r], maxhr[r], t_thr[r]
-    for c in range(c0, c1):
-        hn = hr[c]
-        hmax[c] = max(hmax[c], hn)
-        m = mdr[c]
-        if hn > m:
-            mdr[c] = hn
-            tmr[c] = t_new
+    # The maxima in branch-free loops (selects, and a store to every cell), which LLVM
+    # vectorises: as one loop with branches this ran scalar and cost a sixth of a wet step.
+    mdr, tmr, mvr, mhr = maxd[r, c0:c1], tmax[r, c0:c1], maxv[r, c0:c1], maxhr[r, c0:c1]
+    ttr = t_thr[r, c0:c1]
+    t32, half32 = np.float32(t_new), np.float32(0.5)
+    for i in range(n):
+        hn = hr[i]
+        # The max depth is kept in float32: it (and its time) moves when the depth rounded to
+        # float32 exceeds it, not when a float64 depth just above a float32 max sits still.
+        h32, m, tt = np.float32(hn), mdr[i], ttr[i]
+        up = h32 > m
+        mdr[i] = h32 if up else m
+        tmr[i] = t32 if up else tmr[i]
         # The first arrival at the threshold without reading t_thr every step: the depth has
         # never reached it while the (float32) max is below float32(thr); at equality, ask.
-        if (hn >= thr) & (m <= thr32) and ttr[c] > t_new:
-            ttr[c] = t_new
-        # Velocity and hazard in float32, the precision they are kept in: its square root and
-        # division cost a fraction of float64's, and these two were most of the row's time.
+        ttr[i] = t32 if ((hn >= thr) & (m <= thr32) & (tt > t_new)) else tt
+    # Velocity and hazard in float32, the precision they are kept in: its square root and
+    # division cost a fraction of float64's.
+    for i in range(n):
+        hn = hr[i]
         h32 = np.float32(hn)
-        sx = np.float32(qxr[c] + qxr[c + 1])
-        sy = np.float32(qn[c] + qs[c])
-        qm = np.float32(0.5) * math.sqrt(sx * sx + sy * sy)  # |q| at the cell (m²/s)
+        sx = np.float32(qw[i] + qw[i + 1])
+        sy = np.float32(qnv[i] + qsv[i])
+        qm = half32 * math.sqrt(sx * sx + sy * sy)  # |q| at the cell (m²/s)
         v = qm / h32
         wet = hn > vel_h
-        if wet & (v > mvr[c]):
-            mvr[c] = v
+        mv = mvr[i]
+        mvr[i] = v if (wet & (v > mv)) else mv
         df = df_deep if hn > hr_deep else (df_mid if hn > hr_mid else zero)
-        hz = qm + np.float32(0.5) * h32 + np.float32(df)  # d (v + 0.5) + DF
-        if wet & (hz > mhr[c]):
-            mhr[c] = hz
+        hz = qm + half32 * h32 + np.float32(df)  # d (v + 0.5) + DF
+        mh = mhr[i]
+        mhr[i] = hz if (wet & (hz > mh)) else mh
     return outflow

@@ -17,9 +17,14 @@ The rule, which cannot miss a wetting front:
   cells: it was 0 and stays 0, and the cells outside cannot change.
 - Water moves one cell per step at most, so after the step only the ring can have become wet:
   the extent grows by the ring's rows and columns that did (a scan of the ring, not the box).
-- A step with rain changes every cell and sweeps the whole grid; the extent is measured afresh
-  (over the whole grid, once) at the next step without rain. So is a step that records the
-  maxima at output times only (``maxima_every_step=False``), which must see every cell.
+- A step with rain changes every cell that gets rain (a rain factor above 0, and not blocked),
+  and only those: the extent takes in the bounding box of those cells (the *rain box*) for the
+  step. A storm over the whole grid so sweeps it all; a storm cell over part of it (a nowcast's
+  field, see :mod:`twin.sim.nowcast`) sweeps its box and the runoff's, not the dry rest. Rain
+  leaves a film everywhere it fell, some of which drains below ``wet_m``: the extent is
+  measured afresh (over the whole grid, once) at the first step without rain.
+- A step that records the maxima at output times only (``maxima_every_step=False``) sweeps the
+  whole grid, which it must to see every cell, and the extent is measured afresh after it.
 
 The result is the full sweep's, bit for bit (``tests/sim/test_flood_region.py``).
 """
@@ -45,6 +50,8 @@ class ActiveRegion:
         Depth (m) above which a cell counts as wet.
     seeds
         ``(rows, cols)`` of cells always in the extent (the inflows' cells).
+    rain_cells
+        The cells a rain step changes (True: rain factor above 0 and not blocked); None: all.
     enabled
         False: every step sweeps the whole grid.
     """
@@ -55,6 +62,7 @@ class ActiveRegion:
         *,
         wet_m: float,
         seeds: Sequence[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = (),
+        rain_cells: npt.NDArray[np.bool_] | None = None,
         enabled: bool = True,
     ) -> None:
         self.ny, self.nx = shape
@@ -65,6 +73,8 @@ class ActiveRegion:
         self._extent: Box | None = None  # None: not measured (r0 == r1: nothing wet)
         self.full: Box = (0, self.ny, 0, self.nx)
         self._region = False  # whether the last box came from the extent
+        self._rained = False  # whether the last step had rain (the extent then grew by its box)
+        self.rain_box: Box = self.full if rain_cells is None else _bounds(rain_cells)
         self.swept_cells = 0  # cell-steps actually swept, for the run's numbers
 
     def box(
@@ -74,15 +84,23 @@ class ActiveRegion:
         qy: npt.NDArray[np.floating],
         *,
         full: bool,
+        rain: bool = False,
     ) -> Box:
-        """The box for the next step; ``full``: this step must sweep the whole grid."""
+        """The box for the next step; ``full``: this step must sweep the whole grid;
+        ``rain``: rain falls in this step."""
         self._region = not full and self.enabled
         if not self._region:
             self._extent = None
+            self._rained = False
             self.swept_cells += self.ny * self.nx
             return self.full
+        if self._rained and not rain:
+            self._extent = None  # the rain's film, some of it drained dry: measure afresh
+        self._rained = rain
         if self._extent is None:
             self._extent = self._measure(h, qx, qy)
+        if rain:
+            self._extent = _union(self._extent, self.rain_box)
         r0, r1, c0, c1 = self._extent
         if r0 >= r1:
             return (0, 0, 0, 0)
@@ -121,8 +139,22 @@ class ActiveRegion:
         wet |= (qx[:, :-1] != 0) | (qx[:, 1:] != 0) | (qy[:-1] != 0) | (qy[1:] != 0)
         for rows, cols in zip(self._seed_rows, self._seed_cols, strict=True):
             wet[rows, cols] = True
-        rows_any = np.flatnonzero(wet.any(axis=1))
-        if len(rows_any) == 0:
-            return (0, 0, 0, 0)
-        cols_any = np.flatnonzero(wet.any(axis=0))
-        return (int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1)
+        return _bounds(wet)
+
+
+def _bounds(mask: npt.NDArray[np.bool_]) -> Box:
+    """The bounding box of the True cells of ``mask`` (``(0, 0, 0, 0)``: none)."""
+    rows_any = np.flatnonzero(mask.any(axis=1))
+    if len(rows_any) == 0:
+        return (0, 0, 0, 0)
+    cols_any = np.flatnonzero(mask.any(axis=0))
+    return (int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1)
+
+
+def _union(a: Box, b: Box) -> Box:
+    """The bounding box of two boxes (an empty one, ``r0 >= r1``, adds nothing)."""
+    if a[0] >= a[1]:
+        return b
+    if b[0] >= b[1]:
+        return a
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
