@@ -35,8 +35,13 @@ CASES: list[Any] = [
     {"phenomenonTime": "2026-07-01T00:00:00Z", "result": 10**400},  # too large for a float
     {"phenomenonTime": "2026-07-01T00:00:00Z/2026-07-01T00:05:00Z", "result": 2},
     {"phenomenonTime": "2026-07-01T00:05:00Z/2026-07-01T00:00:00Z", "result": 2},
-    {"phenomenonTime": "2026-07-01T00:00:00Z", "result": 2, "resultQuality": 3,
-     "parameters": {"battery": 0.9}, "resultTime": "2026-07-01T00:00:01Z"},  # fmt: skip
+    {
+        "phenomenonTime": "2026-07-01T00:00:00Z",
+        "result": 2,
+        "resultQuality": 3,
+        "parameters": {"battery": 0.9},
+        "resultTime": "2026-07-01T00:00:01Z",
+    },
     {"phenomenonTime": "2026-07-01T00:00:00Z", "result": 2, "resultQuality": True},
     {"phenomenonTime": 5, "result": 2},
     {"result": 2, "Datastream": {"@iot.id": 1}},
