@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -204,3 +208,52 @@ def test_bridges_on_a_shared_subscription_store_every_message_once(
     assert sum(b.stats.stored for b in bridges) == 2 * n
     assert sum(b.stats.duplicates for b in bridges) == 8
     assert all(b.stats.acked > 0 for b in bridges), "the broker gave one bridge everything"
+
+
+def test_sense_run_with_workers_stores_everything(broker: str, db: str) -> None:  # noqa: F811
+    """``twin sense run --workers 2 --no-publish``: two processes on the shared subscription;
+    every published reading is stored once. Without --no-publish it refuses to start."""
+    sensor = make_sensor(db, "ingest-workers")
+    port = int(broker.rsplit(":", 1)[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
+    env.update(TWIN_DATABASE_URL=db, TWIN_MQTT_CLIENT_ID="ingest-workers",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))  # fmt: skip
+    cmd = [sys.executable, "-m", "twin", "sense", "run", "--mqtt-url", broker, "--workers", "2"]
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--no-publish" in refused.stdout + refused.stderr
+    proc = subprocess.Popen([*cmd, "--no-publish"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    topic = f"v1.1/Datastreams({sensor})/Observations"
+
+    async def scenario() -> None:
+        # Both sessions exist once the probe readings of both bridges are stored: publish
+        # probes (times before T0) until at least two have landed and a few seconds passed.
+        async with aiomqtt.Client("127.0.0.1", port) as device:
+            deadline = asyncio.get_running_loop().time() + 60
+            k = 0
+            while len(rows(db, sensor)) < 2 or k < 20:
+                assert asyncio.get_running_loop().time() < deadline, "the bridges never stored"
+                k += 1
+                await device.publish(topic, json.dumps({
+                    "phenomenonTime": (T0 - timedelta(hours=k)).isoformat(), "result": -k}),
+                    qos=1)  # fmt: skip
+                await asyncio.sleep(0.2)
+            for i in range(300):
+                await device.publish(topic, json.dumps({
+                    "phenomenonTime": (T0 + timedelta(seconds=i)).isoformat(), "result": i}),
+                    qos=1)  # fmt: skip
+        await wait_for(lambda: len(stored(db, sensor)) >= 300, timeout=60)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert stored(db, sensor) == [float(i) for i in range(300)]
+
+
+def stored(db: str, sensor: int) -> list[float]:  # noqa: F811
+    with psycopg.connect(db) as c:
+        return [v for (v,) in c.execute(
+            "SELECT value FROM twin.observation WHERE sensor_id = %s AND observed_at >= %s"
+            " ORDER BY observed_at", (sensor, T0)).fetchall()]  # fmt: skip
