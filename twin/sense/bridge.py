@@ -255,8 +255,17 @@ class Bridge:
                 self.ready.set()
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
-        async for message in client.messages:
-            await queue.put(message)
+        # aiomqtt's iterator makes a task per message (to notice a disconnect meanwhile); take
+        # what is already waiting in its queue directly, and wait through the iterator only
+        # when nothing is (it raises once the broker is gone, ending the session).
+        inbox: asyncio.Queue[aiomqtt.Message] = client._queue
+        messages = client.messages
+        while True:
+            try:
+                message = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                message = await anext(messages)
+            queue.put_nowait(message)
 
     async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         """Batches of at most ``batch_size`` readings (a message may hold a list of them), or
