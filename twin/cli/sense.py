@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ device_app = typer.Typer(help="Devices and gateways: their tokens, MQTT password
                          no_args_is_help=True)  # fmt: skip
 sense_app.add_typer(device_app, name="device")
 T = TypeVar("T")
+SHARE_GROUP = "twin"  # $share/twin/v1.1/+/Observations for twin sense run --workers N
 MqttOpt = Annotated[
     str | None,
     typer.Option("--mqtt-url", help="Broker, e.g. mqtt://127.0.0.1:1883 (TWIN_MQTT_URL)."),
@@ -62,11 +64,25 @@ def run(
     publish: Annotated[
         bool, typer.Option(help="Publish stored Observations back to MQTT subscribers.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Bridge processes on one MQTT 5 shared subscription (more than 1 needs "
+            "--no-publish).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the bridge until interrupted: store Observations published to
     v1.1/Datastreams(<id>)/Observations and publish the stored ones back; with
     TWIN_LIVE_ALERTS, evaluate the sensor rules as readings arrive and, every
-    TWIN_NOWCAST_EVERY_S seconds while rain gauges read, run a nowcast step."""
+    TWIN_NOWCAST_EVERY_S seconds while rain gauges read, run a nowcast step.
+
+    With --workers N, N bridges (this process and N - 1 more) share the subscription
+    $share/twin/v1.1/+/Observations, each with the client id TWIN_MQTT_CLIENT_ID-k and its
+    own persistent session; the rules and the nowcast run here, on the readings of this
+    process's share."""
     from twin.sense.bridge import Bridge, parse_mqtt_url, running
     from twin.sense.maintain import Maintainer
 
@@ -78,6 +94,9 @@ def run(
         parse_mqtt_url(url)
     except ValueError as exc:
         fail(str(exc), 2)
+    if workers > 1 and publish:
+        fail("--workers > 1 needs --no-publish: bridges on a shared subscription cannot use "
+             "MQTT 5 No Local, so they would read back what they publish", 2)  # fmt: skip
     base = base_url or f"http://{settings.host}:{settings.port}/sta/v1.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from twin.alerts.rules import load_rules
@@ -87,11 +106,18 @@ def run(
 
     db_url = _db_url()
     hub = LiveHub()
+    share = SHARE_GROUP if workers > 1 else None
+    ident = settings.mqtt_client_id + ("-0" if share else "")
     bridge = Bridge(url, db_url, base=base, selects=settings.mqtt_selects, hub=hub,
                     batch_size=batch_size, publish_back=publish,
                     future_tolerance_s=settings.sense_future_tolerance_s,
-                    client_id=settings.mqtt_client_id,
-                    session_expiry_s=settings.mqtt_session_expiry_s)  # fmt: skip
+                    client_id=ident, session_expiry_s=settings.mqtt_session_expiry_s,
+                    share_group=share)  # fmt: skip
+    ctx = multiprocessing.get_context("spawn")
+    others = [ctx.Process(target=_worker, daemon=True, args=(
+        url, db_url, base, batch_size, settings.sense_future_tolerance_s,
+        f"{settings.mqtt_client_id}-{k}", settings.mqtt_session_expiry_s))
+        for k in range(1, workers)]  # fmt: skip
     watch = loop = None
     if settings.live_alerts:
         rules = load_rules(settings.rules_dir)[0]
@@ -110,10 +136,17 @@ def run(
             await bridge.run()
 
     maintainer = Maintainer(db_url, settings)
-    typer.echo(f"bridge: {url} -> PostGIS; Ctrl-C stops")
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    typer.echo(f"bridge: {url} -> PostGIS" + (f" ({workers} workers)" if share else "")
+               + "; Ctrl-C stops")  # fmt: skip
+    for proc in others:
+        proc.start()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        for proc in others:
+            proc.terminate()
+            proc.join(10)
     out = bridge.stats.as_dict()
     if watch is not None:
         out["alerts"] = {"evaluations": watch.stats.evaluations, "raised": watch.stats.raised,
@@ -124,6 +157,19 @@ def run(
                           "dispatched": loop.stats.dispatched}  # fmt: skip
     out["maintenance"] = maintainer.stats
     typer.echo(json.dumps(out))
+
+
+def _worker(url: str, db_url: str, base: str, batch_size: int, future_tolerance_s: float,
+            client_id: str, session_expiry_s: int) -> None:  # fmt: skip
+    """One more bridge of ``twin sense run --workers N`` (a process of its own)."""
+    from twin.sense.bridge import Bridge
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    bridge = Bridge(url, db_url, base=base, batch_size=batch_size, publish_back=False,
+                    future_tolerance_s=future_tolerance_s, client_id=client_id,
+                    session_expiry_s=session_expiry_s, share_group=SHARE_GROUP)  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(bridge.run())
 
 
 async def _broker_answers(url: str) -> str:

@@ -17,6 +17,12 @@
   ``$select`` of ``TWIN_MQTT_SELECTS``. The bridge subscribes with MQTT 5 "no local", so it
   does not read back what it publishes. An external broker, not the twin, knows who subscribed
   to what, hence the configured list of ``$select`` topics.
+- Several bridges (processes, ``twin sense run --workers N``) can share the load: each
+  subscribes to ``$share/<group>/v1.1/+/Observations`` (MQTT 5 shared subscription) with its
+  own stable client id and persistent session, and the broker hands each message to one of
+  them; a message one of them has not acknowledged stays in that one's session and comes again
+  when it reconnects. Such bridges do not publish back (MQTT 5 allows no "no local" on a shared
+  subscription: they would read their own Observations again).
 - A bad payload (not JSON, not an Observation, unknown datastream, a result outside the
   datastream's physical range, phenomenonTime more than ``future_tolerance_s`` ahead, a topic
   that is not a Datastream's Observations, a reading the database refuses) is counted, logged
@@ -43,16 +49,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from twin.sense import ingest
+from twin.sense.ingest import Row
 from twin.sense.live import LiveHub
 from twin.sense.ranges import OUT_OF_RANGE, TOO_FAR_AHEAD, UNKNOWN_DATASTREAM, Limits, limits_of
-from twin.sense.write import (
-    BadEntity,
-    DeadLetter,
-    Reading,
-    reading_from,
-    store_counted,
-    store_dead_letters,
-)
+from twin.sense.write import BadEntity, DeadLetter, Reading, store_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ SUBSCRIPTION = "v1.1/+/Observations"
 TOPIC = re.compile(r"v1\.1/Datastreams\((\d{1,18})\)/Observations")
 ORIGIN = "_origin"  # key marking hub items the bridge itself stored
 CLIENT_ID = "twin-sense-bridge"
+SHARE_GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Errors that mean "the database is not there now" (server gone, restarting, pool empty): retry.
 DB_DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -167,7 +169,7 @@ class _Parsed:
 
     topic: str
     payload: bytes
-    readings: list[Reading]
+    rows: list[Row]
     reason: str | None = None
     datastream: int | None = None
 
@@ -181,7 +183,15 @@ class Bridge:
         publish_back: bool = True, future_tolerance_s: float = 600.0,
         client_id: str = CLIENT_ID, session_expiry_s: int = 86_400,
         retry_min_s: float = 0.1, retry_max_s: float = 5.0, limits_ttl_s: float = 30.0,
+        share_group: str | None = None,
     ) -> None:  # fmt: skip
+        if share_group is not None:
+            if not SHARE_GROUP.fullmatch(share_group):
+                raise ValueError(f"share group {share_group!r}: letters, digits, '_' or '-'")
+            if publish_back:  # MQTT 5 forbids No Local on a shared subscription
+                raise ValueError("a bridge on a shared subscription cannot publish back: it "
+                                 "would read its own Observations again")  # fmt: skip
+        self.share_group = share_group
         self.future_tolerance = timedelta(seconds=future_tolerance_s)
         self.broker = parse_mqtt_url(mqtt_url)
         self.db_url = db_url
@@ -202,6 +212,7 @@ class Bridge:
         self._limits_at = time.monotonic()
         self._conn: psycopg.AsyncConnection | None = None
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(100_000)
+        self._own_subscriptions = 0  # the hub subscriptions of _fan_out
 
     async def run(self) -> None:
         delay = self.retry_min_s
@@ -229,7 +240,12 @@ class Bridge:
             self.stats.sessions += 1
             # Messages of this connection only: the packet ids of another one mean nothing here.
             queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-            await client.subscribe(SUBSCRIPTION, options=SubscribeOptions(qos=1, noLocal=True))
+            if self.share_group is None:
+                await client.subscribe(SUBSCRIPTION,
+                                       options=SubscribeOptions(qos=1, noLocal=True))  # fmt: skip
+            else:  # one of several bridges: the broker hands each message to one of them
+                await client.subscribe(f"$share/{self.share_group}/{SUBSCRIPTION}",
+                                       options=SubscribeOptions(qos=1))  # fmt: skip
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read(client, queue))
                 tg.create_task(self._write(client, queue))
@@ -239,8 +255,17 @@ class Bridge:
                 self.ready.set()
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
-        async for message in client.messages:
-            await queue.put(message)
+        # aiomqtt's iterator makes a task per message (to notice a disconnect meanwhile); take
+        # what is already waiting in its queue directly, and wait through the iterator only
+        # when nothing is (it raises once the broker is gone, ending the session).
+        inbox: asyncio.Queue[aiomqtt.Message] = client._queue
+        messages = client.messages
+        while True:
+            try:
+                message = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                message = await anext(messages)
+            queue.put_nowait(message)
 
     async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         """Batches of at most ``batch_size`` readings (a message may hold a list of them), or
@@ -250,7 +275,7 @@ class Bridge:
             horizon = datetime.now(UTC) + self.future_tolerance
             batch = [first]
             parsed = [self._parse(first, horizon)]
-            size = len(parsed[0].readings)
+            size = len(parsed[0].rows)
             deadline = time.monotonic() + self.batch_wait_s
             while size < self.batch_size and len(batch) < self.batch_size:
                 try:
@@ -265,10 +290,11 @@ class Bridge:
                         break
                 batch.append(message)
                 parsed.append(self._parse(message, horizon))
-                size += len(parsed[-1].readings)
+                size += len(parsed[-1].rows)
             await self._settle(client, batch, parsed)
 
-    def parse(self, topic: str, payload: bytes) -> list[Reading]:
+    def parse(self, topic: str, payload: bytes) -> list[Row]:
+        """The rows of one message (:func:`twin.sense.ingest.rows_of`); BadEntity if refused."""
         m = TOPIC.fullmatch(topic)
         if m is None:
             raise BadEntity("topic is not v1.1/Datastreams(<id>)/Observations")
@@ -276,8 +302,7 @@ class Bridge:
             body = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             raise BadEntity("payload is not JSON") from None
-        items = body if isinstance(body, list) else [body]
-        return [reading_from(item, datastream=int(m.group(1)))[0] for item in items]
+        return ingest.rows_of(body, int(m.group(1)))
 
     def _parse(self, message: aiomqtt.Message, horizon: datetime) -> _Parsed:
         topic = str(message.topic)
@@ -287,8 +312,8 @@ class Bridge:
             got = self.parse(topic, payload)
         except BadEntity as exc:
             return _Parsed(topic, payload, [], str(exc))
-        ds = got[0].datastream if got else None
-        if any(r.time > horizon for r in got):
+        ds = got[0][0] if got else None
+        if got and max(r[1] for r in got) > horizon:
             return _Parsed(topic, payload, [], TOO_FAR_AHEAD, ds)
         return _Parsed(topic, payload, got, None, ds)
 
@@ -326,7 +351,10 @@ class Bridge:
         self.stats.batches += 1
         self.stats.stored += new
         self.stats.duplicates += len(good) - new
-        items = [observation_json(r, i, self.base) for r, i in zip(good, ids, strict=True)]
+        if not ids:  # nobody to tell (see _want_ids)
+            return
+        items = [observation_json(Reading(*r), i, self.base) for r, i in zip(good, ids,
+                                                                          strict=True)]  # fmt: skip
         if self.hub is not None:
             self.hub.publish([{**item, ORIGIN: "mqtt"} for item in items])
         for item in items if self.publish_back else ():
@@ -337,10 +365,23 @@ class Bridge:
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 self.db_url, autocommit=True, connect_timeout=10
             )
+            try:
+                await ingest.prepare(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
         return self._conn
+
+    def _want_ids(self) -> bool:
+        """Whether stored readings go anywhere (published back, or to a hub subscriber other
+        than the bridge's own fan-out): only then are their ids read back."""
+        if self.publish_back:
+            return True
+        return self.hub is not None and self.hub.subscribers > self._own_subscriptions
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -360,16 +401,17 @@ class Bridge:
 
     async def _commit(
         self, parsed: list[_Parsed]
-    ) -> tuple[list[Reading], list[int], int, list[DeadLetter]]:
-        """One transaction: the good readings and the dead letters. Returns the stored readings,
-        their ids, how many were new and the dead letters."""
+    ) -> tuple[list[Row], list[int], int, list[DeadLetter]]:
+        """One transaction: the good readings and the dead letters. Returns the stored rows,
+        their ids (none when nobody wants them: :meth:`_want_ids`), how many were new and the
+        dead letters."""
         conn = await self._connection()
         async with conn.transaction():
             return await self._commit_in(conn, parsed)
 
     async def _commit_in(
         self, conn: psycopg.AsyncConnection, parsed: list[_Parsed]
-    ) -> tuple[list[Reading], list[int], int, list[DeadLetter]]:
+    ) -> tuple[list[Row], list[int], int, list[DeadLetter]]:
         known = await self._known(conn, {p.datastream for p in parsed if p.datastream is not None})
         dead: list[DeadLetter] = []
         accepted: list[_Parsed] = []
@@ -379,16 +421,17 @@ class Bridge:
                 limits = known.get(p.datastream) if p.datastream is not None else None
                 if limits is None:
                     reason = UNKNOWN_DATASTREAM
-                elif not all(limits.admits(r.value) for r in p.readings):
+                elif not _admits(limits, p.rows):
                     reason = OUT_OF_RANGE
             if reason is None:
                 accepted.append(p)
             else:
                 dead.append((p.topic, reason, p.payload, p.datastream))
-        good = [r for p in accepted for r in p.readings]
+        good = [r for p in accepted for r in p.rows]
+        want_ids = self._want_ids()
         try:
             async with conn.transaction():
-                ids, new = await store_counted(conn, good)
+                ids, new = await ingest.store_rows(conn, good, want_ids=want_ids)
         except DB_DOWN:
             raise
         except psycopg.Error:  # a reading the database refuses: find it, keep the others
@@ -396,14 +439,14 @@ class Bridge:
             for p in accepted:
                 try:
                     async with conn.transaction():
-                        got, n = await store_counted(conn, p.readings)
+                        got, n = await ingest.store_rows(conn, p.rows, want_ids=want_ids)
                 except DB_DOWN:
                     raise
                 except psycopg.Error as exc:
                     dead.append((p.topic, f"database refused it ({exc.sqlstate})", p.payload,
                                  p.datastream))  # fmt: skip
                     continue
-                good += p.readings
+                good += p.rows
                 ids += got
                 new += n
         if dead:
@@ -432,12 +475,16 @@ class Bridge:
         """Observations created over HTTP in this process, to MQTT subscribers."""
         assert self.hub is not None
         async with self.hub.subscribe() as queue:
-            while True:
-                item = await queue.get()
-                if ORIGIN in item or "Datastream" not in item:
-                    continue
-                if not self._outbox.full():
-                    self._outbox.put_nowait(item)
+            self._own_subscriptions += 1
+            try:
+                while True:
+                    item = await queue.get()
+                    if ORIGIN in item or "Datastream" not in item:
+                        continue
+                    if not self._outbox.full():
+                        self._outbox.put_nowait(item)
+            finally:
+                self._own_subscriptions -= 1
 
 
 class Runs(Protocol):
@@ -454,6 +501,14 @@ async def running(service: Runs) -> Any:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _admits(limits: Limits, rows: list[Row]) -> bool:
+    """Whether every row's value is within ``limits`` (the datastream's physical range)."""
+    if limits.low is None and limits.high is None:
+        return True
+    values = [r[2] for r in rows]
+    return not values or (limits.admits(min(values)) and limits.admits(max(values)))
 
 
 def _first(exc: BaseException) -> BaseException:

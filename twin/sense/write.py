@@ -344,7 +344,10 @@ def reading_from(body: Any, where: str = "Observation", *, datastream: int | Non
     result = body.get("result")
     if isinstance(result, bool) or not isinstance(result, int | float):
         raise BadEntity(f"{where}.result: expected a number (OM_Measurement)")
-    value = float(result)
+    try:
+        value = float(result)
+    except OverflowError:  # an integer too large for a float
+        value = float("inf")
     if value != value or value in (float("inf"), float("-inf")):
         raise BadEntity(f"{where}.result: expected a finite number")
     if body.get("phenomenonTime") is None:
