@@ -135,7 +135,7 @@ def test_incremental_refresh_equals_full_compute(settings: Settings, tmp_path: P
     assert {k[0] for k in moved} >= {"special_equipment", "storeys_rank", "onemap"}
     assert out["layers"]["storeys_rank"]["full"] is True
     assert out["layers"]["special_equipment"]["full"] is False
-    assert "elderly_alone" not in out["layers"]  # reads people only: untouched
+    assert "traffic_congestion" not in out["layers"]  # reads traffic results only: untouched
     assert 0 < out["rows"] <= 2 * len(moved)
     assert out["rows"] < len(full)
 
