@@ -75,6 +75,16 @@ class _Nodes:
     # Per field and level: the node of each atom (-1 where the atom is not in the field).
     of_atom: dict[tuple[int, int], npt.NDArray[np.int64]]
     single: npt.NDArray[np.int64]  # the atom of a single-atom node, else -1
+    # Per field and level, cached: (atom in the field, its node or 0) for vectorised lookups.
+    lookup: dict[tuple[int, int], tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]] = field(
+        default_factory=dict
+    )
+
+    def at(self, key: tuple[int, int]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        if key not in self.lookup:
+            node = self.of_atom[key]
+            self.lookup[key] = (node >= 0, np.where(node >= 0, node, 0))
+        return self.lookup[key]
 
 
 def suppress(
@@ -311,7 +321,8 @@ def _audit(
     known = np.zeros(n_atoms, dtype=bool)
     pub_single = nodes.single[(~hidden) & (nodes.single >= 0)]
     known[pub_single] = True
-    unknown = np.flatnonzero(~known)
+    unk = ~known
+    unknown = np.flatnonzero(unk)
     col = np.full(n_atoms, -1, dtype=np.int64)
     col[unknown] = np.arange(unknown.size)
     # Reduced published rows: (row node, atom) pairs over unknown atoms.
@@ -321,11 +332,10 @@ def _audit(
     for i in range(nf):
         for j, r in enumerate(levels):
             node = nodes.of_atom[(i, r)]
-            m = (node >= 0) & ~known
-            m &= ~hidden[np.where(node >= 0, node, 0)]
+            valid, safe = nodes.at((i, r))
+            m = valid & unk & ~hidden[safe]
             if j + 1 < len(levels):  # only the atoms under hidden children
-                child = nodes.of_atom[(i, levels[j + 1])]
-                m &= hidden[np.where(child >= 0, child, 0)]
+                m &= hidden[nodes.at((i, levels[j + 1]))[1]]
             rows_l.append(node[m])
             cols_l.append(col[m])
     rows = np.concatenate(rows_l) if rows_l else np.zeros(0, dtype=np.int64)
@@ -348,8 +358,8 @@ def _audit(
     for i in range(nf):
         for r in levels:
             node = nodes.of_atom[(i, r)]
-            m = (node >= 0) & ~known
-            m &= protect[np.where(node >= 0, node, 0)]
+            valid, safe = nodes.at((i, r))
+            m = valid & unk & protect[safe]
             hid_rows_l.append(node[m])
             hid_cols_l.append(col[m])
     hrows = np.concatenate(hid_rows_l)
