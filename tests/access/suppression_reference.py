@@ -1,7 +1,8 @@
 """Test-only reference: the suppression model of twin.access.suppression as it was before the
 batched audit (twin.access.linaudit), with one numpy solve per component of unknown atoms.
 tests/access/test_suppression_fast.py checks that the package gives exactly its answers; the
-package never imports this."""
+package never imports this. Its complementary_suppression (tests/access/privacy_reference.py)
+is the one of twin.access.privacy before the same change."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import numpy.typing as npt
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from tests.access.privacy_reference import complementary_suppression
 from twin import grid
-from twin.access.privacy import ELDERLY_BANDS, complementary_suppression
+from twin.access.privacy import ELDERLY_BANDS
 
 log = logging.getLogger(__name__)
 

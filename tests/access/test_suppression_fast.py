@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.access import suppression_reference as reference
-from twin.access.privacy import ELDERLY_BANDS
+from tests.access.privacy_reference import complementary_suppression as old_heuristic
+from twin.access.privacy import ELDERLY_BANDS, complementary_suppression
 from twin.access.suppression import cell_hidden_fields, suppress
 
 BANDS = ["0-14", "15-59", "60-74", "75+"]
@@ -90,3 +91,18 @@ def test_suppress_equals_the_reference(seed: int) -> None:
         want.rounds,
         want.extra,
     )
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_complementary_suppression_equals_the_reference(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    n = 300
+    values = rng.integers(0, 25, size=n)
+    groups = []
+    for _ in range(120):
+        members = rng.choice(n, size=int(rng.integers(2, 7)), replace=False).tolist()
+        groups.append((members[0], members[1:]))
+    want = old_heuristic(values, groups, k=10)
+    got = complementary_suppression(values, groups, k=10)
+    assert want.sum() > 0
+    np.testing.assert_array_equal(got, want)
