@@ -7,6 +7,7 @@ decides who has the right; these decide what a count becomes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -102,13 +103,26 @@ def complementary_suppression(
     suppression problem (which is NP-hard), and it protects against one-relation differencing.
     """
     v = np.asarray(values, dtype=np.int64)
-    hidden = (v > 0) & (v < k)
-    member_of: dict[int, list[int]] = {}
-    for g, (total, parts) in enumerate(groups):
-        for node in (total, *parts):
-            member_of.setdefault(int(node), []).append(g)
-    queue = [g for g, (total, parts) in enumerate(groups)
-             if hidden[total] or any(hidden[p] for p in parts)]  # fmt: skip
+    hidden_arr = (v > 0) & (v < k)
+    if not groups:
+        return hidden_arr
+    # The groups of each node (ascending), as sorted (node, group) pairs.
+    totals = np.fromiter((t for t, _ in groups), dtype=np.int64, count=len(groups))
+    sizes = np.fromiter((len(p) for _, p in groups), dtype=np.int64, count=len(groups))
+    flat = np.fromiter(
+        itertools.chain.from_iterable(p for _, p in groups), dtype=np.int64, count=int(sizes.sum())
+    )
+    gid = np.arange(len(groups), dtype=np.int64)
+    m_node = np.concatenate([totals, flat])
+    m_group = np.concatenate([gid, np.repeat(gid, sizes)])
+    order = np.lexsort((m_group, m_node))
+    m_node, m_group = m_node[order], m_group[order]
+    # Groups with a hidden member, in order.
+    part_hidden = np.zeros(len(groups), dtype=np.int64)
+    np.add.at(part_hidden, np.repeat(gid, sizes), hidden_arr[flat].astype(np.int64))
+    queue = np.flatnonzero(hidden_arr[totals] | (part_hidden > 0)).tolist()
+    hidden = hidden_arr.tolist()
+    val = v.tolist()
     queued = set(queue)
     while queue:
         g = queue.pop()
@@ -119,19 +133,20 @@ def complementary_suppression(
             if hidden[total]:
                 leak = not hid  # the total alone is hidden: it is the sum of the parts
             else:
-                leak = bool(hid) and (len(hid) == 1 or int(v[hid].sum()) < k)
+                leak = bool(hid) and (len(hid) == 1 or sum(val[p] for p in hid) < k)
             if not leak:
                 break
-            shown = [p for p in parts if not hidden[p] and v[p] > 0]
+            shown = [p for p in parts if not hidden[p] and val[p] > 0]
             if shown:
-                pick = min(shown, key=lambda p: (v[p], p))
+                pick = min(shown, key=lambda p: (val[p], p))
             elif not hidden[total]:
                 pick = total
             else:  # every part is zero, so the total is zero too: nothing to protect
                 break
             hidden[pick] = True
-            for other in member_of.get(int(pick), ()):
+            lo, hi = np.searchsorted(m_node, [pick, pick + 1]).tolist()
+            for other in m_group[lo:hi].tolist():
                 if other != g and other not in queued:
                     queue.append(other)
                     queued.add(other)
-    return hidden
+    return np.asarray(hidden, dtype=bool)

@@ -31,6 +31,7 @@ import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from twin import grid
+from twin.access.linaudit import solve_components
 from twin.access.privacy import ELDERLY_BANDS, complementary_suppression
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,16 @@ class _Nodes:
     # Per field and level: the node of each atom (-1 where the atom is not in the field).
     of_atom: dict[tuple[int, int], npt.NDArray[np.int64]]
     single: npt.NDArray[np.int64]  # the atom of a single-atom node, else -1
+    # Per field and level, cached: (atom in the field, its node or 0) for vectorised lookups.
+    lookup: dict[tuple[int, int], tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]] = field(
+        default_factory=dict
+    )
+
+    def at(self, key: tuple[int, int]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        if key not in self.lookup:
+            node = self.of_atom[key]
+            self.lookup[key] = (node >= 0, np.where(node >= 0, node, 0))
+        return self.lookup[key]
 
 
 def suppress(
@@ -242,11 +254,15 @@ def _groups(nodes: _Nodes, res_list: list[int], nf: int) -> list[tuple[int, list
             ok = a >= 0
             if not ok.any():
                 continue
-            pairs = np.unique(np.stack([a[ok], b[ok]]), axis=1)
-            kids: dict[int, list[int]] = {}
-            for p, ch in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
-                kids.setdefault(p, []).append(ch)
-            groups.extend(kids.items())
+            # Distinct (parent, child) pairs, sorted: one key per pair (node ids are < n).
+            n = nodes.value.size
+            key = np.unique(a[ok] * n + b[ok])
+            par, kid = key // n, key % n
+            cut = (np.flatnonzero(np.diff(par)) + 1).tolist()
+            kids = kid.tolist()
+            starts, ends = [0, *cut], [*cut, kid.size]
+            heads = par[starts].tolist()
+            groups.extend((h, kids[s:e]) for h, s, e in zip(heads, starts, ends, strict=True))
     return groups
 
 
@@ -271,8 +287,12 @@ def _field_groups(
                 pos = np.minimum(np.searchsorted(nodes.cell[pn], nodes.cell[tn]), pn.size - 1)
                 ok = nodes.cell[pn[pos]] == nodes.cell[tn]
                 cols.append(np.where(ok, pn[pos], -1))
-            for j, tnode in enumerate(tn.tolist()):
-                members = [int(c[j]) for c in cols if c[j] >= 0]
+            if not cols or not tn.size:
+                continue
+            mat = np.stack(cols, axis=1)
+            full = cast("list[bool]", (mat >= 0).all(axis=1).tolist())
+            for tnode, row, whole in zip(tn.tolist(), mat.tolist(), full, strict=True):
+                members = row if whole else [x for x in row if x >= 0]
                 if members:
                     groups.append((tnode, members))
     return groups
@@ -301,7 +321,8 @@ def _audit(
     known = np.zeros(n_atoms, dtype=bool)
     pub_single = nodes.single[(~hidden) & (nodes.single >= 0)]
     known[pub_single] = True
-    unknown = np.flatnonzero(~known)
+    unk = ~known
+    unknown = np.flatnonzero(unk)
     col = np.full(n_atoms, -1, dtype=np.int64)
     col[unknown] = np.arange(unknown.size)
     # Reduced published rows: (row node, atom) pairs over unknown atoms.
@@ -311,11 +332,10 @@ def _audit(
     for i in range(nf):
         for j, r in enumerate(levels):
             node = nodes.of_atom[(i, r)]
-            m = (node >= 0) & ~known
-            m &= ~hidden[np.where(node >= 0, node, 0)]
+            valid, safe = nodes.at((i, r))
+            m = valid & unk & ~hidden[safe]
             if j + 1 < len(levels):  # only the atoms under hidden children
-                child = nodes.of_atom[(i, levels[j + 1])]
-                m &= hidden[np.where(child >= 0, child, 0)]
+                m &= hidden[nodes.at((i, levels[j + 1]))[1]]
             rows_l.append(node[m])
             cols_l.append(col[m])
     rows = np.concatenate(rows_l) if rows_l else np.zeros(0, dtype=np.int64)
@@ -332,54 +352,24 @@ def _audit(
     ).tocsr()
     _, labels = connected_components(g, directed=False)
     comp[unknown] = labels[:nu]
-    row_comp = labels[nu + row_inv.ravel()] if rows.size else rows
     # Each hidden node's unknown atoms, per component.
     hid_rows_l: list[npt.NDArray[np.int64]] = []
     hid_cols_l: list[npt.NDArray[np.int64]] = []
     for i in range(nf):
         for r in levels:
             node = nodes.of_atom[(i, r)]
-            m = (node >= 0) & ~known
-            m &= protect[np.where(node >= 0, node, 0)]
+            valid, safe = nodes.at((i, r))
+            m = valid & unk & protect[safe]
             hid_rows_l.append(node[m])
             hid_cols_l.append(col[m])
     hrows = np.concatenate(hid_rows_l)
     hcols = np.concatenate(hid_cols_l)
     pinned = np.ones(nodes.value.size, dtype=bool)  # no unknown atom: pinned
-    by_comp_rows: dict[int, list[int]] = {}
-    order = np.argsort(row_comp, kind="stable")
-    for idx in order.tolist():
-        by_comp_rows.setdefault(int(row_comp[idx]), []).append(idx)
-    hcomp = labels[hcols]
-    horder = np.argsort(hcomp, kind="stable")
-    by_comp_h: dict[int, list[int]] = {}
-    for idx in horder.tolist():
-        by_comp_h.setdefault(int(hcomp[idx]), []).append(idx)
-    free = np.zeros(nodes.value.size, dtype=bool)  # some part of the node is not pinned
-    witness: dict[int, set[int]] = {}
-    for cid, hidx_l in by_comp_h.items():
-        hidx = np.asarray(hidx_l, dtype=np.int64)
-        ridx = np.asarray(by_comp_rows.get(cid, []), dtype=np.int64)
-        atoms_c = np.unique(np.concatenate([hcols[hidx], cols[ridx]]))
-        hn, hi = np.unique(hrows[hidx], return_inverse=True)
-        hm = np.zeros((hn.size, atoms_c.size))
-        hm[hi.ravel(), np.searchsorted(atoms_c, hcols[hidx])] = 1.0
-        if ridx.size:
-            rn, ri = np.unique(rows[ridx], return_inverse=True)
-            a = np.zeros((rn.size, atoms_c.size))
-            a[ri.ravel(), np.searchsorted(atoms_c, cols[ridx])] = 1.0
-            _, s, vt = np.linalg.svd(a, full_matrices=False)
-            rank = int((s > TOL * max(1.0, s[0] if s.size else 1.0)).sum())
-            basis = vt[:rank]
-            resid = hm - (hm @ basis.T) @ basis
-        else:
-            resid = hm
-        ok = np.linalg.norm(resid, axis=1) > 1e-6
-        free[hn[ok]] = True
-        if ridx.size and (~ok).any():  # the published nodes that pin them down
-            coef = np.linalg.lstsq(a.T, hm[~ok].T, rcond=None)[0]
-            for h, col_ in zip(hn[~ok].tolist(), coef.T, strict=True):
-                witness.setdefault(h, set()).update(rn[np.abs(col_) > 1e-6].tolist())
+    free, witness = solve_components(
+        labels=labels, nu=nu, rows=rows, cols=cols,
+        row_inv=row_inv.ravel(), hrows=hrows, hcols=hcols, n_nodes=nodes.value.size,
+        targets=targets,
+    )  # fmt: skip
     pinned &= ~free
     out = [int(n) for n in targets if pinned[n]]
     if out:  # known atoms pin too: the published single-atom node of each
@@ -556,13 +546,17 @@ def cell_hidden_fields(
         cell_arr[fine], ["jobs"] * len(fine), jobs_v[fine], resolutions=levels,
         fields={"jobs": None}, k=k,
     )  # fmt: skip
-    out: list[list[str]] = []
-    for i in range(n):
-        r, c = int(res_arr[i]), int(cell_arr[i])
-        row = [f for f in fields if f != "rest" and people.hidden(f, r, c)]
-        if jobs.hidden("jobs", r, c):
-            row.append("jobs")
-        out.append(sorted(row, key=_field_order))
+    shown = sorted([*(f for f in fields if f != "rest"), "jobs"], key=_field_order)
+    flags = np.zeros((n, len(shown)), dtype=bool)
+    for j, f in enumerate(shown):
+        by_res = (jobs if f == "jobs" else people).cells.get(f, {})
+        for r, hid in by_res.items():
+            at = np.flatnonzero(res_arr == r)
+            if hid and at.size:
+                flags[at, j] = np.isin(cell_arr[at], np.fromiter(hid, dtype=np.int64))
+    out: list[list[str]] = [[] for _ in range(n)]
+    for i in np.flatnonzero(flags.any(axis=1)).tolist():
+        out[i] = [shown[j] for j in np.flatnonzero(flags[i]).tolist()]
     return out
 
 
