@@ -89,8 +89,10 @@ def refresh_cell_stats(
     conn.execute(query(SQL, "drop_temp"))
     conn.execute(query(SQL, "create_fine"), params)
     conn.execute(query(SQL, "create_agg"))
-    for r in res_list:
-        conn.execute(query(SQL, "rollup"), {"res": r})
+    prev: int | None = None
+    for r in reversed(res_list):  # finest first: each level rolls up the one below
+        conn.execute(query(SQL, "rollup"), {"res": r, "prev": prev})
+        prev = r
     conn.execute(query(SQL, "create_landuse"), params)
     conn.execute(query(SQL, "index_temp"))
     shaped = conn.execute(query(SQL, "cells_to_shape")).fetchall()

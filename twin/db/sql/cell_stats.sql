@@ -57,11 +57,20 @@ CREATE TEMP TABLE _cs_agg (
 ) ON COMMIT DROP;
 
 -- name: rollup
--- One resolution: parents of the finest cells (a NULL parent, i.e. a resolution finer than
--- the stored cell, drops out).
+-- One resolution from the next finer one already rolled up (%(prev)s; NULL for the finest),
+-- plus the entities stored coarser than that one, so each level groups the rows of the level
+-- below instead of every finest row again. A NULL parent (a resolution finer than the stored
+-- cell) drops out.
 INSERT INTO _cs_agg
 SELECT %(res)s, p, metric, key, sum(v), max(m)
-FROM (SELECT twin.h3_parent(cell, %(res)s) AS p, * FROM _cs_fine) f
+FROM (
+    SELECT twin.h3_parent(cell, %(res)s) AS p, metric, key, v, m
+    FROM _cs_agg WHERE res = %(prev)s
+    UNION ALL
+    SELECT twin.h3_parent(cell, %(res)s), metric, key, v, m
+    FROM _cs_fine
+    WHERE %(prev)s::int IS NULL OR twin.h3_resolution(cell) < %(prev)s
+) f
 WHERE p IS NOT NULL
 GROUP BY p, metric, key;
 
@@ -111,6 +120,9 @@ SELECT g.res, g.cell, g.parent,
        -- (ties: the larger overlap, then the lower id). The centre is looked up first: one
        -- point in one patch, where a coarse cell overlaps dozens of patches.
        coalesce(
+           -- Nearly always one patch holds the centre: no overlap areas to work out then.
+           (SELECT min(a.id) FROM twin.admin_area a
+            WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center) HAVING count(*) = 1),
            (SELECT a.id FROM twin.admin_area a
             WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center)
             ORDER BY ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id LIMIT 1),
@@ -125,8 +137,10 @@ SELECT g.res, g.cell, g.parent,
        coalesce(s.events_30d_by_type, '{}'), coalesce(s.road_length_m, 0),
        coalesce(lu.mix, '{}'::jsonb), g.geom
 FROM _cs_geom g
-LEFT JOIN LATERAL (
-    SELECT
+-- One grouped pass over the roll-ups, joined by cell (a lookup per cell was a third of a
+-- city-scale refresh).
+LEFT JOIN (
+    SELECT a.res, a.cell,
         sum(v) FILTER (WHERE metric = 'age')::int AS population,
         jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'age')
             AS population_by_age,
@@ -151,8 +165,8 @@ LEFT JOIN LATERAL (
         jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'events_30d')
             AS events_30d_by_type,
         round(sum(v) FILTER (WHERE metric = 'road_length')::numeric, 2)::float8 AS road_length_m
-    FROM _cs_agg a WHERE a.res = g.res AND a.cell = g.cell
-) s ON true
+    FROM _cs_agg a GROUP BY a.res, a.cell
+) s ON s.res = g.res AND s.cell = g.cell
 LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(l.class, round((l.area_m2 / ST_Area(g.geom::geography))::numeric, 4)
                             ORDER BY l.class) AS mix
