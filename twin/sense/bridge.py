@@ -258,13 +258,16 @@ class Bridge:
         # aiomqtt's iterator makes a task per message (to notice a disconnect meanwhile); take
         # what is already waiting in its queue directly, and wait through the iterator only
         # when nothing is (it raises once the broker is gone, ending the session).
-        inbox: asyncio.Queue[aiomqtt.Message] = client._queue
+        inbox: asyncio.Queue[aiomqtt.Message] | None = getattr(client, "_queue", None)
         messages = client.messages
         while True:
-            try:
-                message = inbox.get_nowait()
-            except asyncio.QueueEmpty:
+            if inbox is None:  # an aiomqtt without that queue: the iterator alone is correct
                 message = await anext(messages)
+            else:
+                try:
+                    message = inbox.get_nowait()
+                except asyncio.QueueEmpty:
+                    message = await anext(messages)
             queue.put_nowait(message)
 
     async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
