@@ -8,11 +8,8 @@ device publishes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +24,7 @@ import pytest
 
 from tests.services import free_port
 from twin.db.migrate import upgrade
+from twin.sense.broker import private_broker
 from twin.sense.elect import Elected, holders
 
 
@@ -98,29 +96,9 @@ def test_one_of_three_runs_and_another_takes_over(db_url: str) -> None:
 
 @pytest.fixture
 def broker_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Mosquitto on a free port, logging every connection to a file (run as root, it stays
-    root: dropped to its own user, it could not write the test's folder)."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (scripts/setup.sh)")
-    port = free_port()
-    conf, log = tmp_path / "mosquitto.conf", tmp_path / "mosquitto.log"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"log_dest file {log}\nlog_type all\n"
-                    + ("user root\n" if os.geteuid() == 0 else ""))  # fmt: skip
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}", log
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """A private Mosquitto logging every connection (fails where mosquitto is missing)."""
+    with private_broker(tmp_path / "broker", log_all=True) as url:
+        yield url, tmp_path / "broker" / "mosquitto.log"
 
 
 def _env(**extra: str) -> dict[str, str]:

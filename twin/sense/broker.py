@@ -5,6 +5,7 @@ private cluster. Real deployments run their own broker (with ``twin sense acl``)
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -24,8 +25,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def private_broker(directory: Path, *, timeout_s: float = 10.0) -> Iterator[str]:
-    """Run Mosquitto on a free port of 127.0.0.1 for the block; yields its ``mqtt://`` URL."""
+def private_broker(
+    directory: Path, *, timeout_s: float = 10.0, log_all: bool = False
+) -> Iterator[str]:
+    """Run Mosquitto on a free port of 127.0.0.1 for the block; yields its ``mqtt://`` URL.
+
+    ``log_all``: log every connection and message to ``directory/mosquitto.log`` (for tests
+    that read who connected). Run as root, the broker then stays root: dropped to its own
+    user, it could not write a folder the caller made.
+    """
     binary = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
@@ -37,6 +45,7 @@ def private_broker(directory: Path, *, timeout_s: float = 10.0) -> Iterator[str]
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         f"log_dest file {directory / 'mosquitto.log'}\n"
+        + ("log_type all\n" + ("user root\n" if os.geteuid() == 0 else "") if log_all else "")
     )
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
