@@ -141,7 +141,8 @@ def test_a_database_restart_mid_stream_loses_nothing(
             got = await wait_rows(url, sensor, acked)
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            async with asyncio.timeout(30):
+                await asyncio.gather(task, return_exceptions=True)
         assert got == [float(i) for i in range(acked)]
         return acked, bridge
 
@@ -191,7 +192,8 @@ def test_a_bridge_restart_mid_stream_loses_nothing(
             await asyncio.to_thread(procs[-1].wait, 10)
         else:
             tasks[-1].cancel()
-            await asyncio.gather(tasks[-1], return_exceptions=True)
+            async with asyncio.timeout(30):  # a bridge that ignores its cancellation fails here
+                await asyncio.gather(tasks[-1], return_exceptions=True)
 
     async def replace() -> None:
         await stop()
@@ -216,7 +218,8 @@ def test_a_bridge_restart_mid_stream_loses_nothing(
         finally:
             for t in tasks:
                 t.cancel()
-                await asyncio.gather(t, return_exceptions=True)
+                async with asyncio.timeout(30):
+                    await asyncio.gather(t, return_exceptions=True)
             for p in procs:
                 if p.poll() is None:
                     p.terminate()

@@ -49,6 +49,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from twin.cancellation import get_within, raise_if_cancelling
 from twin.sense import ingest
 from twin.sense.ingest import Row
 from twin.sense.live import LiveHub
@@ -221,6 +222,9 @@ class Bridge:
                 try:
                     await self._session()
                 except Exception as exc:  # the broker went away (an ExceptionGroup of the tasks)
+                    # A cancellation that reached the tasks as this session failed comes out
+                    # as the group of their errors: it must still end the bridge.
+                    raise_if_cancelling()
                     why = _first(exc)
                     self.stats.last_error = f"broker: {why}"[:300]
                     if self.ready.is_set():  # it was up: start again quickly
@@ -263,11 +267,13 @@ class Bridge:
         while True:
             if inbox is None:  # an aiomqtt without that queue: the iterator alone is correct
                 message = await anext(messages)
+                raise_if_cancelling()
             else:
                 try:
                     message = inbox.get_nowait()
                 except asyncio.QueueEmpty:
                     message = await anext(messages)
+                    raise_if_cancelling()
             queue.put_nowait(message)
 
     async def _write(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
@@ -287,14 +293,15 @@ class Bridge:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    try:
-                        message = await asyncio.wait_for(queue.get(), left)
-                    except TimeoutError:
+                    got = await get_within(queue, left)
+                    if got is None:
                         break
+                    message = got
                 batch.append(message)
                 parsed.append(self._parse(message, horizon))
                 size += len(parsed[-1].rows)
             await self._settle(client, batch, parsed)
+            raise_if_cancelling()
 
     def parse(self, topic: str, payload: bytes) -> list[Row]:
         """The rows of one message (:func:`twin.sense.ingest.rows_of`); BadEntity if refused."""
@@ -460,6 +467,7 @@ class Bridge:
         """Publish stored Observations back, off the storing path."""
         while True:
             await self.publish(client, [await self._outbox.get()])
+            raise_if_cancelling()  # aiomqtt's publish waits with asyncio.wait_for
             # Neither a full queue's get() nor a publish paho sends at once yields to the loop:
             # without this, a long outbox starves the storing (and the acknowledgements).
             await asyncio.sleep(0)

@@ -127,7 +127,8 @@ class VersionReader:
         backoff = 0.05
         while True:
             try:
-                return await asyncio.wait_for(self._read(), max(deadline - loop.time(), 0.05))
+                async with asyncio.timeout(max(deadline - loop.time(), 0.05)):
+                    return await self._read()  # (not wait_for: see twin.cancellation)
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 await self._drop()
                 if loop.time() + backoff >= deadline:

@@ -10,7 +10,6 @@ proxies from closing an idle stream. A stream lasts at most a minute (the client
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -25,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from twin.alerts.rules import load_rules
 from twin.alerts.watch import RuleWatch
 from twin.api.deps import require
+from twin.cancellation import get_within
 from twin.db.engine import DatabaseNotConfiguredError, database_url
 from twin.runs.nowloop import NowcastLoop
 from twin.sense.bridge import ORIGIN, Bridge, running
@@ -99,10 +99,9 @@ async def _events(
     end = time.monotonic() + STREAM_S
     async with hub.subscribe() as queue:
         while (limit is None or sent < limit) and time.monotonic() < end:
-            try:
-                wait = min(HEARTBEAT_S, max(0.0, end - time.monotonic()))
-                item = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
+            wait = min(HEARTBEAT_S, max(0.0, end - time.monotonic()))
+            item = await get_within(queue, wait)
+            if item is None:
                 yield b": keep-alive\n\n"
                 continue
             if "dropped" in item:
