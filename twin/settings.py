@@ -183,6 +183,16 @@ class Settings(BaseSettings):
             "remembered, a database lookup per request)."
         ),
     )
+    cockpit_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a cockpit answer is shared by callers who would get the same one (same "
+            "area, period, role and scope); writes through the API clear it at once, other "
+            "writes show within this time. Its as_of says which instant it describes (0: off)."
+        ),
+    )
     trusted_proxies: str = Field(
         default="",
         description=(

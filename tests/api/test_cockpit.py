@@ -1,14 +1,17 @@
-"""``/api/cockpit``: the answer's shape, people counts hidden from the public, and 4xx answers
-naming the parameter for bad levels, periods, instants, unknown areas and mismatches."""
+"""``/api/cockpit``: the answer's shape, people counts hidden from the public, 4xx answers
+naming the parameter for bad levels, periods, instants, unknown areas and mismatches, and
+answers shared by callers of one kind until they expire or a write clears them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from twin.access.tokens import add_user
 from twin.api.app import create_app
 from twin.city.demo import build_demo
 from twin.settings import Settings
@@ -115,3 +118,65 @@ def test_unknown_area_is_400_naming_it(client: TestClient, area: str) -> None:
     r = client.get("/api/cockpit", params={"level": "district", "area": area})
     assert r.status_code == 400, r.text
     assert r.json()["parameter"] == "area"
+
+
+def _open_tasks(settings: Settings) -> int:
+    """Open tasks by the cockpit's definition, straight from the table."""
+    with psycopg.connect(settings.database_url or "") as conn:
+        ((n,),) = conn.execute(
+            "SELECT count(*) FROM twin.task WHERE state NOT IN ('done', 'closed', 'rejected')"
+        ).fetchall()
+    return int(n)
+
+
+def _value(body: dict, ind: str) -> object:
+    return next(i["value"] for i in body["indicators"] if i["id"] == ind)
+
+
+def test_answers_are_shared_per_caller_kind_until_a_write_through_the_api(
+    settings: Settings,
+) -> None:
+    (_, d1), (_, d2), *_ = areas(settings, "district")
+    with psycopg.connect(settings.database_url or "") as c:
+        _, operator = add_user(c, "cockpit_operator", "operator")
+        _, analyst = add_user(c, "cockpit_analyst", "analyst")
+        _, scoped = add_user(c, "cockpit_scoped", "operator", f"district:{d1}")
+        c.commit()
+    long = settings.model_copy(update={"cockpit_cache_seconds": 300.0})
+    city = {"level": "city"}
+    with TestClient(create_app(long)) as client:
+        first = client.get("/api/cockpit", params=city)
+        again = client.get("/api/cockpit", params=city)
+        assert first.status_code == again.status_code == 200
+        # as_of is the instant of computation: the same one means the same answer.
+        assert again.json() == first.json() and "Age" in again.headers
+        # Another kind of caller gets its own answer (its own as_of, its own suppression).
+        own = client.get("/api/cockpit", params=city, headers=auth(analyst)).json()
+        assert own["as_of"] > first.json()["as_of"]
+        # A district the public's answer is cached for stays outside a scoped user's reach,
+        # and its own district is answered.
+        other = {"level": "district", "area": d2}
+        assert client.get("/api/cockpit", params=other).status_code == 200
+        assert client.get("/api/cockpit", params=other, headers=auth(scoped)).status_code == 403
+        mine = {"level": "district", "area": d1}
+        assert client.get("/api/cockpit", params=mine, headers=auth(scoped)).status_code == 200
+        # A write through the API clears every answer: the next one counts the new task.
+        r = client.post("/api/tasks", json={"title": "pump", "area": d1},
+                        headers=auth(operator))  # fmt: skip
+        assert r.status_code == 201, r.text
+        after = client.get("/api/cockpit", params=city).json()
+        assert after["as_of"] > first.json()["as_of"]
+        assert _value(after, "tasks_open") == _open_tasks(settings)
+        assert _value(after, "tasks_open") == _value(first.json(), "tasks_open") + 1  # type: ignore[operator]
+
+
+def test_answers_expire(settings: Settings) -> None:
+    short = settings.model_copy(update={"cockpit_cache_seconds": 0.3})
+    with TestClient(create_app(short)) as client:
+        first = client.get("/api/cockpit", params={"level": "city"}).json()
+        time.sleep(0.4)
+        assert client.get("/api/cockpit", params={"level": "city"}).json()["as_of"] > first["as_of"]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -40,6 +40,7 @@ from twin.api.routers import stream as stream_router
 from twin.api.routers import tasks as tasks_router
 from twin.api.security_headers import SecurityHeadersMiddleware, install_cors
 from twin.db.engine import DatabaseNotConfiguredError, database_url, libpq_url
+from twin.reporting.answers import AnswerCache
 from twin.runs import jobs
 from twin.sense.maintain import Maintainer
 from twin.settings import Settings
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reads = None  # the lifespan opens the read replicas' pools (TWIN_READ_...)
     app.state.db_error = "not started"
     app.state.tiles = TileCache(settings.tile_cache_mb * 2**20)
+    app.state.answers = AnswerCache(settings.cockpit_cache_seconds)  # cockpits, shared
     app.state.audit = AuditBuffer()  # tile reads of core layers, written in batches
     errors.install(app)
     app.include_router(health.router)

@@ -24,6 +24,9 @@ from twin.api.errors import DatabaseUnavailableError, ForbiddenError, Unauthoriz
 from twin.api.reads import ReadRouter
 from twin.settings import Settings
 
+#: Methods that write nothing (RFC 9110 section 9.2.1).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 # The dependencies below are ``async def`` although they do not await: FastAPI runs a plain
 # ``def`` dependency in a worker thread, a hop that costs more than a cached tile.
 
@@ -116,9 +119,14 @@ async def open_session(request: Request, pool: AsyncConnectionPool) -> AsyncIter
 async def get_session(
     request: Request, pool: Annotated[AsyncConnectionPool, Depends(get_pool)]
 ) -> AsyncIterator[Session]:
-    """The request's connection, in a transaction scoped to its caller; commits at the end."""
+    """The request's connection, in a transaction scoped to its caller; commits at the end.
+    After a write has committed, shared answers (cockpits) are forgotten, except after sensor
+    readings: they reach a cockpit only through the alerts the rule watch writes, and a storm's
+    stream of them would otherwise keep every cockpit uncached."""
     async with open_session(request, pool) as session:
         yield session
+    if request.method not in SAFE_METHODS and not request.url.path.startswith("/sta/"):
+        request.app.state.answers.clear()
 
 
 # scope="function": the transaction commits before the response is sent, so a 2xx answer means

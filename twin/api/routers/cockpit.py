@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
-from twin.api.deps import Conn, PrincipalDep, SettingsDep
+from twin.api.deps import PoolDep, SettingsDep, open_session, resolve_principal
 from twin.api.errors import ForbiddenError, InvalidParameterError
 from twin.api.params import Text
 from twin.api.schemas.cockpit import Cockpit
@@ -20,9 +20,10 @@ MAX_AREA_TEXT = 200
 
 @router.get("", response_model=Cockpit, summary="The cockpit of an admin area")
 async def get_cockpit(
-    conn: Conn,
+    request: Request,
+    response: Response,
     settings: SettingsDep,
-    who: PrincipalDep,
+    pool: PoolDep,
     level: Annotated[
         str | None, Query(description=f"one of {', '.join(ADMIN_LEVELS)} (required)")
     ] = None,
@@ -39,7 +40,11 @@ async def get_cockpit(
 
     A user with a scope gets the cockpits of the areas in its scope only: any other area (a
     neighbouring district, or the city above its own) is 403. Callers without a token get the
-    public cockpit of every area."""
+    public cockpit of every area.
+
+    Answers are shared for ``TWIN_COCKPIT_CACHE_SECONDS`` by callers who would get the same
+    one (``Age`` says how old it is, ``as_of`` which instant it describes); a write through the
+    API clears them."""
     if level is None:
         raise InvalidParameterError("level", f"required: one of {', '.join(ADMIN_LEVELS)}")
     check_level(level)
@@ -47,19 +52,34 @@ async def get_cockpit(
         raise InvalidParameterError("area", f"an id or code of at most {MAX_AREA_TEXT} characters")
     days = parse_period(period)
     when = parse_as_of(as_of) if as_of else None
-    if who.scoped:
-        row = await resolve_area(conn, area, level)
-        if not who.may_touch(row["id"]):
-            raise ForbiddenError(
-                f"area {row['code']!r} is outside your scope: a scoped user's cockpits cover "
-                "its own areas (the public cockpit needs no token)"
+    who = await resolve_principal(request, pool)
+    # Everything that decides the answer: the request, and what the caller may see (the role
+    # and clearance decide suppression and row-level security, the scope which rows).
+    key = ("cockpit", level, area.strip() if area else None, days,
+           when.isoformat() if when else None, who.role, who.clearance, who.scope_setting,
+           settings.suppression_k)  # fmt: skip
+
+    async def compute() -> dict[str, Any]:
+        async with open_session(request, pool) as session:
+            if who.scoped:
+                row = await resolve_area(session.conn, area, level)
+                if not who.may_touch(row["id"]):
+                    raise ForbiddenError(
+                        f"area {row['code']!r} is outside your scope: a scoped user's cockpits "
+                        "cover its own areas (the public cockpit needs no token)"
+                    )
+            return await cockpit(
+                session.conn,
+                level=level,
+                area=area,
+                as_of=when,
+                period_days=days,
+                k=settings.suppression_k,
+                allowed=who.can_see_people,
             )
-    return await cockpit(
-        conn,
-        level=level,
-        area=area,
-        as_of=when,
-        period_days=days,
-        k=settings.suppression_k,
-        allowed=who.can_see_people,
-    )
+
+    answer, age = await request.app.state.answers.get(key, compute)
+    if who.scoped and not who.may_touch(answer["area"]["id"]):  # the key holds the scope too
+        raise ForbiddenError(f"area {answer['area']['code']!r} is outside your scope")
+    response.headers["Age"] = str(int(age))
+    return answer
