@@ -9,7 +9,9 @@ Measures, each against its goal, and prints one JSON object per stage:
 - overview tiles: every tile of every public layer covering the city at z8-z11, the largest
   tile in bytes (goal: none over 500 KB) and how many there were;
 - dynamic building tiles at z14 (tile cache off): p50/p99 with 8 concurrent clients;
-- ``/api/cells`` over the whole city (res 7) and the city cockpit: p50/p99 with 8 clients.
+- ``/api/cells`` over the whole city (res 7) and the city cockpit: p50/p99 with 8 clients; the
+  cockpit also with its answers not shared (``TWIN_COCKPIT_CACHE_SECONDS=0``), with 8 clients
+  and with one.
 
 Each HTTP stage starts its own `twin serve` on a free port. The machine is shared: quote
 ratios and say what else ran.
@@ -170,6 +172,24 @@ def main() -> None:
                     **_latency([url] * args.repeat, args.concurrency),
                 }
             )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # The cockpit computed for every request (answers not shared): what a request that finds
+    # no answer younger than TWIN_COCKPIT_CACHE_SECONDS waits, with 8 clients at once.
+    proc = serve(port, 0, 1, {"TWIN_COCKPIT_CACHE_SECONDS": "0"})
+    try:
+        url = f"{base}/api/cockpit?level=city"
+        httpx.get(url, timeout=60)
+        emit(
+            {
+                "stage": "/api/cockpit (city), not shared",
+                "goal_p99_ms": 200,
+                **_latency([url] * args.repeat, args.concurrency),
+            }
+        )
+        one = [url] * 10
+        emit({"stage": "/api/cockpit (city), not shared, 1 client", **_latency(one, 1)})
     finally:
         proc.terminate()
         proc.wait(10)

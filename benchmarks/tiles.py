@@ -117,8 +117,11 @@ def run_wrk(base: str, paths: list[str], seconds: float, connections: int) -> di
     }
 
 
-def serve(port: int, cache_mb: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TWIN_TILE_CACHE_MB": str(cache_mb), "TWIN_POOL_MAX_SIZE": "8"}
+def serve(
+    port: int, cache_mb: int, workers: int, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TWIN_TILE_CACHE_MB": str(cache_mb), "TWIN_POOL_MAX_SIZE": "8",
+           **(env_extra or {})}  # fmt: skip
     cmd = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "twin", *cmd],

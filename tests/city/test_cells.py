@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import h3
+import pandas as pd
 import psycopg
 import pytest
 
@@ -196,3 +197,53 @@ def test_area_counts_follow_buildings_and_residents_that_move(city_url: str) -> 
     assert stored == direct
     # The move was real: the source patch lost those buildings (all of them, or 30).
     assert direct.get(src[0], (0, 0))[0] < direct[dst[0]][0]
+
+
+def test_each_cell_takes_the_patch_by_the_documented_rule(city_url: str) -> None:
+    """area_id, from a direct PostGIS evaluation of the rule with the centres from h3 itself:
+    the one grid patch holding the cell centre; where several or none do, the one overlapping
+    the cell most (then the lower id)."""
+    with psycopg.connect(city_url) as c:
+        cells = [int(r[0]) for r in c.execute("SELECT cell FROM twin.cell_stats")]
+        centres = [h3.cell_to_latlng(h3.int_to_str(x)) for x in cells]
+        rows = c.execute(
+            """
+            WITH g AS (
+                SELECT s.res, s.cell, s.area_id, s.geom,
+                       ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) AS centre
+                FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS t(cell, lon, lat)
+                JOIN twin.cell_stats s ON s.cell = t.cell
+            ), holders AS (
+                SELECT g.cell, count(a.id) AS n FROM g
+                LEFT JOIN twin.admin_area a
+                       ON a.level = 'grid' AND ST_Intersects(a.geom, g.centre)
+                GROUP BY g.cell
+            )
+            SELECT g.res, g.cell, g.area_id, (
+                SELECT a.id FROM twin.admin_area a
+                WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.geom)
+                ORDER BY (h.n = 1 AND ST_Intersects(a.geom, g.centre)) DESC,
+                         ST_Intersects(a.geom, g.centre) DESC,
+                         ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id
+                LIMIT 1)
+            FROM g JOIN holders h ON h.cell = g.cell
+            """,
+            (cells, [lon for _, lon in centres], [lat for lat, _ in centres]),
+        ).fetchall()
+    assert len(rows) == len(cells) > 0
+    wrong = [(r, c, got, want) for r, c, got, want in rows if got != want]
+    assert not wrong, wrong[:5]
+
+
+def test_centre_patches_takes_only_a_sole_holder() -> None:
+    import numpy as np
+    import shapely
+
+    from twin.city.cells import centre_patches
+
+    left, right = shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)
+    points = np.array(shapely.points([0.5, 1.0, 1.5, 3.0], [0.5, 0.5, 0.5, 0.5]), dtype=object)
+    got = centre_patches(points, np.array([10, 20]), np.array([left, right], dtype=object))
+    # inside the left; on the shared edge (both hold it: settled by overlap); inside the
+    # right; outside both.
+    assert [None if v is pd.NA else int(v) for v in got] == [10, None, 20, None]

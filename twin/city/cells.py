@@ -177,15 +177,36 @@ def _copy_cell_shapes(
             parents[mask] = grid.parent(cell_arr[mask], coarser[-1])
     polys = grid.boundaries(cell_arr)
     lon, lat = grid.cell_centers(cell_arr)
+    centres = np.asarray(shapely.points(lon, lat), dtype=object)
+    rows = conn.execute(query(SQL, "grid_patches")).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    patch = centre_patches(centres, ids, shapely.from_wkb([r[1] for r in rows]))
     frame = pd.DataFrame(
         {
             "res": res_arr,
             "cell": cell_arr,
             "parent": parents,
             "geom": shapely.to_wkb(shapely.set_srid(polys, 4326), hex=True, include_srid=True),
-            "center": shapely.to_wkb(
-                shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
-            ),
+            "center": shapely.to_wkb(shapely.set_srid(centres, 4326), hex=True, include_srid=True),
+            "patch": patch,
         }
     )
-    copy_rows(conn, "_cs_geom", ["res", "cell", "parent", "geom", "center"], frame)
+    copy_rows(conn, "_cs_geom", ["res", "cell", "parent", "geom", "center", "patch"], frame)
+
+
+def centre_patches(
+    centres: npt.NDArray[np.object_], ids: npt.NDArray[np.int64], patches: npt.NDArray[np.object_]
+) -> pd.arrays.IntegerArray:
+    """For each cell centre (lon/lat points), the id of the one grid patch that holds it
+    (boundary included, as PostGIS ``ST_Intersects``), or NA where none or several do: those
+    few are settled in SQL by overlap area. One STRtree query for every centre: looking each
+    up in PostGIS was a third of the insert at city scale (0.07 ms x 150 k cells)."""
+    out = pd.array(np.zeros(len(centres), dtype=np.int64), dtype="Int64")
+    out[:] = pd.NA
+    if len(centres) == 0 or len(ids) == 0:
+        return out
+    point, patch = shapely.STRtree(patches).query(centres, predicate="intersects")
+    hits = np.bincount(point, minlength=len(centres))
+    sole = hits[point] == 1
+    out[point[sole]] = ids[patch[sole]]
+    return out

@@ -87,9 +87,8 @@ WHERE twin.h3_parent(pc.cell, r.res) IS NOT NULL
 GROUP BY 1, 2, 3;
 
 -- name: index_temp
--- The final insert looks rows up per cell: without these it scans the tables for every cell.
-CREATE INDEX ON _cs_agg (res, cell);
-CREATE INDEX ON _cs_landuse (res, cell);
+-- The final insert joins these by hash in one pass each; no per-cell lookups, so no indexes
+-- (an index scan over the roll-ups, through the few temp buffers, cost 9 s at city scale).
 ANALYZE _cs_agg;
 ANALYZE _cs_landuse;
 
@@ -99,10 +98,15 @@ SELECT DISTINCT res, cell FROM (
 ) c ORDER BY res, cell;
 
 -- name: create_geom
+-- patch: the grid patch holding the cell centre when exactly one does (worked out in Python
+-- with an STRtree, twin.city.cells.centre_patches), else NULL.
 CREATE TEMP TABLE _cs_geom (
     res smallint, cell bigint, parent bigint, geom geometry(Polygon, 4326),
-    center geometry(Point, 4326), PRIMARY KEY (res, cell)
+    center geometry(Point, 4326), patch bigint, PRIMARY KEY (res, cell)
 ) ON COMMIT DROP;
+
+-- name: grid_patches
+SELECT id, ST_AsBinary(geom) FROM twin.admin_area WHERE level = 'grid' ORDER BY id;
 
 -- name: delete_stats
 DELETE FROM twin.cell_stats
@@ -121,8 +125,7 @@ SELECT g.res, g.cell, g.parent,
        -- point in one patch, where a coarse cell overlaps dozens of patches.
        coalesce(
            -- Nearly always one patch holds the centre: no overlap areas to work out then.
-           (SELECT min(a.id) FROM twin.admin_area a
-            WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center) HAVING count(*) = 1),
+           g.patch,
            (SELECT a.id FROM twin.admin_area a
             WHERE a.level = 'grid' AND ST_Intersects(a.geom, g.center)
             ORDER BY ST_Area(ST_Intersection(a.geom, g.geom)) DESC, a.id LIMIT 1),
@@ -138,11 +141,12 @@ SELECT g.res, g.cell, g.parent,
        coalesce(lu.mix, '{}'::jsonb), g.geom
 FROM _cs_geom g
 -- One grouped pass over the roll-ups, joined by cell (a lookup per cell was a third of a
--- city-scale refresh).
+-- city-scale refresh). jsonb orders an object's keys itself, so the aggregates need no ORDER
+-- BY, and without one the grouping may hash.
 LEFT JOIN (
     SELECT a.res, a.cell,
         sum(v) FILTER (WHERE metric = 'age')::int AS population,
-        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'age')
+        jsonb_object_agg(key, v::int) FILTER (WHERE metric = 'age')
             AS population_by_age,
         sum(v) FILTER (WHERE metric = 'age' AND key IN ('60-74', '75+'))::int AS elderly,
         sum(v) FILTER (WHERE metric = 'jobs')::int AS jobs,
@@ -156,22 +160,25 @@ LEFT JOIN (
         max(m) FILTER (WHERE metric = 'height') AS height_max_m,
         sum(v) FILTER (WHERE metric = 'enterprises')::int AS enterprises,
         sum(v) FILTER (WHERE metric = 'hazard')::int AS hazard_sites,
-        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'hazard')
+        jsonb_object_agg(key, v::int) FILTER (WHERE metric = 'hazard')
             AS hazard_sites_by_category,
         sum(v) FILTER (WHERE metric = 'events_open')::int AS events_open,
-        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'events_open')
+        jsonb_object_agg(key, v::int) FILTER (WHERE metric = 'events_open')
             AS events_open_by_type,
         sum(v) FILTER (WHERE metric = 'events_30d')::int AS events_30d,
-        jsonb_object_agg(key, v::int ORDER BY key) FILTER (WHERE metric = 'events_30d')
+        jsonb_object_agg(key, v::int) FILTER (WHERE metric = 'events_30d')
             AS events_30d_by_type,
         round(sum(v) FILTER (WHERE metric = 'road_length')::numeric, 2)::float8 AS road_length_m
     FROM _cs_agg a GROUP BY a.res, a.cell
 ) s ON s.res = g.res AND s.cell = g.cell
-LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(l.class, round((l.area_m2 / ST_Area(g.geom::geography))::numeric, 4)
-                            ORDER BY l.class) AS mix
-    FROM _cs_landuse l WHERE l.res = g.res AND l.cell = g.cell
-) lu ON true;
+LEFT JOIN (
+    SELECT l.res, l.cell,
+           jsonb_object_agg(l.class, round((l.area_m2 / c.area_m2)::numeric, 4)) AS mix
+    FROM _cs_landuse l
+    JOIN (SELECT res, cell, ST_Area(geom::geography) AS area_m2 FROM _cs_geom) c
+      ON c.res = l.res AND c.cell = l.cell
+    GROUP BY l.res, l.cell
+) lu ON lu.res = g.res AND lu.cell = g.cell;
 
 -- name: people_counts
 -- What complementary suppression needs (twin.city.cells.mark_hidden).
