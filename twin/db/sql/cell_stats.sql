@@ -200,10 +200,16 @@ WHERE c.res = h.res AND c.cell = h.cell AND c.hidden IS DISTINCT FROM h.hidden;
 DELETE FROM twin.area_counts WHERE %(areas)s::bigint[] IS NULL OR area_id = ANY(%(areas)s);
 
 -- name: area_counts_insert
+-- The residents of the areas' buildings grouped once. A count per building (a lateral probe)
+-- looked each building up in the home-building index of every person partition: two minutes
+-- for the 1/8 of the large city that 1,000 scattered buildings put in scope.
 INSERT INTO twin.area_counts (area_id, buildings, residents)
-SELECT b.area_id, count(*), sum(r.n)
+SELECT b.area_id, count(*), coalesce(sum(r.n), 0)
 FROM twin.building b
-CROSS JOIN LATERAL (SELECT count(*) AS n FROM twin.person p WHERE p.home_building_id = b.id) r
+LEFT JOIN (SELECT p.home_building_id AS id, count(*) AS n FROM twin.person p
+           WHERE p.home_building_id IN (SELECT id FROM twin.building
+                                        WHERE area_id = ANY(%(areas)s::bigint[]))
+           GROUP BY 1) r ON r.id = b.id
 WHERE b.area_id = ANY(%(areas)s::bigint[])
 GROUP BY b.area_id;
 
