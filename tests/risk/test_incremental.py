@@ -4,6 +4,7 @@ cell are the same (score, level, components, small-count flag), and fewer rows a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -24,7 +25,13 @@ from twin.city.demo import build_demo
 from twin.ingest.vector import ingest_vector
 from twin.risk.catalog import load_catalog
 from twin.risk.compute import compute_risk
-from twin.risk.incremental import can_refresh, refresh_cells, tables_read
+from twin.risk.incremental import (
+    BUILDING_STAT_COLUMNS,
+    can_refresh,
+    reads_changed_columns,
+    refresh_cells,
+    tables_read,
+)
 from twin.settings import Settings, project_root
 
 K = 10
@@ -197,3 +204,47 @@ def test_a_count_hidden_elsewhere_flags_the_stored_score(settings: Settings) -> 
     assert incremental[("crowd_density", 9, cell)][3] is True
     compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
     assert incremental == _rows(url)
+
+
+def test_which_layers_read_what_a_building_ingest_changes() -> None:
+    catalog = load_catalog(project_root() / "layers")
+    by_id = {lyr.id: lyr for lyr in catalog.layers}
+    assert reads_changed_columns(by_id["fire"], BUILDING_STAT_COLUMNS)  # heights, floor area
+    for lid in ("crowd_density", "elderly_alone", "hazardous_chemicals"):
+        assert not reads_changed_columns(by_id[lid], BUILDING_STAT_COLUMNS), lid
+    assert reads_changed_columns(by_id["crowd_density"], None)  # any column may have changed
+    whole = dataclasses.replace(by_id["crowd_density"],
+                                sql="SELECT s.* FROM twin.cell_stats s")  # fmt: skip
+    assert reads_changed_columns(whole, BUILDING_STAT_COLUMNS)
+
+
+STAT_COLUMNS_SQL = """
+SELECT column_name FROM information_schema.columns
+WHERE table_schema = 'twin' AND table_name = 'cell_stats'
+  AND column_name NOT IN ('res', 'cell', 'updated_at', 'geom', 'geom_3857')
+"""
+
+
+def test_a_building_ingest_changes_only_the_building_statistics(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """What refresh_cells assumes of BUILDING_STAT_COLUMNS, checked on a real ingest: rows
+    kept by the ingest differ in those columns only."""
+    url = settings.database_url or ""
+    with psycopg.connect(url) as c:
+        columns = [r[0] for r in c.execute(STAT_COLUMNS_SQL)]
+        select = "SELECT res, cell, " + ", ".join(f"{x}::text" for x in columns) + \
+            " FROM twin.cell_stats"  # fmt: skip
+        before = {(r[0], r[1]): r[2:] for r in c.execute(select)}  # type: ignore[arg-type]
+    report = ingest_vector("buildings", _buildings(url, tmp_path / "s.geojson", 40, 9), settings)
+    assert report.loaded == 40
+    with psycopg.connect(url) as c:
+        after = {(r[0], r[1]): r[2:] for r in c.execute(select)}  # type: ignore[arg-type]
+    changed = {
+        columns[i]
+        for key in before.keys() & after.keys()
+        for i, (a, b) in enumerate(zip(before[key], after[key], strict=True))
+        if a != b
+    }
+    assert changed, "the ingest changed no statistics: the check would prove nothing"
+    assert changed <= set(BUILDING_STAT_COLUMNS), changed - set(BUILDING_STAT_COLUMNS)

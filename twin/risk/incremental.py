@@ -55,6 +55,23 @@ from twin.risk.compute import (
 from twin.risk.scoring import combine, score_layer
 
 BUILDING_TABLES = ("building", "address", "cell_stats")  # what `twin ingest buildings` writes
+#: The ``cell_stats`` columns a building ingest can change: residents, jobs and enterprises are
+#: counted by their own cells, which it does not move (tests/risk/test_incremental.py checks
+#: it); ``hidden``, because the suppression model decides the whole city again (the stored
+#: flags follow it through FLAG_DRIFT_SQL). Cells may also gain or lose their row (a building
+#: in a cell that had nothing).
+BUILDING_STAT_COLUMNS = ("buildings", "floor_area_m2", "height_mean_m", "height_max_m", "hidden")
+# A whole-row reference: any column may be read (``s.*``, ``SELECT *``).
+_WHOLE_ROW = re.compile(r"\.\*|\bSELECT\s+\*", re.IGNORECASE)
+
+# Cells (of those given) where the layer's stored rows and the cell statistics rows disagree
+# about existence: the only places a layer reading unchanged statistics columns can change.
+ROWSET_SQL = """
+SELECT c FROM unnest(%(cells)s::bigint[]) AS c
+WHERE EXISTS (SELECT 1 FROM twin.cell_stats s WHERE s.res = %(res)s AND s.cell = c)
+   <> EXISTS (SELECT 1 FROM twin.risk_score r
+              WHERE r.layer_id = %(layer)s AND r.res = %(res)s AND r.cell = c)
+"""
 _TABLE = re.compile(r"\btwin\.(\w+)\b(?!\s*\()")  # a schema-qualified table, not a function
 
 RESTRICTED_SQL = "SELECT * FROM (\n{}\n) AS src WHERE src.cell = ANY(%(cells)s::bigint[])"
@@ -108,6 +125,23 @@ def tables_read(layer: Layer) -> set[str]:
     return set(_TABLE.findall(layer.sql))
 
 
+def reads_changed_columns(layer: Layer, columns: tuple[str, ...] | None) -> bool:
+    """Whether a layer's source may read one of ``columns`` of ``cell_stats`` (None: every
+    column may have changed). Conservative: a column's name anywhere in the query, or a
+    whole-row reference, counts as read."""
+    if columns is None or _WHOLE_ROW.search(layer.sql):
+        return True
+    return any(re.search(rf"\b{re.escape(c)}\b", layer.sql) for c in columns)
+
+
+def _rowset_changes(
+    conn: psycopg.Connection, layer: Layer, cells: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    rows = conn.execute(ROWSET_SQL, {"cells": cells.tolist(), "res": layer.res,
+                                     "layer": layer.id})  # fmt: skip
+    return np.asarray([int(c) for (c,) in rows], dtype=np.int64)
+
+
 def _restricted(
     conn: psycopg.Connection, layer: Layer, params: dict[str, Any], cells: npt.NDArray[np.int64]
 ) -> pd.DataFrame:
@@ -137,6 +171,7 @@ def refresh_cells(
     resolutions: list[int],
     k: int,
     tables: tuple[str, ...] = BUILDING_TABLES,
+    stat_columns: tuple[str, ...] | None = BUILDING_STAT_COLUMNS,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Rescore the cells whose data changed; write only the rows that changed.
@@ -156,6 +191,11 @@ def refresh_cells(
         Suppression threshold for ``small_count``.
     tables
         The ``twin`` tables whose rows changed (default: what a building ingest writes).
+    stat_columns
+        Where ``tables`` has ``cell_stats``: the columns of it that may have changed (default:
+        a building ingest's, :data:`BUILDING_STAT_COLUMNS`; None: any). A layer whose only
+        changed input is ``cell_stats`` and that reads none of them is rescored only where a
+        cell gained or lost its statistics row.
     as_of
         The time event windows end at (default: now).
 
@@ -183,15 +223,20 @@ def refresh_cells(
         params = source_params(conn, at, flood_run, latest_run_id(conn, "traffic"))
         for lyr in catalog.layers:
             drift = _flag_drift(conn, lyr, k, flood_run)
-            reads = bool(tables_read(lyr) & set(tables))
+            written = tables_read(lyr) & set(tables)
+            own = fine[grid.resolution(fine) >= lyr.res] if written else fine[:0]
+            at_cells = np.unique(grid.parent(own, lyr.res))
+            if written == {"cell_stats"} and not reads_changed_columns(lyr, stat_columns):
+                # Its statistics columns are as they were: only a row that came or went counts.
+                at_cells = _rowset_changes(conn, lyr, at_cells)
+            reads = at_cells.size > 0
             if not reads and not drift:
                 continue
             full = any(i.normalise == "quantile" for i in lyr.inputs)  # ranks: every cell
             if full:
                 rows, old = read_inputs(conn, lyr, params), diff.stored(conn, lyr.id, lyr.res)
             else:
-                own = fine[grid.resolution(fine) >= lyr.res] if reads else fine[:0]
-                scope = np.union1d(grid.parent(own, lyr.res), diff.cell_array(drift))
+                scope = np.union1d(at_cells, diff.cell_array(drift))
                 rows = _restricted(conn, lyr, params, scope)
                 old = diff.stored(conn, lyr.id, lyr.res, scope)
             scored = score_layer(rows, lyr, k=k)
