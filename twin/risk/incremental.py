@@ -11,6 +11,11 @@ those tables (``twin.<table>``):
 - a layer with a ``quantile`` input ranks every cell against all the others (one new value can
   move every rank), so its source is read in full and every cell rescored;
 
+- a layer whose only written input is ``cell_stats`` and that names none of the columns the
+  ingest can change (:data:`BUILDING_STAT_COLUMNS`) is rescored only at the cells where the
+  statistics row and the layer's stored row disagree about existing (a cell that gained or lost
+  its row);
+
 then the rows compared with the stored ones and only those that changed rewritten
 (:mod:`twin.risk.diff`), the one map at the cells where a combined layer changed, and the parents
 at every coarser resolution. A layer whose source names none of the written tables keeps its
