@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "twin"
 #: Layer of each top-level package or module of twin/ (lower numbers are lower layers).
 LAYERS: dict[str, int] = {
     # science cores and shared basics: pure, no database, no web
-    "sim": 0, "grid": 0, "h3c": 0, "durations": 0, "errors": 0, "settings": 0, "__init__": 0,
+    "sim": 0, "grid": 0, "h3c": 0, "durations": 0, "cancellation": 0, "errors": 0, "settings": 0, "__init__": 0,
     "__main__": 4,
     # domain and storage
     "db": 1, "access": 1, "city": 1, "ingest": 1, "tiles": 1, "features": 1, "cql2": 1, "risk": 1,
