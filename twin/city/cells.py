@@ -94,7 +94,7 @@ def refresh_cell_stats(
         conn.execute(query(SQL, "rollup"), {"res": r, "prev": prev})
         prev = r
     conn.execute(query(SQL, "create_landuse"), params)
-    conn.execute(query(SQL, "index_temp"))
+    conn.execute(query(SQL, "analyze_temp"))
     shaped = conn.execute(query(SQL, "cells_to_shape")).fetchall()
     conn.execute(query(SQL, "create_geom"))
     if shaped:

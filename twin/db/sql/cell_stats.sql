@@ -86,7 +86,7 @@ WHERE twin.h3_parent(pc.cell, r.res) IS NOT NULL
   AND (%(full)s OR twin.h3_parent(pc.cell, %(r0)s) = ANY(%(scope)s::bigint[]))
 GROUP BY 1, 2, 3;
 
--- name: index_temp
+-- name: analyze_temp
 -- The final insert joins these by hash in one pass each; no per-cell lookups, so no indexes
 -- (an index scan over the roll-ups, through the few temp buffers, cost 9 s at city scale).
 ANALYZE _cs_agg;
