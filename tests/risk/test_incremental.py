@@ -129,7 +129,11 @@ def test_incremental_refresh_equals_full_compute(settings: Settings, tmp_path: P
     report = ingest_vector("buildings", _buildings(url, tmp_path / "b.geojson", 60, 1), settings)
     assert report.loaded == 60 and report.changed_cells
 
-    out = refresh_cells(url, catalog, report.changed_cells, resolutions=RES, k=K, as_of=AS_OF)
+    # The ingest's own list of the cells that gained or lost a statistics row (the CLI's path;
+    # the next test leaves it out, so that refresh_cells looks for them itself).
+    assert report.rowset_cells  # the three footprints east of the city are in new cells
+    out = refresh_cells(url, catalog, report.changed_cells, resolutions=RES, k=K, as_of=AS_OF,
+                        rowset_cells=report.rowset_cells)  # fmt: skip
     incremental = _rows(url)
     compute_risk(url, catalog, resolutions=RES, k=K, as_of=AS_OF)
     full = _rows(url)
@@ -248,3 +252,7 @@ def test_a_building_ingest_changes_only_the_building_statistics(
     }
     assert changed, "the ingest changed no statistics: the check would prove nothing"
     assert changed <= set(BUILDING_STAT_COLUMNS), changed - set(BUILDING_STAT_COLUMNS)
+    # The cells it reports as having gained or lost a row are those the two reads disagree on.
+    came_or_went = {cell for _, cell in before.keys() ^ after.keys()}
+    assert came_or_went, "no cell gained a row: the check would prove nothing"
+    assert set(report.rowset_cells) == came_or_went

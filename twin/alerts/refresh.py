@@ -30,12 +30,15 @@ def refresh(
     at: datetime | None = None,
     caller: Principal | None = None,
     cells: list[int] | None = None,
+    rowset_cells: list[int] | None = None,
 ) -> dict[str, Any]:
     """Compute every layer and the one map, then evaluate every rule.
 
     ``cells``: the cells a building ingest changed; only those are rescored
     (:func:`twin.risk.incremental.refresh_cells`, the same scores as a full compute) when the
     stored scores are a full compute of the current catalog, else everything is.
+    ``rowset_cells``: of those, the cells that gained or lost their ``cell_stats`` row (the
+    ingest's report; None: not known, looked for).
 
     ``caller``: the rules are evaluated as that API caller, under row-level security (only
     alerts of its scope change; see :func:`twin.alerts.evaluate.evaluate_on`); the risk map is
@@ -51,7 +54,8 @@ def refresh(
     risk: dict[str, Any]
     if cells is not None and can_refresh(url, catalog):
         risk = refresh_cells(url, catalog, cells, resolutions=settings.h3_resolutions,
-                             k=settings.suppression_k, as_of=at)  # fmt: skip
+                             k=settings.suppression_k, as_of=at,
+                             rowset_cells=rowset_cells)  # fmt: skip
     else:
         risk = compute_risk(
             url, catalog, resolutions=settings.h3_resolutions, k=settings.suppression_k, as_of=at
@@ -65,12 +69,16 @@ def refresh(
 
 
 def refresh_quietly(
-    settings: Settings, *, caller: Principal | None = None, cells: list[int] | None = None
+    settings: Settings,
+    *,
+    caller: Principal | None = None,
+    cells: list[int] | None = None,
+    rowset_cells: list[int] | None = None,
 ) -> dict[str, Any] | None:
     """:func:`refresh` for callers whose own work already succeeded (a simulation run, an
     ingest): a broken layer or rule file is logged, not raised, so it cannot fail the run."""
     try:
-        return refresh(settings, caller=caller, cells=cells)
+        return refresh(settings, caller=caller, cells=cells, rowset_cells=rowset_cells)
     except (CatalogError, RuleError, ComputeError) as exc:
         log.warning("risk refresh skipped: %s", exc)
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -74,9 +75,7 @@ def refresh_cell_stats(
     full = cells is None
     scope: list[int] = []
     if cells is not None:
-        arr = np.unique(np.asarray(cells, dtype=np.int64))
-        arr = arr[grid.resolution(arr) >= r0] if arr.size else arr
-        scope = np.unique(grid.parent(arr, r0)).tolist() if arr.size else []
+        scope = _scope(cells, r0)
         if not scope:
             return 0
     params = {
@@ -105,6 +104,53 @@ def refresh_cell_stats(
     mark_hidden(conn, k=k)
     refresh_area_counts(conn, None if full else scope, r0=r0)
     return cur.rowcount
+
+
+@dataclass(frozen=True)
+class CellRefresh:
+    """What an incremental :func:`refresh_cells_reporting` did: the rows written, and the
+    cells (any resolution) that gained or lost their statistics row."""
+
+    rows: int
+    rowset_changed: list[int]
+
+
+def refresh_cells_reporting(
+    conn: psycopg.Connection,
+    resolutions: Sequence[int],
+    *,
+    cells: npt.ArrayLike,
+    as_of: datetime | None = None,
+    k: int = DEFAULT_K,
+) -> CellRefresh:
+    """An incremental :func:`refresh_cell_stats` that also reports the cells whose statistics
+    row came or went.
+
+    Why: a risk layer that reads only statistics columns an ingest cannot change can differ
+    afterwards only where a row came or went (:func:`twin.risk.incremental.refresh_cells`);
+    without this list it has to look for such cells itself, and one whose rows stop where the
+    statistics rows do not (``elderly_alone`` keeps only cells with residents) always seems to
+    differ there, and is read again after every ingest.
+    """
+    r0 = min(int(r) for r in resolutions)
+    scope = _scope(cells, r0)
+    if not scope:
+        return CellRefresh(0, [])
+    before = _rowset(conn, scope, r0)
+    rows = refresh_cell_stats(conn, resolutions, cells=cells, as_of=as_of, k=k)
+    return CellRefresh(rows, sorted(before ^ _rowset(conn, scope, r0)))
+
+
+def _scope(cells: npt.ArrayLike, r0: int) -> list[int]:
+    """The cells at ``r0`` above ``cells`` (those at least as fine as ``r0``)."""
+    arr = np.unique(np.asarray(cells, dtype=np.int64))
+    arr = arr[grid.resolution(arr) >= r0] if arr.size else arr
+    return np.unique(grid.parent(arr, r0)).tolist() if arr.size else []
+
+
+def _rowset(conn: psycopg.Connection, scope: list[int], r0: int) -> set[int]:
+    rows = conn.execute(query(SQL, "scope_rowset"), {"scope": scope, "r0": r0})
+    return {int(c) for (c,) in rows}
 
 
 def refresh_area_counts(conn: psycopg.Connection, scope: Sequence[int] | None, *, r0: int) -> int:

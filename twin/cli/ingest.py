@@ -69,7 +69,7 @@ def _run_ingest(fn: Any, as_json: bool) -> None:
     from twin.alerts.refresh import refresh_quietly
 
     cells = getattr(report, "changed_cells", None) or None
-    refresh_quietly(_settings(), cells=cells)
+    refresh_quietly(_settings(), cells=cells, rowset_cells=getattr(report, "rowset_cells", None))
     _print_report(report, as_json)
 
 

@@ -178,6 +178,7 @@ def refresh_cells(
     tables: tuple[str, ...] = BUILDING_TABLES,
     stat_columns: tuple[str, ...] | None = BUILDING_STAT_COLUMNS,
     as_of: datetime | None = None,
+    rowset_cells: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Rescore the cells whose data changed; write only the rows that changed.
 
@@ -203,6 +204,12 @@ def refresh_cells(
         cell gained or lost its statistics row.
     as_of
         The time event windows end at (default: now).
+    rowset_cells
+        The cells (any resolution) that gained or lost their ``cell_stats`` row in the same
+        change (a building ingest reports them: :class:`twin.city.cells.CellRefresh`). A layer
+        reading none of ``stat_columns`` is then rescored only there; None: looked for, as the
+        cells where the statistics rows and the layer's rows disagree about existing (which
+        also finds the cells a layer leaves out, and so reads them again every time).
 
     Returns
     -------
@@ -215,6 +222,7 @@ def refresh_cells(
     t0 = time.perf_counter()
     at = as_of or datetime.now(UTC)
     fine = np.unique(np.asarray(cells, dtype=np.int64))
+    rowset = None if rowset_cells is None else np.unique(np.asarray(rowset_cells, dtype=np.int64))
     onemap = catalog.get(ONEMAP)
     assert onemap is not None
     parts = [i.name for i in onemap.inputs]
@@ -233,7 +241,10 @@ def refresh_cells(
             at_cells = np.unique(grid.parent(own, lyr.res))
             if written == {"cell_stats"} and not reads_changed_columns(lyr, stat_columns):
                 # Its statistics columns are as they were: only a row that came or went counts.
-                at_cells = _rowset_changes(conn, lyr, at_cells)
+                if rowset is None:
+                    at_cells = _rowset_changes(conn, lyr, at_cells)
+                else:
+                    at_cells = np.intersect1d(at_cells, rowset[grid.resolution(rowset) == lyr.res])
             reads = at_cells.size > 0
             if not reads and not drift:
                 continue

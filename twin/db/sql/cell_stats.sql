@@ -108,6 +108,11 @@ CREATE TEMP TABLE _cs_geom (
 -- name: grid_patches
 SELECT id, ST_AsBinary(geom) FROM twin.admin_area WHERE level = 'grid' ORDER BY id;
 
+-- name: scope_rowset
+-- The statistics rows under the scope's r0 cells, before and after an incremental refresh:
+-- the cells that gained or lost theirs (twin.city.cells.refresh_cells_reporting).
+SELECT cell FROM twin.cell_stats WHERE twin.h3_parent(cell, %(r0)s) = ANY(%(scope)s::bigint[]);
+
 -- name: delete_stats
 DELETE FROM twin.cell_stats
 WHERE %(full)s OR twin.h3_parent(cell, %(r0)s) = ANY(%(scope)s::bigint[]);
