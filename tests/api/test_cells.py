@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from twin import grid
-from twin.api.app import create_app
+from twin.api.app import connection_options, create_app
 from twin.city.demo import build_demo
+from twin.db.queries import query
 from twin.settings import Settings
 
 K = 10
@@ -146,3 +147,41 @@ def test_address_search_ignores_how_it_was_typed(city: str, client: TestClient) 
         assert hits[0]["h3"] == grid.to_hex([cell])[0]
     prefix = client.get("/api/addresses", params={"q": text[:-3]}).json()
     assert any(a["building_id"] == bid for a in prefix["addresses"]) or prefix["count"] == 20
+
+
+def test_api_connections_plan_each_statement_for_its_parameters(city: str) -> None:
+    """A prepared bbox query keeps no generic plan on API connections (connection_options):
+    the generic plan of the cell list scans the spatial index of every resolution, which took
+    the whole city's res-7 list from 1 ms to 130 ms from its sixth request on."""
+    box = _city_box(city)
+    stmt = query("cells_api.sql", "cells_in_bbox")
+    params = {
+        "res": 7,
+        "limit": 5000,
+        **dict(zip(("minx", "miny", "maxx", "maxy"), box, strict=True)),
+    }
+
+    def plans(options: str) -> tuple[int, int]:
+        with psycopg.connect(city, options=options) as c:
+            for _ in range(12):
+                c.execute(stmt, params, prepare=True).fetchall()
+            row = c.execute(
+                "SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    generic, custom = plans(connection_options(Settings(_env_file=None, database_url=city)))
+    assert generic == 0 and custom == 12
+    # The control: without the setting PostgreSQL does switch to the generic plan.
+    assert plans("")[0] > 0
+
+
+def _city_box(url: str) -> tuple[float, float, float, float]:
+    with psycopg.connect(url) as c:
+        row = c.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+            " (SELECT ST_Extent(geom) e FROM twin.admin_area WHERE level = 'city') x"
+        ).fetchone()
+    assert row is not None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
