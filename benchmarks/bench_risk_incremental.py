@@ -89,7 +89,7 @@ def main() -> None:
         report = ingest_vector("buildings", path, settings)
         out["ingest_s"] = round(time.perf_counter() - t, 2)
     out["cells_changed_finest"] = len(set(report.changed_cells))
-    out["cells_rowset_changed"] = len(report.rowset_cells)
+    out["cells_rowset_changed"] = len(report.rowset_cells or [])
     t = time.perf_counter()
     refreshed = refresh_cells(url, catalog, report.changed_cells, resolutions=res, k=k, as_of=at,
                               rowset_cells=report.rowset_cells)  # fmt: skip

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-def served_app() -> FastAPI:
-    """The app of a serving process (uvicorn's factory), its start-up objects frozen.
+def served_app(settings: Settings | None = None) -> FastAPI:
+    """The app of a serving process, its start-up objects frozen: uvicorn's factory for several
+    processes (settings from the environment), and the one process's app.
 
     Why freeze: what the imports and the app build leave behind (some 290 k objects) lives as
     long as the process, yet each full pass of the cyclic collector walked all of it again:
@@ -25,7 +26,7 @@ def served_app() -> FastAPI:
     """
     from twin.api.app import create_app
 
-    app = create_app()
+    app = create_app(settings)
     gc.collect()  # garbage of the start-up is freed, not frozen
     gc.freeze()
     return app
@@ -35,16 +36,13 @@ def run_server(settings: Settings, *, log_level: str = "info") -> None:
     """Serve the API on ``settings.host:port`` with ``settings.workers`` processes."""
     import uvicorn
 
-    from twin.api.app import create_app
     from twin.logredact import uvicorn_log_config
 
     # uvicorn's logging, with credentials (?token=..., twin_ tokens) redacted in every line.
     log_config = uvicorn_log_config()
 
     if settings.workers == 1:
-        app = create_app(settings)
-        gc.collect()
-        gc.freeze()  # see served_app
+        app = served_app(settings)
         # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1; the
         # API reads it itself, only from TWIN_TRUSTED_PROXIES (twin.api.deps.client_address).
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,

@@ -59,8 +59,9 @@ class Report:
     # The finest cells whose rows the ingest changed, old and new positions (not reported):
     # the building ingest's incremental risk refresh rescores only these.
     changed_cells: list[int] = field(default_factory=list, repr=False)
-    # The cells that gained or lost their cell_stats row (twin.city.cells.CellRefresh).
-    rowset_cells: list[int] = field(default_factory=list, repr=False)
+    # The cells that gained or lost their cell_stats row (twin.city.cells.CellRefresh); None:
+    # not known (an ingest that does not report them), which is not the same as none.
+    rowset_cells: list[int] | None = field(default=None, repr=False)
 
     def reject(self, reason: str, rows: list[int]) -> None:
         if rows:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from twin.city.cells import refresh_cells_reporting
+from twin.city.cells import refresh_cell_stats, refresh_cells_reporting
 from twin.city.meta import record_city
 from twin.db.engine import database_url
 from twin.ingest import layers, write
@@ -86,13 +86,17 @@ def ingest_vector(
             frame = layers.events_frame(gdf, path, f)
             affected = write.write_events(conn, frame, mode=mode, res=res, path=path)
         progress("refreshing the affected cells")
-        done = refresh_cells_reporting(
-            conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
-        )
-        report.details["cells_refreshed"] = done.rows
-    if kind == "buildings":
-        report.changed_cells = [int(c) for c in affected]
-        report.rowset_cells = done.rowset_changed
+        if kind == "buildings":  # its incremental risk refresh needs the rows that came or went
+            done = refresh_cells_reporting(
+                conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
+            )
+            report.changed_cells = [int(c) for c in affected]
+            report.rowset_cells = done.rowset_changed
+            report.details["cells_refreshed"] = done.rows
+        else:
+            report.details["cells_refreshed"] = refresh_cell_stats(
+                conn, settings.h3_resolutions, cells=affected, k=settings.suppression_k
+            )
     report.loaded = len(frame)
     report.seconds = time.perf_counter() - t0
     return report
