@@ -3,11 +3,13 @@ checked geometrically against PostGIS: each LoD1 solid is a closed shell oriente
 whose volume is the footprint's area (``ST_Area`` in the city CRS) times the height.
 
 cjio's own ``validate`` needs ``cjvalpy``, which has no installable distribution for this
-Python; the schema-level checks it would make are replaced here by cjio's reader, its OBJ
-export (which triangulates every surface) and the closed-shell and volume checks."""
+Python. Its schema check is made here with ``jsonschema`` against the official CityJSON 2.0.2
+schemas (tests/data/cityjson, CC0), and cjio's reader, its OBJ export (which triangulates every
+surface) and the closed-shell and volume checks go further."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import json.encoder
 import os
@@ -17,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import psycopg
 import pytest
@@ -33,6 +36,21 @@ from cjio import cityjson  # noqa: E402
 json.encoder.c_make_encoder = _JSON_ENCODER["c_make_encoder"]
 if "float" not in _JSON_ENCODER:
     del json.encoder.float  # type: ignore[attr-defined]
+
+
+SCHEMAS = Path(__file__).parent.parent / "data" / "cityjson"
+
+
+def _validator(name: str) -> jsonschema.Draft7Validator:
+    """The official CityJSON 2.0.2 schema ``name`` (cityjson or cityjsonfeature)."""
+    with gzip.open(SCHEMAS / f"{name}-2.0.2.min.schema.json.gz", "rt", encoding="utf-8") as f:
+        schema = json.load(f)
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _schema_errors(validator: jsonschema.Draft7Validator, doc: Any) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)][:5]
 
 
 def _twin(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -167,3 +185,26 @@ def test_the_download_is_the_same_cityjson(
     assert seq.headers["content-type"].startswith("application/city+json-seq")
     bad = tiny_client.get("/collections/roads/items?f=cityjson")
     assert bad.status_code == 400 and "buildings only" in bad.text
+
+
+def test_cityjson_and_cityjsonseq_validate_against_the_official_schemas(
+    tiny_settings: Settings, tmp_path: Path
+) -> None:
+    whole = tmp_path / "b.city.json"
+    seq = tmp_path / "b.city.jsonl"
+    for fmt, out in (("cityjson", whole), ("cityjsonseq", seq)):
+        r = _twin(tiny_settings, "buildings", "--format", fmt, "--out", str(out))
+        assert r.returncode == 0, r.stderr[-2000:]
+    city, feature = _validator("cityjson"), _validator("cityjsonfeature")
+    doc = json.loads(whole.read_text())
+    assert doc["CityObjects"] and _schema_errors(city, doc) == []
+    first, *features = [json.loads(line) for line in seq.read_text().splitlines()]
+    assert _schema_errors(city, first) == []
+    assert features and all(_schema_errors(feature, f) == [] for f in features)
+    # The validator does catch what the schema forbids: a surface type that CityJSON has not,
+    # and a city without its vertices.
+    some = next(iter(doc["CityObjects"].values()))
+    some["geometry"][0]["semantics"]["surfaces"][0]["type"] = "RoofTop"
+    assert _schema_errors(city, doc)
+    del first["vertices"]
+    assert _schema_errors(city, first)
