@@ -194,3 +194,27 @@ def test_cli_cost_weights_move_the_equilibrium(tmp_path: Path) -> None:
     assert both["flow"] == pytest.approx([50, 50, 0, 0]) and both["distance_factor"] == 0.2
     r = CliRunner().invoke(app, [*base, "--toll-factor", "-1"])
     assert r.exit_code == 2 and "--toll-factor must be a number >= 0" in r.output
+
+
+def test_cli_threads_gives_the_same_equilibrium_and_refuses_too_many(
+    traffic_data: Path,
+) -> None:
+    import json
+
+    import numba
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    folder = traffic_data / "Anaheim"
+    args = ["traffic", "run", "--net", str(folder / "Anaheim_net.tntp"), "--trips",
+            str(folder / "Anaheim_trips.tntp"), "--gap", "1e-6", "--json"]  # fmt: skip
+    most = numba.config.NUMBA_NUM_THREADS
+    if most >= 2:
+        result = CliRunner().invoke(app, [*args, "--threads", "2"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["converged"] and data["tstt"] == pytest.approx(1_419_913.85, rel=1e-5)
+    result = CliRunner().invoke(app, [*args, "--threads", str(most + 1)])
+    assert result.exit_code == 2
+    assert "--threads must be from 1 to NUMBA_NUM_THREADS" in result.output

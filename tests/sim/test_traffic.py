@@ -214,3 +214,60 @@ def test_bad_input_names_the_problem() -> None:
 )  # fmt: skip
 def test_delay_bands(index: float, label: str) -> None:
     assert delay_band(index) == label
+
+
+def _two_threads() -> None:
+    # CI has two cores; a one-core developer machine may skip, CI never does.
+    import os
+
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        if os.environ.get("CI"):
+            raise AssertionError("CI needs NUMBA_NUM_THREADS >= 2 for the threaded solver")
+        pytest.skip("one core: numba offers no second thread")
+
+
+def test_two_threads_reach_the_best_known_solution(anaheim, traffic_data: Path) -> None:
+    # The threaded solver grows the bushes in parallel and must reach the same published
+    # equilibrium (Anaheim's best-known flows, TNTP), and repeat itself bit for bit.
+    _two_threads()
+    net, trips = anaheim
+    result = assign(net, trips, gap=1e-6, max_iter=200, full_sweeps=True, threads=2)
+    assert result.converged and result.gap <= 1e-6
+    assert result.tstt == pytest.approx(1_419_913.85, rel=1e-5)
+    assert result.objective == pytest.approx(1_286_032.171, rel=1e-5)
+    # Flows on flat (nearly uncongested) links are barely pinned by the gap: at 1e-6 this run
+    # stops an iteration sooner than one thread's, with three such links 15 % off; at 1e-8
+    # every busy link is within 1 % of the published flows (both solvers).
+    result = assign(net, trips, gap=1e-8, max_iter=200, full_sweeps=True, threads=2)
+    ref = tntp.read_flow(traffic_data / "Anaheim" / "Anaheim_flow.tntp")
+    busy = ref.volume > 100
+    np.testing.assert_allclose(result.flow[busy], ref.volume[busy], rtol=0.01)
+    again = assign(net, trips, gap=1e-8, max_iter=200, full_sweeps=True, threads=2)
+    assert np.array_equal(again.flow, result.flow)
+    assert [h.gap for h in again.history] == [h.gap for h in result.history]
+
+
+def test_two_threads_report_the_same_unreachable_demand(anaheim) -> None:
+    _two_threads()
+    net, trips = anaheim
+    closed = np.zeros(net.n_links, dtype=bool)
+    closed[net.tail == 0] = True  # every link out of zone 1
+    one = assign(net, trips, gap=1e-4, closed=closed)
+    two = assign(net, trips, gap=1e-4, closed=closed, threads=2)
+    assert two.unreachable == one.unreachable and two.unreachable
+    assert two.assigned_demand == pytest.approx(one.assigned_demand, rel=1e-12)
+    assert two.converged and two.flow[closed].max() == 0
+    # The all-or-nothing start loads every origin on the same free-flow costs either way.
+    starts = [assign(net, trips, max_iter=0, closed=closed, threads=t) for t in (1, 2)]
+    np.testing.assert_allclose(starts[1].flow, starts[0].flow, rtol=1e-12, atol=1e-9)
+
+
+def test_threads_must_be_a_count_numba_offers() -> None:
+    import numba
+
+    net = _net([0, 1], [1, 0], fft=[2, 3], cap=[10, 10])
+    for bad in (0, numba.config.NUMBA_NUM_THREADS + 1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            assign(net, np.zeros((2, 2)), threads=bad)

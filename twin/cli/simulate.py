@@ -79,6 +79,13 @@ def traffic_run(
             "e.g. Chicago Sketch: --toll-factor 0.02 --distance-factor 0.04."
         ),
     ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads (at most NUMBA_NUM_THREADS): bush growth and the gap's path totals "
+            "run on groups of origins side by side; repeatable for a given number."
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """User equilibrium (Algorithm B, BPR costs) on a TNTP network: prints TSTT, Beckmann
@@ -88,6 +95,11 @@ def traffic_run(
 
     if not gap > 0 or max_iter < 1:
         fail("--gap must be > 0 and --max-iter >= 1", code=2)
+    import numba
+
+    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if not 1 <= threads <= most:
+        fail(f"--threads must be from 1 to NUMBA_NUM_THREADS ({most}), not {threads}", code=2)
     try:
         network = tntp.read_net(net)
         for flag, value in (("--toll-factor", toll_factor), ("--distance-factor", distance_factor)):
@@ -109,6 +121,7 @@ def traffic_run(
             gap=gap,
             max_iter=max_iter,
             full_sweeps=full_sweeps,
+            threads=threads,
             on_iteration=lambda r: show(min(1.0, -np.log10(max(r.gap, 1e-300)) / span)),
         )
     if out is not None:

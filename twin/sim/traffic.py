@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -226,6 +227,7 @@ def assign(
     full_sweeps: bool = False,
     max_sweeps: int = 25,
     sweep_tol: float = 0.002,
+    threads: int = 1,
     on_iteration: Callable[[IterationRecord], None] | None = None,
 ) -> Assignment:
     """Solve the static user equilibrium with Algorithm B.
@@ -255,6 +257,15 @@ def assign(
         a reference solution closely at a moderate gap (Anaheim within 1 % at 1e-6).
     max_sweeps, sweep_tol : int, float
         The cap on sweeps per iteration and the equilibration tolerance above.
+    threads : int
+        1 (default): everything on the calling thread. More (up to numba's
+        ``NUMBA_NUM_THREADS``): the steps that move no flow (the all-or-nothing start, growing
+        the bushes, the gap's path totals) run on that many groups of origins side by side;
+        the flow shifts stay serial (see :mod:`twin.sim.bush`). A run is repeatable bit for
+        bit for a given number of threads. Bushes then grow on the costs at the start of a
+        sweep rather than after the origins before them, so the iterates differ from one
+        thread's, and every number reaches the same equilibrium to the gap. Worth it with many
+        origins on a large network (a city's morning peak).
     on_iteration : callable, optional
         Called with each iteration's record (for progress bars and run logs).
     """
@@ -262,6 +273,42 @@ def assign(
     demand = np.array(demand, dtype=np.float64)
     closed = np.zeros(network.n_links, dtype=bool) if closed is None else np.asarray(closed, bool)
     _validate(network, demand, closed)
+    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+        raise ValueError(
+            f"threads must be an integer from 1 to NUMBA_NUM_THREADS ({most}), not {threads!r}"
+        )
+    # numba's threads start only when asked for: a one-thread run (the default) leaves them be.
+    threads_before = numba.get_num_threads() if threads > 1 else 1
+    if threads > 1:
+        numba.set_num_threads(threads)
+    try:
+        return _assign(
+            network, demand, closed, gap=gap, max_iter=max_iter, inner_passes=inner_passes,
+            full_sweeps=full_sweeps, max_sweeps=max_sweeps, sweep_tol=sweep_tol,
+            threads=threads, on_iteration=on_iteration, start=start,
+        )  # fmt: skip
+    finally:
+        if threads > 1:
+            numba.set_num_threads(threads_before)
+
+
+def _assign(
+    network: Network,
+    demand: FloatArray,
+    closed: npt.NDArray[np.bool_],
+    *,
+    gap: float,
+    max_iter: int,
+    inner_passes: int,
+    full_sweeps: bool,
+    max_sweeps: int,
+    sweep_tol: float,
+    threads: int,
+    on_iteration: Callable[[IterationRecord], None] | None,
+    start: float,
+) -> Assignment:
+    """:func:`assign` on validated inputs (``demand`` a private copy)."""
     np.fill_diagonal(demand, 0.0)
     nn, nl = network.n_nodes, network.n_links
     tail = network.tail.astype(np.int64)
@@ -298,36 +345,95 @@ def assign(
     blink = np.empty((origins.shape[0], nl), dtype=np.int32)
     bflow = np.empty((origins.shape[0], nl))
     unreachable: list[Unreachable] = []
-    for k, o in enumerate(origins):
-        settled = bush.dijkstra(
-            zone_node[o], cost, out_start, out_link, head, first_thru, dist, pred, settle,
-            heap_f, heap_i,
+    # The origins' groups when they run in parallel: dealt round-robin, since neighbouring
+    # zones have bushes of much the same size.
+    members = np.concatenate(
+        [np.arange(g, origins.shape[0], threads, dtype=np.int64) for g in range(threads)]
+    )
+    gstart = np.zeros(threads + 1, dtype=np.int64)
+    np.cumsum([len(range(g, origins.shape[0], threads)) for g in range(threads)], out=gstart[1:])
+    if threads == 1:
+        for k, o in enumerate(origins):
+            settled = bush.dijkstra(
+                zone_node[o], cost, out_start, out_link, head, first_thru, dist, pred, settle,
+                heap_f, heap_i,
+            )  # fmt: skip
+            lost = (demand[o] > 0) & ~np.isfinite(dist[zone_node])
+            for d in np.flatnonzero(lost):
+                unreachable.append(Unreachable(int(o), int(d), float(demand[o, d])))
+                demand[o, d] = 0.0
+            bush.init_bush(
+                zone_node[o], demand[o], zone_node, pred, settle, settled, in_bush[k], tail, x,
+                orders[k], bstart[k], blink[k], bflow[k],
+            )  # fmt: skip
+            counts[k] = settled
+    else:
+        zone_dist = np.empty((origins.shape[0], network.n_zones))
+        xs = np.empty((threads, nl))
+        bush.init_groups(
+            members, gstart, origins, demand, zone_node, cost, out_start, out_link, head, tail,
+            first_thru, in_bush, orders, bstart, blink, bflow, counts, zone_dist, xs,
+            np.empty((threads, nn)), np.empty((threads, nn), dtype=np.int64),
+            np.empty((threads, nn), dtype=np.int64), np.empty((threads, nl + nn + 1)),
+            np.empty((threads, nl + nn + 1), dtype=np.int64),
         )  # fmt: skip
-        lost = (demand[o] > 0) & ~np.isfinite(dist[zone_node])
-        for d in np.flatnonzero(lost):
-            unreachable.append(Unreachable(int(o), int(d), float(demand[o, d])))
-            demand[o, d] = 0.0
-        bush.init_bush(
-            zone_node[o], demand[o], zone_node, pred, settle, settled, in_bush[k], tail, x,
-            orders[k], bstart[k], blink[k], bflow[k],
-        )  # fmt: skip
-        counts[k] = settled
+        for g in range(threads):  # in group order: the same sum whatever the timing
+            x += xs[g]
+        # Unreachable demand was never loaded (only settled nodes pass flow on); it is listed
+        # and dropped as in the serial loop, origin by origin.
+        for k, o in enumerate(origins):
+            for d in np.flatnonzero((demand[o] > 0) & ~np.isfinite(zone_dist[k])):
+                unreachable.append(Unreachable(int(o), int(d), float(demand[o, d])))
+                demand[o, d] = 0.0
     bush.all_costs(x, fft, alpha, beta, cap, const, cost)
 
-    work_i = np.empty((8, 2 * nn + 2), dtype=np.int64)
-    work_f = np.empty((3, nn))
-    lay_i = np.empty((2, nl), dtype=np.int64)
-    lay_f = np.empty(nl)
-    sp_i = np.empty(2 * nl + 1, dtype=np.int64)
-    sp_f = np.empty(2 * nl + 1)
+    # Scratch, one set per group (thread).
+    work_i = np.empty((threads, 8, 2 * nn + 2), dtype=np.int64)
+    work_f = np.empty((threads, 3, nn))
+    lay_i = np.empty((threads, 2, nl), dtype=np.int64)
+    lay_f = np.empty((threads, nl))
+    sp_i = np.empty((threads, 2 * nl + 1), dtype=np.int64)
+    sp_f = np.empty((threads, 2 * nl + 1))
+    totals = np.empty(threads)
+    changed = np.empty(origins.shape[0], dtype=np.bool_)
     history: list[IterationRecord] = []
 
     def shortest(exact: bool) -> float:
         """SPTT (``exact``) or an upper bound on it (paths along the bushes' orders)."""
-        return bush.path_totals(
-            origins, demand, zone_node, cost, in_start, in_link, out_start, out_link, tail,
-            head, first_thru, orders, counts, exact, work_f[0], work_f[1], sp_f, sp_i,
+        if threads == 1:
+            return bush.path_totals(
+                members, origins, demand, zone_node, cost, in_start, in_link, out_start,
+                out_link, tail, head, first_thru, orders, counts, exact, work_f[0, 0],
+                work_f[0, 1], sp_f[0], sp_i[0],
+            )  # fmt: skip
+        bush.path_totals_groups(
+            members, gstart, origins, demand, zone_node, cost, in_start, in_link, out_start,
+            out_link, tail, head, first_thru, orders, counts, exact, work_f[:, 0], work_f[:, 1],
+            sp_f, sp_i, totals,
         )  # fmt: skip
+        return float(sum(totals.tolist()))  # in group order
+
+    def sweep(grow: bool, tol: float) -> float:
+        """One visit of every bush (growing them first when ``grow``); the largest path cost
+        difference met."""
+        if grow and threads > 1:
+            # Growing moves no flow: every bush grows on the costs at the start of the sweep,
+            # in parallel; the shifts below then see each other as in the serial sweep.
+            bush.grow_groups(
+                members, gstart, origins, zone_node, first_thru, in_bush, cost, tail, head,
+                open_link, orders, counts, bstart, blink, bflow, work_i, work_f, lay_i, lay_f,
+                changed,
+            )  # fmt: skip
+            grow = False
+        worst = 0.0
+        for k in range(origins.shape[0]):
+            w = bush.update_origin(
+                zone_node[origins[k]], first_thru, in_bush[k], x, cost, fft, alpha, beta, cap,
+                const, tail, head, open_link, inner_passes, grow, tol, orders[k], counts[k],
+                bstart[k], blink[k], bflow[k], work_i[0], work_f[0], lay_i[0], lay_f[0],
+            )  # fmt: skip
+            worst = max(worst, w)
+        return worst
 
     def record(iteration: int, sptt: float, exact: bool) -> float:
         total = _dot(x, cost)
@@ -376,19 +482,12 @@ def assign(
         # out compactly they cost a fifth of a growing sweep, and even far from the target they
         # save iterations (on the demo city, 12 instead of 31 to 1e-6).
         last = np.inf
-        for sweep in range(max_sweeps):
-            worst = 0.0
-            for k in range(origins.shape[0]):
-                w = bush.update_origin(
-                    zone_node[origins[k]], first_thru, in_bush[k], x, cost, fft, alpha, beta, cap,
-                    const, tail, head, open_link, inner_passes, sweep == 0, tol, orders[k],
-                    counts[k], bstart[k], blink[k], bflow[k], work_i, work_f, lay_i, lay_f,
-                )  # fmt: skip
-                worst = max(worst, w)
+        for n_sweep in range(max_sweeps):
+            worst = sweep(n_sweep == 0, tol)
             # Stop once bushes are equilibrated, or once a sweep no longer halves the worst
             # difference (what is left comes from coupling between origins and from bush
             # shapes, which only the next growth step changes).
-            if sweep > 0 and (worst <= tol or (not full_sweeps and worst > STALL * last)):
+            if n_sweep > 0 and (worst <= tol or (not full_sweeps and worst > STALL * last)):
                 break
             last = worst
         # Recompute costs from flows: shifts update them link by link, this removes any drift.
