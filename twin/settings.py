@@ -301,6 +301,25 @@ class Settings(BaseSettings):
             "same bit for bit whatever the number."
         ),
     )
+    traffic_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Threads each traffic assignment on the twin uses (twin simulate traffic, the "
+            "API's runs, the demo), at most numba's NUMBA_NUM_THREADS: the all-or-nothing "
+            "start, bush growth and the gap's path totals run on groups of origins side by "
+            "side, the flow shifts stay serial; repeatable bit for bit for a given number."
+        ),
+    )
+    nowcast_traffic: bool = Field(
+        default=True,
+        description=(
+            "After a nowcast step whose closed or slowed roads differ from those of the last "
+            "re-assignment, assign the peak again with them (zones, period and gap of the "
+            "latest traffic run), against a baseline without."
+        ),
+    )
     nowcast_every_s: float = Field(
         default=300,
         ge=0,

@@ -16,6 +16,7 @@ from twin.risk.catalog import load_catalog
 from twin.risk.compute import compute_risk
 from twin.runs.nowcast import NowcastParams
 from twin.runs.nowloop import NowcastLoop
+from twin.runs.traffic import TrafficParams, run_traffic
 from twin.settings import Settings
 
 from .nowcast_world import after_the_latest_step, rain
@@ -61,8 +62,10 @@ def loop(tiny_settings: Settings) -> NowcastLoop:
 
     rules, errors = load_rules(tiny_settings.rules_dir)
     assert not errors
-    # A first window of an hour: 150 mm of rain, deep enough for water over 0.3 m.
-    return NowcastLoop(tiny_settings, rules, every_s=300, params=NowcastParams(window_s=3600))
+    # A first window of an hour: 150 mm of rain, deep enough for water over 0.3 m. Traffic
+    # re-assignment off: these tests follow the incremental risk path (see the test of it).
+    settings = tiny_settings.model_copy(update={"nowcast_traffic": False})
+    return NowcastLoop(settings, rules, every_s=300, params=NowcastParams(window_s=3600))
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +161,49 @@ def test_nowcast_rules_raise_alerts_and_the_auto_one_dispatches(
         " WHERE a.rule_id = 'nowcast_forecast_cell' AND a.first_seen = %s", T0)  # fmt: skip
     assert {r[0] for r in ahead} == deep_ahead
     assert all(r[1:] == ("yellow", "active", 0) for r in ahead)
+
+
+def test_closed_roads_feed_a_traffic_reassignment(
+    loop: NowcastLoop, first: dict[str, Any], tiny_settings: Settings
+) -> None:
+    # A loop with re-assignment on, a step after the others: the peak is assigned again with
+    # the step's closed and slowed roads (checked by SQL on the step), and the risk map is then
+    # what a full `twin risk compute` gives over the new traffic run.
+    if not q(tiny_settings, "SELECT 1 FROM twin.sim_run WHERE kind = 'traffic'"
+             " AND status = 'succeeded'"):  # fmt: skip
+        run_traffic(tiny_settings, TrafficParams(gap=1e-4, zone_res=8, events=False))
+    live = NowcastLoop(tiny_settings, loop.rules, every_s=300, params=loop.params)
+    at = after_the_latest_step(tiny_settings.database_url or "", T0 + timedelta(minutes=10))
+    if at != T0 + timedelta(minutes=10):
+        rain(tiny_settings.database_url or "", "LIVE", at, MM_H, range(-60, 31))
+    out = asyncio.run(live.step_once(as_of=at))
+    assert "error" not in out, out.get("error")
+    step_id = out["step"]["step_id"]
+    states = dict(q(tiny_settings,
+        "SELECT state_now, count(*) FROM twin.nowcast_link WHERE step_id = %s"
+        " AND state_now <> 'passable' GROUP BY 1", step_id))  # fmt: skip
+    assert states.get("closed", 0) > 0, states
+    run = out["traffic"]
+    assert run["closures"][f"nowcast:{step_id}:closed"] == states.get("closed", 0)
+    assert run["closures"][f"nowcast:{step_id}:slowed"] == states.get("slowed", 0)
+    assert run["closed_links"] >= states["closed"] and run["converged"]
+    assert run["baseline"]["run_id"] != run["run_id"] and live.stats.reassigned == 1
+    ((params,),) = q(tiny_settings, "SELECT params FROM twin.sim_run WHERE id = %s",
+                     run["run_id"])  # fmt: skip
+    assert params["nowcast_steps"] == [step_id] and params["trigger"] == "nowcast"
+    # No flow on a closed road in the stored results (direct SQL).
+    ((carried,),) = q(tiny_settings,
+        "SELECT coalesce(max(r.flow_vph), 0) FROM twin.traffic_link_result r"
+        " JOIN twin.nowcast_link n ON n.link_id = r.link_id AND n.step_id = %s"
+        " WHERE r.run_id = %s AND n.state_now = 'closed'", step_id, run["run_id"])  # fmt: skip
+    assert carried == 0
+    # The risk map was scored in full on the new run: a full compute changes nothing.
+    assert out["risk"]["full"] and out["risk"]["traffic_run"] == run["run_id"]
+    after_loop = scores(tiny_settings)
+    full_compute(tiny_settings, at)
+    assert scores(tiny_settings) == after_loop
+    # The same roads again: nothing to re-assign.
+    assert "skipped" in live.reassign(step_id) and live.stats.reassigned == 1
 
 
 def test_a_failed_step_is_reported_not_raised(loop: NowcastLoop, first: dict[str, Any]) -> None:

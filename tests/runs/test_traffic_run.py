@@ -241,3 +241,29 @@ def test_cli_simulate_traffic(
     assert out["period"] == "pm_peak" and out["trips"] == pytest.approx(peak["trips"])
     bad = runner.invoke(app, ["simulate", "traffic", "--closures", "storm:1"])
     assert bad.exit_code == 2 and "flood:RUN_ID" in bad.output
+
+
+def test_two_traffic_threads_reach_the_same_peak(settings: Settings, peak: dict) -> None:
+    # TWIN_TRAFFIC_THREADS shares the solver's read-only steps among threads: the same
+    # equilibrium to the gap, stored like any run; more threads than numba offers is refused
+    # before a run is recorded.
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    ((before,),) = q(settings, "SELECT count(*) FROM twin.sim_run")
+    with pytest.raises(TrafficRunError, match="TWIN_TRAFFIC_THREADS"):
+        run_traffic(settings.model_copy(update={"traffic_threads": most + 1}), TrafficParams())
+    ((after,),) = q(settings, "SELECT count(*) FROM twin.sim_run")
+    assert after == before
+    if most < 2:
+        import os
+
+        assert not os.environ.get("CI"), "CI needs NUMBA_NUM_THREADS >= 2"
+        pytest.skip("one core: numba offers no second thread")
+    two = run_traffic(
+        settings.model_copy(update={"traffic_threads": 2}), TrafficParams(gap=1e-6, events=False)
+    )
+    one = run_traffic(settings, TrafficParams(gap=1e-6, events=False))
+    assert two["converged"] and two["relative_gap"] <= 1e-6
+    assert two["tstt_veh_h"] == pytest.approx(one["tstt_veh_h"], rel=1e-5)
+    assert two["assigned_trips"] == pytest.approx(one["assigned_trips"], rel=1e-12)

@@ -5,7 +5,12 @@ layers it feeds and the alert rules on it, with tasks for the rules that dispatc
 ``twin sense run``). Every ``every_s`` seconds, when a rain gauge has read in the last
 ``max_age_s`` (the readings a step may use; with none fresh there is no rain to go on), it:
 
-1. runs one nowcast step (:func:`twin.runs.nowcast.step`, in a thread);
+1. runs one nowcast step (:func:`twin.runs.nowcast.step`, in a thread); when the roads it finds
+   closed or slowed differ from those of the last re-assignment (``TWIN_NOWCAST_TRAFFIC``), it
+   assigns the peak again with them closed or slowed, against a baseline without
+   (:func:`twin.runs.traffic.run_traffic` with ``nowcast_steps``), with the zones, period and
+   gap of the latest traffic run (with no traffic run yet there is nothing to re-assign), and
+   the risk map is then computed in full, since the traffic-fed layers changed too;
 2. updates the nowcast-fed risk layers and the one map at the cells that changed
    (:func:`twin.risk.nowfeed.update_nowcast_layers`; the risk tiles' version is bumped, so
    ``/api/stream`` sends a ``tiles`` event);
@@ -33,10 +38,12 @@ from twin.alerts.rules import Rule, RuleError
 from twin.alerts.watch import dispatch_raised
 from twin.db.engine import database_url
 from twin.db.queries import query
+from twin.db.runs import latest_run_id
 from twin.risk.catalog import CatalogError, load_catalog
-from twin.risk.compute import ComputeError
+from twin.risk.compute import ComputeError, compute_risk
 from twin.risk.nowfeed import update_nowcast_layers
 from twin.runs.nowcast import SQL, NowcastError, NowcastParams, step
+from twin.runs.traffic import TrafficParams, TrafficRunError, run_traffic
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,7 @@ class LoopStats:
     skipped: int = 0
     failures: int = 0
     dispatched: int = 0
+    reassigned: int = 0
     last_error: str | None = None
     last_as_of: datetime | None = None
 
@@ -90,6 +98,8 @@ class NowcastLoop:
         self.every_s = every_s
         self.params = params or NowcastParams()
         self.stats = LoopStats()
+        # The closed and slowed roads of the last re-assignment (None: none yet).
+        self.road_states: frozenset[tuple[int, str]] | None = None
 
     async def run(self) -> None:
         """Until cancelled: every ``every_s`` seconds, :meth:`step_once`."""
@@ -135,7 +145,13 @@ class NowcastLoop:
             out["step"] = await asyncio.to_thread(step, self.settings, self.params, as_of=at)
             self.stats.steps += 1
             self.stats.last_as_of = at
-            out["risk"] = await asyncio.to_thread(self._risk, at)
+            step_id = out["step"]["step_id"]
+            if self.settings.nowcast_traffic:
+                out["traffic"] = await asyncio.to_thread(self.reassign, step_id)
+            # A re-assignment changes the traffic-fed layers too: then everything is scored
+            # again (the same as `twin risk compute`), else only where the water changed.
+            full = "run_id" in out.get("traffic", {})
+            out["risk"] = await asyncio.to_thread(self._risk, at, step_id, full)
             raised: dict[str, list[int]] = {}
             out["alerts"] = await asyncio.to_thread(self._evaluate, at, raised)
             out["raised"] = raised
@@ -149,9 +165,50 @@ class NowcastLoop:
             out["error"] = str(exc)
         return out
 
-    def _risk(self, at: datetime) -> dict[str, Any]:
+    def reassign(self, step_id: int) -> dict[str, Any]:
+        """Assign the peak again with the roads step ``step_id`` closes or slows, when they
+        differ from those of the last re-assignment; returns the run's summary, or
+        ``skipped`` with why not. A refused run (no commuters, say) is reported as ``error``,
+        like a failed step: the loop goes on."""
+        with psycopg.connect(self.url) as conn:
+            states = frozenset(
+                (int(link), str(state))
+                for link, state in conn.execute(
+                    "SELECT link_id, state_now FROM twin.nowcast_link"
+                    " WHERE step_id = %s AND state_now <> 'passable'",
+                    (step_id,),
+                ).fetchall()
+            )
+            if states == (self.road_states or frozenset()):
+                return {"skipped": "the roads' states are those of the last re-assignment"}
+            latest = latest_run_id(conn, "traffic")
+            row = conn.execute(
+                "SELECT params FROM twin.sim_run WHERE id = %s", (latest,)
+            ).fetchone()
+        if row is None:
+            return {"skipped": "no traffic run to re-assign (run `twin simulate traffic`)"}
+        last = row[0] or {}
+        keep = ("period", "peak_share", "zone_res", "target_trip_min", "gap", "max_iter")
+        try:
+            params = TrafficParams(
+                **{k: last[k] for k in keep if k in last},
+                nowcast_steps=(step_id,),
+                extra={"trigger": "nowcast"},
+            )
+            summary = run_traffic(self.settings, params)
+        except TrafficRunError as exc:
+            return {"error": str(exc)}
+        self.road_states = states
+        self.stats.reassigned += 1
+        return summary
+
+    def _risk(self, at: datetime, step_id: int, full: bool) -> dict[str, Any]:
         s = self.settings
         catalog = load_catalog(s.layers_dir, resolutions=s.h3_resolutions)
+        if full:
+            report = compute_risk(self.url, catalog, resolutions=s.h3_resolutions,
+                                  k=s.suppression_k, as_of=at)  # fmt: skip
+            return {**report.as_dict(), "full": True, "nowcast_step": step_id}
         return update_nowcast_layers(
             self.url, catalog, resolutions=s.h3_resolutions, k=s.suppression_k, as_of=at
         )

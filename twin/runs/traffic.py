@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -57,6 +58,8 @@ class TrafficParams:
     zone_res: int = 8
     target_trip_min: float | None = None
     flood_runs: tuple[int, ...] = ()
+    # Nowcast steps whose roads' present state (closed, slowed) closes or slows links.
+    nowcast_steps: tuple[int, ...] = ()
     close_links: tuple[int, ...] = ()
     events: bool = True
     slowed_capacity: float = SLOWED_CAPACITY
@@ -80,12 +83,13 @@ class TrafficParams:
 
     @property
     def has_closures(self) -> bool:
-        return bool(self.flood_runs or self.close_links or self.events)
+        return bool(self.flood_runs or self.nowcast_steps or self.close_links or self.events)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("extra")
         out["flood_runs"] = list(self.flood_runs)
+        out["nowcast_steps"] = list(self.nowcast_steps)
         out["close_links"] = list(self.close_links)
         return out | self.extra
 
@@ -179,6 +183,12 @@ def check_references(conn: psycopg.Connection, params: TrafficParams) -> None:
             raise TrafficRunError(f"closures: flood:{run_id} is not a flood run")
         if run[1] != "succeeded":
             raise TrafficRunError(f"closures: flood run {run_id} has not succeeded ({run[1]})")
+    for step_id in params.nowcast_steps:
+        if (
+            conn.execute("SELECT 1 FROM twin.nowcast_step WHERE id = %s", (step_id,)).fetchone()
+            is None
+        ):
+            raise TrafficRunError(f"closures: nowcast step {step_id} does not exist")
     if params.close_links:
         found = conn.execute(
             "SELECT array_agg(id) FROM twin.road_link WHERE id = ANY(%s)",
@@ -208,6 +218,21 @@ def load_closures(conn: psycopg.Connection, roads: RoadGraph, params: TrafficPar
                 out.capacity_factor[i] = min(out.capacity_factor[i], params.slowed_capacity)
         out.reasons[f"flood:{run_id}:closed"] = sum(1 for _, s in states if s == "closed")
         out.reasons[f"flood:{run_id}:slowed"] = sum(1 for _, s in states if s == "slowed")
+    for step_id in params.nowcast_steps:
+        # The water on the roads now (not at the forecast horizon): what drivers meet.
+        states = conn.execute(
+            "SELECT link_id, state_now FROM twin.nowcast_link"
+            " WHERE step_id = %s AND state_now <> 'passable'",
+            (step_id,),
+        ).fetchall()
+        for link_id, state in states:
+            i = index[link_id]
+            if state == "closed":
+                out.closed[i] = True
+            else:
+                out.capacity_factor[i] = min(out.capacity_factor[i], params.slowed_capacity)
+        out.reasons[f"nowcast:{step_id}:closed"] = sum(1 for _, s in states if s == "closed")
+        out.reasons[f"nowcast:{step_id}:slowed"] = sum(1 for _, s in states if s == "slowed")
     if params.close_links:
         out.closed[index[list(params.close_links)].to_numpy()] = True
         out.reasons["explicit"] = len(set(params.close_links))
@@ -259,6 +284,12 @@ def run_traffic(
 ) -> dict[str, Any]:
     """Assign the peak hour on the twin and store it; returns the run's summary (with
     ``run_id``). A failure marks the run failed with the error and re-raises."""
+    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    if settings.traffic_threads > most:
+        raise TrafficRunError(
+            f"TWIN_TRAFFIC_THREADS={settings.traffic_threads} is more than numba offers here "
+            f"(NUMBA_NUM_THREADS={most})"
+        )
     url = database_url(settings)
     return store.record_run(
         url, "traffic", params.as_json(),
@@ -308,7 +339,7 @@ def _run(
 
         t2 = time.perf_counter()
         base = assign(base_net, dist.trips, gap=params.gap, max_iter=params.max_iter,
-                      on_iteration=reporter(0))  # fmt: skip
+                      threads=settings.traffic_threads, on_iteration=reporter(0))  # fmt: skip
         result = base
         if scenario:
             cut = zone_network(
@@ -316,7 +347,8 @@ def _run(
             )
             closed = np.concatenate([closures.closed, np.zeros(cut.n_links - roads.n_links, bool)])
             result = assign(cut, dist.trips, gap=params.gap, max_iter=params.max_iter,
-                            closed=closed, on_iteration=reporter(1))  # fmt: skip
+                            closed=closed, threads=settings.traffic_threads,
+                            on_iteration=reporter(1))  # fmt: skip
         timings["assign_s"] = round(time.perf_counter() - t2, 3)
 
     t3 = time.perf_counter()
