@@ -315,9 +315,10 @@ class Settings(BaseSettings):
     nowcast_traffic: bool = Field(
         default=True,
         description=(
-            "After a nowcast step whose closed or slowed roads differ from those of the last "
-            "re-assignment, assign the peak again with them (zones, period and gap of the "
-            "latest traffic run), against a baseline without."
+            "After a nowcast step (and its alerts) whose closed or slowed roads differ from "
+            "those the latest traffic run closed for the nowcast, assign the peak again with "
+            "them (the latest traffic run's settings), against a baseline without, then score "
+            "the risk map in full."
         ),
     )
     nowcast_every_s: float = Field(

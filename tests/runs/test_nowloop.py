@@ -164,11 +164,12 @@ def test_nowcast_rules_raise_alerts_and_the_auto_one_dispatches(
 
 
 def test_closed_roads_feed_a_traffic_reassignment(
-    loop: NowcastLoop, first: dict[str, Any], tiny_settings: Settings
-) -> None:
-    # A loop with re-assignment on, a step after the others: the peak is assigned again with
-    # the step's closed and slowed roads (checked by SQL on the step), and the risk map is then
-    # what a full `twin risk compute` gives over the new traffic run.
+    loop: NowcastLoop, first: dict[str, Any], tiny_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # A loop with re-assignment on, a step after the others: after its alerts, the peak is
+    # assigned again with the step's closed and slowed roads (checked by SQL on the step), and
+    # the risk map is then scored on the new traffic run.
     if not q(tiny_settings, "SELECT 1 FROM twin.sim_run WHERE kind = 'traffic'"
              " AND status = 'succeeded'"):  # fmt: skip
         run_traffic(tiny_settings, TrafficParams(gap=1e-4, zone_res=8, events=False))
@@ -178,6 +179,7 @@ def test_closed_roads_feed_a_traffic_reassignment(
         rain(tiny_settings.database_url or "", "LIVE", at, MM_H, range(-60, 31))
     out = asyncio.run(live.step_once(as_of=at))
     assert "error" not in out, out.get("error")
+    assert list(out).index("alerts") < list(out).index("traffic")  # no alert waits for it
     step_id = out["step"]["step_id"]
     states = dict(q(tiny_settings,
         "SELECT state_now, count(*) FROM twin.nowcast_link WHERE step_id = %s"
@@ -191,19 +193,44 @@ def test_closed_roads_feed_a_traffic_reassignment(
     ((params,),) = q(tiny_settings, "SELECT params FROM twin.sim_run WHERE id = %s",
                      run["run_id"])  # fmt: skip
     assert params["nowcast_steps"] == [step_id] and params["trigger"] == "nowcast"
+    ((base,),) = q(tiny_settings, "SELECT params FROM twin.sim_run WHERE id = %s",
+                   run["baseline"]["run_id"])  # fmt: skip
+    assert base["nowcast_steps"] == [] and base["baseline_for"] == run["run_id"]
     # No flow on a closed road in the stored results (direct SQL).
     ((carried,),) = q(tiny_settings,
         "SELECT coalesce(max(r.flow_vph), 0) FROM twin.traffic_link_result r"
         " JOIN twin.nowcast_link n ON n.link_id = r.link_id AND n.step_id = %s"
         " WHERE r.run_id = %s AND n.state_now = 'closed'", step_id, run["run_id"])  # fmt: skip
     assert carried == 0
-    # The risk map was scored in full on the new run: a full compute changes nothing.
-    assert out["risk"]["full"] and out["risk"]["traffic_run"] == run["run_id"]
-    after_loop = scores(tiny_settings)
-    full_compute(tiny_settings, at)
-    assert scores(tiny_settings) == after_loop
-    # The same roads again: nothing to re-assign.
-    assert "skipped" in live.reassign(step_id) and live.stats.reassigned == 1
+    # The risk map was scored in full on the new run.
+    after = out["risk_after_traffic"]
+    assert after["full"] and after["traffic_run"] == run["run_id"]
+    # The same roads again, seen by a loop that never re-assigned (a restart, another
+    # worker): the database says they are done.
+    fresh = NowcastLoop(tiny_settings, loop.rules, every_s=300, params=loop.params)
+    assert "skipped" in fresh.reassign(step_id) and fresh.stats.reassigned == 0
+    # The water goes down (a step with no road under water): the peak without closures.
+    with psycopg.connect(tiny_settings.database_url or "") as conn:
+        (dry,) = conn.execute(
+            "INSERT INTO twin.nowcast_step (nowcast_id, as_of, window_s, horizon_s, gauges,"
+            " rain_mean_mm_h, rain_max_mm_h, forecast_rain_mean_mm_h, max_depth_now_m,"
+            " max_depth_horizon_m) SELECT nowcast_id, as_of + interval '1 day', window_s,"
+            " horizon_s, gauges, 0, 0, 0, 0, 0 FROM twin.nowcast_step WHERE id = %s"
+            " RETURNING id",
+            (step_id,),
+        ).fetchone()  # type: ignore[misc]
+    clear = fresh.reassign(dry)
+    assert clear["closed_links"] == 0 and clear["slowed_links"] == 0 and "baseline" not in clear
+    assert "skipped" in fresh.reassign(dry)
+
+    # A failing run is reported and counted, never raised, and leaves nothing marked done.
+    def boom(*a: Any, **kw: Any) -> dict[str, Any]:
+        raise RuntimeError("no memory left")
+
+    monkeypatch.setattr("twin.runs.nowloop.run_traffic", boom)
+    failures = fresh.stats.failures
+    assert fresh.reassign(step_id) == {"error": "no memory left"}
+    assert fresh.stats.failures == failures + 1 and "no memory left" in fresh.stats.last_error
 
 
 def test_a_failed_step_is_reported_not_raised(loop: NowcastLoop, first: dict[str, Any]) -> None:

@@ -82,8 +82,9 @@ def traffic_run(
     threads: Annotated[
         int,
         typer.Option(
-            help="Threads (at most NUMBA_NUM_THREADS): bush growth and the gap's path totals "
-            "run on groups of origins side by side; repeatable for a given number."
+            help="Threads (at most NUMBA_NUM_THREADS): the all-or-nothing start, bush growth "
+            "and the gap's path totals run on groups of origins side by side; repeatable for "
+            "a given number."
         ),
     ] = 1,
     as_json: JsonOpt = False,

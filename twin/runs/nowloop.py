@@ -5,18 +5,19 @@ layers it feeds and the alert rules on it, with tasks for the rules that dispatc
 ``twin sense run``). Every ``every_s`` seconds, when a rain gauge has read in the last
 ``max_age_s`` (the readings a step may use; with none fresh there is no rain to go on), it:
 
-1. runs one nowcast step (:func:`twin.runs.nowcast.step`, in a thread); when the roads it finds
-   closed or slowed differ from those of the last re-assignment (``TWIN_NOWCAST_TRAFFIC``), it
-   assigns the peak again with them closed or slowed, against a baseline without
-   (:func:`twin.runs.traffic.run_traffic` with ``nowcast_steps``), with the zones, period and
-   gap of the latest traffic run (with no traffic run yet there is nothing to re-assign), and
-   the risk map is then computed in full, since the traffic-fed layers changed too;
+1. runs one nowcast step (:func:`twin.runs.nowcast.step`, in a thread);
 2. updates the nowcast-fed risk layers and the one map at the cells that changed
    (:func:`twin.risk.nowfeed.update_nowcast_layers`; the risk tiles' version is bumped, so
    ``/api/stream`` sends a ``tiles`` event);
 3. evaluates the rules on the nowcast (indicator ``nowcast_depth_m``) and on the risk map
    (``risk_level``) at the step's time, and dispatches a task for each alert raised by a rule
-   with ``dispatch = "auto"`` (:func:`twin.alerts.watch.dispatch_raised`, as the rule watch).
+   with ``dispatch = "auto"`` (:func:`twin.alerts.watch.dispatch_raised`, as the rule watch);
+4. when the roads the step finds closed or slowed differ from those the latest traffic run
+   closed for the nowcast (``TWIN_NOWCAST_TRAFFIC``), assigns the peak again with them closed
+   or slowed, against a baseline without (:func:`twin.runs.traffic.run_traffic` with
+   ``nowcast_steps``), with the settings of the latest traffic run (with no traffic run yet
+   there is nothing to re-assign), and then scores the risk map in full, since the
+   traffic-fed layers changed too. The next step waits for it.
 
 A failure is logged and counted; the next tick tries again, and nothing here stops the bridge
 or the rule watch. A tick is skipped while the latest step is younger than half a period (an
@@ -43,13 +44,23 @@ from twin.risk.catalog import CatalogError, load_catalog
 from twin.risk.compute import ComputeError, compute_risk
 from twin.risk.nowfeed import update_nowcast_layers
 from twin.runs.nowcast import SQL, NowcastError, NowcastParams, step
-from twin.runs.traffic import TrafficParams, TrafficRunError, run_traffic
+from twin.runs.traffic import TrafficParams, run_traffic
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
 #: The indicators a step changes: rules on them are evaluated after each step.
 INDICATORS = ("nowcast_depth_m", "risk_level")
 FAILURES = (NowcastError, CatalogError, ComputeError, RuleError, psycopg.Error, OSError)
+
+
+def _road_states(conn: psycopg.Connection, step_id: int) -> frozenset[tuple[int, str]]:
+    """The roads a nowcast step finds closed or slowed now: (link id, state)."""
+    rows = conn.execute(
+        "SELECT link_id, state_now FROM twin.nowcast_link"
+        " WHERE step_id = %s AND state_now <> 'passable'",
+        (step_id,),
+    ).fetchall()
+    return frozenset((int(link), str(state)) for link, state in rows)
 
 
 def nowcast_rules(rules: list[Rule]) -> list[Rule]:
@@ -98,8 +109,6 @@ class NowcastLoop:
         self.every_s = every_s
         self.params = params or NowcastParams()
         self.stats = LoopStats()
-        # The closed and slowed roads of the last re-assignment (None: none yet).
-        self.road_states: frozenset[tuple[int, str]] | None = None
 
     async def run(self) -> None:
         """Until cancelled: every ``every_s`` seconds, :meth:`step_once`."""
@@ -146,17 +155,21 @@ class NowcastLoop:
             self.stats.steps += 1
             self.stats.last_as_of = at
             step_id = out["step"]["step_id"]
-            if self.settings.nowcast_traffic:
-                out["traffic"] = await asyncio.to_thread(self.reassign, step_id)
-            # A re-assignment changes the traffic-fed layers too: then everything is scored
-            # again (the same as `twin risk compute`), else only where the water changed.
-            full = "run_id" in out.get("traffic", {})
-            out["risk"] = await asyncio.to_thread(self._risk, at, step_id, full)
+            out["risk"] = await asyncio.to_thread(self._risk, at, step_id, False)
             raised: dict[str, list[int]] = {}
             out["alerts"] = await asyncio.to_thread(self._evaluate, at, raised)
             out["raised"] = raised
             out["tasks"] = await dispatch_raised(self.url, self.by_id, raised)
             self.stats.dispatched += len(out["tasks"])
+            # Last, so that no alert or task waits for it: a re-assignment is two assignments.
+            if self.settings.nowcast_traffic:
+                out["traffic"] = await asyncio.to_thread(self.reassign, step_id)
+                if "run_id" in out["traffic"]:
+                    # The traffic-fed layers changed: everything is scored again (the same as
+                    # `twin risk compute`); their rules are evaluated at the next step.
+                    out["risk_after_traffic"] = await asyncio.to_thread(
+                        self._risk, at, step_id, True
+                    )
             self.stats.last_error = None
         except FAILURES as exc:
             self.stats.failures += 1
@@ -167,38 +180,40 @@ class NowcastLoop:
 
     def reassign(self, step_id: int) -> dict[str, Any]:
         """Assign the peak again with the roads step ``step_id`` closes or slows, when they
-        differ from those of the last re-assignment; returns the run's summary, or
-        ``skipped`` with why not. A refused run (no commuters, say) is reported as ``error``,
-        like a failed step: the loop goes on."""
-        with psycopg.connect(self.url) as conn:
-            states = frozenset(
-                (int(link), str(state))
-                for link, state in conn.execute(
-                    "SELECT link_id, state_now FROM twin.nowcast_link"
-                    " WHERE step_id = %s AND state_now <> 'passable'",
-                    (step_id,),
-                ).fetchall()
-            )
-            if states == (self.road_states or frozenset()):
-                return {"skipped": "the roads' states are those of the last re-assignment"}
-            latest = latest_run_id(conn, "traffic")
-            row = conn.execute(
-                "SELECT params FROM twin.sim_run WHERE id = %s", (latest,)
-            ).fetchone()
-        if row is None:
-            return {"skipped": "no traffic run to re-assign (run `twin simulate traffic`)"}
-        last = row[0] or {}
-        keep = ("period", "peak_share", "zone_res", "target_trip_min", "gap", "max_iter")
+        differ from those the latest traffic run closed for the nowcast (none, when that run
+        came from elsewhere); returns the run's summary, or ``skipped`` with why not.
+
+        What was last re-assigned is read from the database, not kept here: a restarted loop,
+        another worker's loop and a run started by hand all see the same latest run. Never
+        raises: a refused or failed run is logged and counted like a failed step and reported
+        as ``error``; the next step tries again."""
         try:
+            with psycopg.connect(self.url) as conn:
+                states = _road_states(conn, step_id)
+                latest = latest_run_id(conn, "traffic")
+                row = conn.execute(
+                    "SELECT params FROM twin.sim_run WHERE id = %s", (latest,)
+                ).fetchone()
+                if row is None:
+                    return {"skipped": "no traffic run to re-assign (run `twin simulate traffic`)"}
+                last = row[0] or {}
+                before = last.get("nowcast_steps") or []
+                if states == (_road_states(conn, before[-1]) if before else frozenset()):
+                    return {"skipped": "the roads' states are those of the latest traffic run"}
+            keep = ("period", "peak_share", "zone_res", "target_trip_min", "events",
+                    "slowed_capacity", "gap", "max_iter")  # fmt: skip
             params = TrafficParams(
                 **{k: last[k] for k in keep if k in last},
                 nowcast_steps=(step_id,),
                 extra={"trigger": "nowcast"},
             )
             summary = run_traffic(self.settings, params)
-        except TrafficRunError as exc:
+        except Exception as exc:  # a failed re-assignment must not cost the step its alerts
+            self.stats.failures += 1
+            self.stats.last_error = f"traffic re-assignment: {exc}"
+            log.warning("nowcast loop: traffic re-assignment after step %s failed: %s",
+                        step_id, exc)  # fmt: skip
             return {"error": str(exc)}
-        self.road_states = states
         self.stats.reassigned += 1
         return summary
 

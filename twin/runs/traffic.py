@@ -355,8 +355,8 @@ def _run(
     with psycopg.connect(url) as conn, conn.transaction():
         baseline = None
         if scenario:
-            base_params = replace(params, flood_runs=(), close_links=(), events=False,
-                                  extra={"baseline_for": run_id})  # fmt: skip
+            base_params = replace(params, flood_runs=(), nowcast_steps=(), close_links=(),
+                                  events=False, extra={"baseline_for": run_id})  # fmt: skip
             base_id = store.create_run(conn, "traffic", base_params.as_json())
             store.start_run(conn, base_id)
             _store_links(conn, settings, base_id, roads, base, None)
