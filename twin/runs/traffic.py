@@ -204,35 +204,25 @@ def load_closures(conn: psycopg.Connection, roads: RoadGraph, params: TrafficPar
     out = Closures(np.zeros(n, dtype=bool), np.ones(n))
     index = pd.Series(np.arange(n), index=roads.link_id)
     check_references(conn, params)
-    for run_id in params.flood_runs:
-        states = conn.execute(
-            "SELECT link_id, state FROM twin.flood_link_result"
-            " WHERE run_id = %s AND state <> 'passable'",
-            (run_id,),
-        ).fetchall()
+    # (source tag, id, query): the links a flood run's maxima or a nowcast step's water now
+    # (not at the forecast horizon: what drivers meet) close or slow.
+    sources = [
+        ("flood", run_id, "SELECT link_id, state FROM twin.flood_link_result"
+         " WHERE run_id = %s AND state <> 'passable'") for run_id in params.flood_runs
+    ] + [
+        ("nowcast", step_id, "SELECT link_id, state_now FROM twin.nowcast_link"
+         " WHERE step_id = %s AND state_now <> 'passable'") for step_id in params.nowcast_steps
+    ]  # fmt: skip
+    for tag, key, sql_text in sources:
+        states = conn.execute(sql_text, (key,)).fetchall()
         for link_id, state in states:
             i = index[link_id]
             if state == "closed":
                 out.closed[i] = True
             else:
                 out.capacity_factor[i] = min(out.capacity_factor[i], params.slowed_capacity)
-        out.reasons[f"flood:{run_id}:closed"] = sum(1 for _, s in states if s == "closed")
-        out.reasons[f"flood:{run_id}:slowed"] = sum(1 for _, s in states if s == "slowed")
-    for step_id in params.nowcast_steps:
-        # The water on the roads now (not at the forecast horizon): what drivers meet.
-        states = conn.execute(
-            "SELECT link_id, state_now FROM twin.nowcast_link"
-            " WHERE step_id = %s AND state_now <> 'passable'",
-            (step_id,),
-        ).fetchall()
-        for link_id, state in states:
-            i = index[link_id]
-            if state == "closed":
-                out.closed[i] = True
-            else:
-                out.capacity_factor[i] = min(out.capacity_factor[i], params.slowed_capacity)
-        out.reasons[f"nowcast:{step_id}:closed"] = sum(1 for _, s in states if s == "closed")
-        out.reasons[f"nowcast:{step_id}:slowed"] = sum(1 for _, s in states if s == "slowed")
+        out.reasons[f"{tag}:{key}:closed"] = sum(1 for _, s in states if s == "closed")
+        out.reasons[f"{tag}:{key}:slowed"] = sum(1 for _, s in states if s == "slowed")
     if params.close_links:
         out.closed[index[list(params.close_links)].to_numpy()] = True
         out.reasons["explicit"] = len(set(params.close_links))
