@@ -96,9 +96,9 @@ def traffic_run(
 
     if not gap > 0 or max_iter < 1:
         fail("--gap must be > 0 and --max-iter >= 1", code=2)
-    import numba
+    from twin.sim.threads import most_threads
 
-    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    most = most_threads()
     if not 1 <= threads <= most:
         fail(f"--threads must be from 1 to NUMBA_NUM_THREADS ({most}), not {threads}", code=2)
     try:

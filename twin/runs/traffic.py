@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -34,6 +33,7 @@ from twin.runs import store
 from twin.runs.roadnet import RoadGraph, load_roads, zone_network
 from twin.settings import Settings
 from twin.sim.demand import Distribution, gravity
+from twin.sim.threads import most_threads
 from twin.sim.traffic import Assignment, Network, assign, delay_band, zone_costs
 
 #: Share of commuters who drive in the peak hour (the rest travel earlier, later or otherwise).
@@ -274,7 +274,7 @@ def run_traffic(
 ) -> dict[str, Any]:
     """Assign the peak hour on the twin and store it; returns the run's summary (with
     ``run_id``). A failure marks the run failed with the error and re-raises."""
-    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+    most = most_threads()
     if settings.traffic_threads > most:
         raise TrafficRunError(
             f"TWIN_TRAFFIC_THREADS={settings.traffic_threads} is more than numba offers here "

@@ -611,13 +611,12 @@ def init_groups(
 @numba.njit(parallel=True, cache=True)
 def grow_groups(
     members, gstart, origins, zone_node, first_thru, in_bush, cost, tail, head, open_link,
-    orders, counts, bstart, blink, bflow, work_i, work_f, lay_i, lay_f, changed,
+    orders, counts, bstart, blink, bflow, work_i, work_f, lay_i, lay_f,
 ):  # fmt: skip
     """Grow every origin's bush (drop unused links, add shortcuts), the groups in parallel.
 
     Growing reads the costs and never moves flow, so the bushes are independent here; the flow
-    shifts that follow stay serial (see the module notes). ``changed[k]`` tells whether bush
-    ``k``'s links changed.
+    shifts that follow stay serial (see the module notes) and label each bush afresh.
     """
     n_groups = gstart.shape[0] - 1
     for g in numba.prange(n_groups):
@@ -631,7 +630,7 @@ def grow_groups(
             order = orders[k]
             for m in range(n):
                 pos[order[m]] = m
-            changed[k] = _grow(
+            _grow(
                 zone_node[origins[k]], first_thru, n, in_bush[k], cost, tail, head, open_link,
                 order, pos, bstart[k], blink[k], bflow[k], wf[0], wi[1], wf[1], wi[2], wf[2],
                 wi, lay_i[g], lay_f[g],

@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -39,6 +38,7 @@ from twin.sim.flood_kernels import G
 from twin.sim.flood_region import ActiveRegion
 from twin.sim.flood_state import FloodState
 from twin.sim.rain import Series
+from twin.sim.threads import check_threads, numba_threads
 
 Side = Literal["open", "closed"]
 Friction = Literal["vector", "face"]
@@ -290,11 +290,7 @@ def simulate(
         raise ValueError("alpha must be in (0, 1] and theta in [0, 1]")
     if friction not in ("vector", "face"):
         raise ValueError(f"friction must be 'vector' or 'face', not {friction!r}")
-    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-    if not isinstance(threads, int) or not 1 <= threads <= most:
-        raise ValueError(
-            f"threads must be an integer from 1 to NUMBA_NUM_THREADS ({most}), not {threads!r}"
-        )
+    check_threads(threads)
     shape = (int(z.shape[0]), int(z.shape[1]))
     ny, nx = shape
     n, _ = _field(manning, shape, dtype, "manning")
@@ -386,11 +382,7 @@ def simulate(
     )  # fmt: skip
     packed = flood_inflows.pack(inflows, cell_area)
     started = time.perf_counter()
-    # numba's threads start only when asked for: a one-thread run (the default) leaves them be.
-    threads_before = numba.get_num_threads() if threads > 1 else 1
-    if threads > 1:
-        numba.set_num_threads(threads)
-    try:
+    with numba_threads(threads):
         while t < t_end - 1e-9:
             dt = alpha_eff * dx / math.sqrt(G * max(hmax, min_flow_depth_m))
             dt = min(dt, max_dt_s, next_out - t, t_end - t)
@@ -434,9 +426,6 @@ def simulate(
                 next_out = min(next_out + interval, t_end)
                 if progress is not None:
                     progress(t - t0, duration_s)
-    finally:
-        if threads > 1:
-            numba.set_num_threads(threads_before)
     wall = time.perf_counter() - started
     stored = float(h.sum(dtype=np.float64)) * cell_area
     vol["initial"] = initial

@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from twin.sim import bush
+from twin.sim.threads import check_threads, numba_threads
 
 FloatArray = npt.NDArray[np.float64]
 #: Sweeps over the bushes stop once one no longer shrinks the worst cost difference by this.
@@ -273,24 +273,12 @@ def assign(
     demand = np.array(demand, dtype=np.float64)
     closed = np.zeros(network.n_links, dtype=bool) if closed is None else np.asarray(closed, bool)
     _validate(network, demand, closed)
-    most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
-        raise ValueError(
-            f"threads must be an integer from 1 to NUMBA_NUM_THREADS ({most}), not {threads!r}"
-        )
-    # numba's threads start only when asked for: a one-thread run (the default) leaves them be.
-    threads_before = numba.get_num_threads() if threads > 1 else 1
-    if threads > 1:
-        numba.set_num_threads(threads)
-    try:
+    with numba_threads(check_threads(threads)):
         return _assign(
             network, demand, closed, gap=gap, max_iter=max_iter, inner_passes=inner_passes,
             full_sweeps=full_sweeps, max_sweeps=max_sweeps, sweep_tol=sweep_tol,
             threads=threads, on_iteration=on_iteration, start=start,
         )  # fmt: skip
-    finally:
-        if threads > 1:
-            numba.set_num_threads(threads_before)
 
 
 def _assign(
@@ -395,7 +383,6 @@ def _assign(
     sp_i = np.empty((threads, 2 * nl + 1), dtype=np.int64)
     sp_f = np.empty((threads, 2 * nl + 1))
     totals = np.empty(threads)
-    changed = np.empty(origins.shape[0], dtype=np.bool_)
     history: list[IterationRecord] = []
 
     def shortest(exact: bool) -> float:
@@ -422,7 +409,6 @@ def _assign(
             bush.grow_groups(
                 members, gstart, origins, zone_node, first_thru, in_bush, cost, tail, head,
                 open_link, orders, counts, bstart, blink, bflow, work_i, work_f, lay_i, lay_f,
-                changed,
             )  # fmt: skip
             grow = False
         worst = 0.0
