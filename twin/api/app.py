@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 import twin
@@ -77,6 +78,23 @@ def connection_options(settings: Settings, *, public: bool = False) -> str:
     )
 
 
+def _keep_autocommit(autocommit: bool) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """A pool's ``reset``: every connection goes back into the pool in the pool's own mode.
+
+    psycopg_pool's ``check_connection`` turns autocommit on for its probe and off again after.
+    A request cancelled between the two (a client leaving an SSE stream while it waits for a
+    connection) put the connection back in autocommit, and from then on every transaction
+    setting on it did nothing: ``SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`` only warned,
+    so the stream failed on every read, and a caller's scope set for the transaction lasted one
+    statement (the next saw none: closed, but wrong)."""
+
+    async def reset(conn: AsyncConnection) -> None:
+        if conn.autocommit != autocommit:
+            await conn.set_autocommit(autocommit)
+
+    return reset
+
+
 def make_pool(
     url: str, settings: Settings, *, public: bool = False, name: str = "twin-api"
 ) -> AsyncConnectionPool:
@@ -91,6 +109,7 @@ def make_pool(
         timeout=settings.pool_timeout_s,
         open=False,
         check=AsyncConnectionPool.check_connection,
+        reset=_keep_autocommit(public),
         # Backoff grows without bound while an attempt lasts, so keep attempts short: once one
         # gives up, the next waiting request starts a fresh attempt at once.
         reconnect_timeout=settings.pool_reconnect_timeout_s,
